@@ -1,0 +1,1 @@
+"""spy_rl_trading layer."""
