@@ -1,0 +1,146 @@
+"""``spy-rl``: the command line of the SPY RL trading system."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from finrl import __version__
+from finrl.applications.spy_rl_trading.cli_support import (
+    CsvOption,
+    DatasetsDirOption,
+    EndOption,
+    OfflineOption,
+    SourceOption,
+    StartOption,
+    SymbolOption,
+    VixCsvOption,
+    VixOption,
+    data_overrides,
+    echo_lines,
+    guarded,
+    start_command,
+)
+
+app = typer.Typer(
+    name="spy-rl",
+    help="Reinforcement-learning trading for SPY: data, training, backtests, paper trading.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Fetch, cache and validate market data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG | INFO | WARNING | ERROR  [env: SPY_LOG_LEVEL]")
+    ] = None,
+    log_json: Annotated[
+        bool | None, typer.Option("--log-json/--log-console", help="JSON log lines  [env: SPY_LOG_JSON]")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed  [env: SPY_RANDOM_SEED]")] = None,
+) -> None:
+    ctx.obj = {"log_level": log_level, "log_json": log_json, "random_seed": seed}
+
+
+@app.command()
+def version() -> None:
+    """Print the installed finrl version."""
+    typer.echo(f"finrl {__version__}")
+
+
+@data_app.command("fetch")
+@guarded
+def data_fetch(
+    ctx: typer.Context,
+    source: SourceOption = None,
+    symbol: SymbolOption = None,
+    csv: CsvOption = None,
+    vix_csv: VixCsvOption = None,
+    vix: VixOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    offline: OfflineOption = None,
+    datasets_dir: DatasetsDirOption = None,
+) -> None:
+    """Download (or read from cache), validate and featurise daily bars into the datasets folder."""
+    from finrl.meta.data.market_data import load_market_data
+    from finrl.meta.dataset import write_feature_dataset
+    from finrl.meta.features import FeatureSpec, build_features
+
+    settings = start_command(
+        ctx, **data_overrides(source, symbol, csv, vix_csv, vix, start, end, offline, datasets_dir)
+    )
+    data = load_market_data(settings.data_request(), settings.datasets_dir)
+    spec = FeatureSpec(use_vix=settings.use_vix)
+    features = build_features(data.bars, spec)
+    path = write_feature_dataset(data, features, spec)
+    echo_lines(
+        [
+            f"dataset:  {path.parent}",
+            f"source:   {data.label}",
+            f"bars:     {len(data.bars)} days {data.bars.index[0]:%Y-%m-%d}..{data.bars.index[-1]:%Y-%m-%d}",
+            f"features: {len(features)} days from {features.index[0]:%Y-%m-%d} "
+            f"({len(spec.observation_columns)} observation columns: {', '.join(spec.observation_columns)})",
+            f"fingerprint: {data.fingerprint[:16]}",
+            *(f"warning:  {w}" for w in data.report.warnings),
+        ]
+    )
+
+
+@data_app.command("validate")
+@guarded
+def data_validate(
+    ctx: typer.Context,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Validate this CSV of daily bars")] = None,
+    vix_csv: VixCsvOption = None,
+    source: SourceOption = None,
+    symbol: SymbolOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    offline: OfflineOption = None,
+    datasets_dir: DatasetsDirOption = None,
+) -> None:
+    """Check daily bars: NYSE calendar, duplicates, OHLC consistency, prices, volume, NaN, jumps.
+
+    Exits 0 on good data; otherwise prints one line per problem and exits 1.
+    """
+    from finrl.meta.data.frames import canonical_bars
+    from finrl.meta.data.sources import CsvVixSource, read_price_csv
+    from finrl.meta.data.validation import validate_bars
+
+    settings = start_command(
+        ctx, **data_overrides(source, symbol, None, None, None, start, end, offline, datasets_dir)
+    )
+    if csv is not None:
+        label = str(csv)
+        bars = canonical_bars(read_price_csv(csv), what=label)
+        if vix_csv is not None:
+            bars = bars.join(CsvVixSource(vix_csv).fetch_vix(None, None), how="left")
+    else:
+        from finrl.meta.data.market_data import resolve_sources
+        from finrl.meta.data.sources import SAMPLE_LABEL
+
+        request = settings.data_request()
+        bar_source, _ = resolve_sources(request)
+        label = SAMPLE_LABEL if request.source == "sample" else bar_source.label
+        bars = bar_source.fetch(request.symbol, request.start, request.end)
+    report = validate_bars(bars)
+    echo_lines([f"{label}: {report.summary()}", *(f"warning: {w}" for w in report.warnings)])
+    if not report.ok:
+        echo_lines([f"error: {e}" for e in report.errors], err=True)
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

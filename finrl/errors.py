@@ -1,0 +1,30 @@
+"""Errors a user can cause, as opposed to bugs.
+
+Entry points catch :class:`FinRLError` and print its message as one line with a non-zero exit
+code; anything else is a bug and keeps its traceback.
+"""
+
+
+class FinRLError(Exception):
+    """A problem the user can fix (bad input, missing data, wrong settings)."""
+
+    exit_code = 1
+
+
+class ConfigError(FinRLError):
+    """Settings or command-line values are invalid."""
+
+    exit_code = 2
+
+
+class DataError(FinRLError):
+    """Market data cannot be obtained or is unusable."""
+
+
+class DataValidationError(DataError):
+    """Market data failed validation; ``problems`` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
+        super().__init__(f"{source}: {len(problems)} data problem(s): {shown}")

@@ -1,0 +1,60 @@
+"""Atomic file writes: a reader sees the old file or the complete new one, never half of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` only on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        tmp.replace(target)
+        _fsync_dir(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(target: Path, write: Callable[[IO[Any]], None], *, binary: bool = False) -> None:
+    with (
+        atomic_path(target) as tmp,
+        tmp.open("wb" if binary else "w", encoding=None if binary else "utf-8") as f,
+    ):
+        write(f)
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    atomic_write(target, lambda f: f.write(text))
+
+
+def atomic_write_json(target: Path, data: Any) -> None:
+    atomic_write_text(target, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # not every platform can open a directory
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,314 @@
+"""Where daily bars come from: Yahoo, a CSV file, Alpaca, or the offline sample.
+
+Each source returns the canonical frame of :mod:`finrl.meta.data.frames`. Network sources are
+imported lazily so that ``import finrl`` stays light and offline use never touches them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import pandas as pd
+
+from finrl.errors import DataError
+from finrl.log import get_logger
+from finrl.meta.data.frames import canonical_bars, normalise_column_names, to_date_index
+
+log = get_logger(__name__)
+
+SAMPLE_LABEL = "S&P 500 index daily bars (arch package sample, 1999-2018): an offline stand-in for SPY"
+
+
+class BarSource(Protocol):
+    """Daily bars for one symbol; ``cache_token`` identifies the content for the cache key."""
+
+    name: str
+    needs_network: bool
+    label: str
+
+    def cache_token(self) -> str: ...
+
+    def fetch(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame: ...
+
+
+class VixSource(Protocol):
+    name: str
+    needs_network: bool
+
+    def cache_token(self) -> str: ...
+
+    def fetch_vix(self, start: date | None, end: date | None) -> pd.Series: ...
+
+
+def _between(
+    frame: pd.DataFrame | pd.Series, start: date | None, end: date | None
+) -> pd.DataFrame | pd.Series:
+    lo = pd.Timestamp(start) if start else None
+    hi = pd.Timestamp(end) if end else None
+    return frame.loc[lo:hi]
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_price_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV of daily bars (date, open, high, low, close[, adj_close], volume), any case."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"CSV file not found: {path}")
+    try:
+        raw = pd.read_csv(path, float_precision="round_trip")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
+    raw.columns = normalise_column_names(raw.columns)
+    if "date" not in raw.columns:
+        raise DataError(f"{path}: missing column date (have: {', '.join(raw.columns)})")
+    if raw.empty:
+        raise DataError(f"{path}: no rows")
+    raw.index = to_date_index(raw.pop("date"), what=str(path))
+    return raw
+
+
+@dataclass(frozen=True)
+class CsvBarSource:
+    path: Path
+    name: ClassVar[str] = "csv"
+    needs_network: ClassVar[bool] = False
+
+    @property
+    def label(self) -> str:
+        return f"CSV file {self.path.name}"
+
+    def cache_token(self) -> str:
+        return _file_digest(Path(self.path)) if Path(self.path).is_file() else "missing"
+
+    def fetch(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
+        bars = canonical_bars(read_price_csv(self.path), what=str(self.path))
+        return _between(bars, start, end)
+
+
+@dataclass(frozen=True)
+class CsvVixSource:
+    path: Path
+    name: ClassVar[str] = "csv"
+    needs_network: ClassVar[bool] = False
+
+    def cache_token(self) -> str:
+        return _file_digest(Path(self.path)) if Path(self.path).is_file() else "missing"
+
+    def fetch_vix(self, start: date | None, end: date | None) -> pd.Series:
+        frame = read_price_csv(self.path)
+        column = next((c for c in ("close", "vix", "adj_close") if c in frame.columns), None)
+        if column is None:
+            raise DataError(f"{self.path}: a VIX CSV needs a close (or vix) column")
+        vix = pd.to_numeric(frame[column], errors="coerce").rename("vix")
+        return _between(vix, start, end)
+
+
+# --------------------------------------------------------------------------- sample (arch)
+
+
+@dataclass(frozen=True)
+class SampleBarSource:
+    """Real S&P 500 index bars shipped with ``arch``; always installed, never needs a network."""
+
+    name: ClassVar[str] = "sample"
+    needs_network: ClassVar[bool] = False
+    label: ClassVar[str] = SAMPLE_LABEL
+
+    def cache_token(self) -> str:
+        from importlib.metadata import version
+
+        return f"arch{version('arch')}"
+
+    def fetch(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
+        from arch.data import sp500
+
+        if symbol.upper() != "SPY":
+            log.warning("sample_symbol_ignored", symbol=symbol, note="the sample only has the S&P 500 index")
+        raw = sp500.load()
+        raw.columns = normalise_column_names(raw.columns)
+        raw.index = to_date_index(raw.index, what="arch sp500 sample")
+        return _between(canonical_bars(raw, what="arch sp500 sample"), start, end)
+
+
+@dataclass(frozen=True)
+class SampleVixSource:
+    name: ClassVar[str] = "sample"
+    needs_network: ClassVar[bool] = False
+
+    def cache_token(self) -> str:
+        return SampleBarSource().cache_token()
+
+    def fetch_vix(self, start: date | None, end: date | None) -> pd.Series:
+        from arch.data import vix
+
+        raw = vix.load()
+        series = raw["vix"].dropna().rename("vix")  # the file lists holidays as empty rows
+        series.index = to_date_index(series.index, what="arch vix sample")
+        return _between(series, start, end)
+
+
+# --------------------------------------------------------------------------- Yahoo
+
+
+def _flatten_yahoo(raw: pd.DataFrame | None, symbol: str) -> pd.DataFrame:
+    """Flat, canonically named columns and a date index from ``yfinance.download`` output.
+
+    yfinance returns (Price, Ticker) MultiIndex columns since 0.2.48 and flat columns before it
+    or with ``multi_level_index=False``; both shapes are accepted.
+    """
+    if raw is None or raw.empty:
+        raise DataError(f"Yahoo returned no data for {symbol} (unknown ticker, empty range or no network)")
+    frame = raw.copy()
+    if isinstance(frame.columns, pd.MultiIndex):
+        tickers = set(frame.columns.get_level_values(-1))
+        if symbol in tickers:
+            frame = frame.xs(symbol, axis=1, level=-1)
+        elif len(tickers) == 1:
+            frame.columns = frame.columns.get_level_values(0)
+        else:
+            raise DataError(f"Yahoo data has no column for {symbol} (tickers: {sorted(tickers)})")
+    frame.columns = normalise_column_names(frame.columns)
+    frame.index = to_date_index(frame.index, what=f"Yahoo {symbol}")
+    return frame.dropna(how="all")
+
+
+def parse_yahoo_frame(raw: pd.DataFrame | None, symbol: str) -> pd.DataFrame:
+    """Canonical bars from yfinance output downloaded with ``auto_adjust=False``.
+
+    With ``auto_adjust=True`` (yfinance's default since 0.2.51) there is no "Adj Close" and OHLC
+    are dividend-adjusted, which would fill orders at prices that never traded: refused.
+    """
+    frame = _flatten_yahoo(raw, symbol)
+    if "adj_close" not in frame.columns:
+        raise DataError("Yahoo data has no 'Adj Close' column: download with auto_adjust=False")
+    return canonical_bars(frame, what=f"Yahoo {symbol}")
+
+
+def _yahoo_download(symbol: str, start: date | None, end: date | None) -> pd.DataFrame | None:
+    import yfinance as yf
+
+    return yf.download(
+        symbol,
+        start=start.isoformat() if start else "1993-01-01",
+        end=(end + timedelta(days=1)).isoformat() if end else None,  # yfinance's end is exclusive
+        auto_adjust=False,
+        actions=False,
+        progress=False,
+        multi_level_index=True,
+        threads=False,
+    )
+
+
+@dataclass(frozen=True)
+class YahooBarSource:
+    name: ClassVar[str] = "yahoo"
+    needs_network: ClassVar[bool] = True
+
+    @property
+    def label(self) -> str:
+        return "Yahoo Finance daily bars"
+
+    def cache_token(self) -> str:
+        return ""
+
+    def fetch(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
+        try:
+            raw = _yahoo_download(symbol, start, end)
+        except Exception as exc:  # yfinance raises many network/HTTP error types
+            raise DataError(f"Yahoo download of {symbol} failed: {exc}") from exc
+        return _between(parse_yahoo_frame(raw, symbol), start, end)
+
+
+@dataclass(frozen=True)
+class YahooVixSource:
+    name: ClassVar[str] = "yahoo"
+    needs_network: ClassVar[bool] = True
+    ticker: ClassVar[str] = "^VIX"
+
+    def cache_token(self) -> str:
+        return ""
+
+    def fetch_vix(self, start: date | None, end: date | None) -> pd.Series:
+        try:
+            raw = _yahoo_download(self.ticker, start, end)
+        except Exception as exc:  # yfinance raises many network/HTTP error types
+            raise DataError(f"Yahoo download of {self.ticker} failed: {exc}") from exc
+        close = _flatten_yahoo(raw, self.ticker)["close"]
+        return _between(pd.to_numeric(close, errors="coerce").dropna().rename("vix"), start, end)
+
+
+# --------------------------------------------------------------------------- Alpaca
+
+
+@dataclass(frozen=True)
+class AlpacaBarSource:
+    """Daily bars from Alpaca's market-data API: raw bars for prices, all-adjusted for adj_close."""
+
+    api_key: str
+    api_secret: str
+    feed: str = "iex"
+    url_override: str | None = None
+    name: ClassVar[str] = "alpaca"
+    needs_network: ClassVar[bool] = True
+
+    @property
+    def label(self) -> str:
+        return f"Alpaca daily bars ({self.feed} feed)"
+
+    def cache_token(self) -> str:
+        return self.feed
+
+    def fetch(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
+        raw = self._bars(symbol, start, end, "raw")
+        adjusted = self._bars(symbol, start, end, "all")
+        raw["adj_close"] = adjusted["close"].reindex(raw.index)
+        return canonical_bars(raw, what=f"Alpaca {symbol}")
+
+    def _bars(self, symbol: str, start: date | None, end: date | None, adjustment: str) -> pd.DataFrame:
+        from alpaca.common.exceptions import APIError
+        from alpaca.data.enums import Adjustment, DataFeed
+        from alpaca.data.historical import StockHistoricalDataClient
+        from alpaca.data.requests import StockBarsRequest
+        from alpaca.data.timeframe import TimeFrame
+
+        client = StockHistoricalDataClient(self.api_key, self.api_secret, url_override=self.url_override)
+        request = StockBarsRequest(
+            symbol_or_symbols=symbol,
+            timeframe=TimeFrame.Day,
+            start=pd.Timestamp(start or date(2016, 1, 1)).to_pydatetime(),
+            end=pd.Timestamp(end).to_pydatetime() + timedelta(days=1) if end else None,
+            adjustment=Adjustment(adjustment),
+            feed=DataFeed(self.feed),
+        )
+        try:
+            barset = client.get_stock_bars(request)
+        except APIError as exc:
+            status = getattr(exc, "status_code", None)
+            hint = " (check ALPACA_API_KEY / ALPACA_API_SECRET)" if status in (401, 403) else ""
+            raise DataError(f"Alpaca bars request failed: HTTP {status}{hint}") from exc
+        except Exception as exc:  # requests' connection errors, timeouts
+            raise DataError(f"Alpaca bars request failed: {exc}") from exc
+        rows = barset.data.get(symbol, [])
+        if not rows:
+            raise DataError(f"Alpaca returned no {symbol} bars for {start}..{end}")
+        frame = pd.DataFrame(
+            {
+                "open": [b.open for b in rows],
+                "high": [b.high for b in rows],
+                "low": [b.low for b in rows],
+                "close": [b.close for b in rows],
+                "volume": [b.volume for b in rows],
+            },
+            index=to_date_index([b.timestamp for b in rows], what=f"Alpaca {symbol}"),
+        )
+        return _between(frame, start, end)

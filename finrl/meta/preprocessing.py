@@ -1,0 +1,158 @@
+"""Date splits and feature normalisation fitted on the training window only.
+
+The normaliser is plain data (column names, means, standard deviations) so it can live in a
+model bundle as JSON and be re-applied bit-for-bit in backtests and live trading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from finrl.errors import DataError
+
+DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise DataError(f"date window starts after it ends: {self.start} > {self.end}")
+
+    def slice(self, frame: pd.DataFrame, *, what: str = "window") -> pd.DataFrame:
+        part = frame.loc[pd.Timestamp(self.start) : pd.Timestamp(self.end)]
+        if part.empty:
+            raise DataError(f"the {what} {self.start}..{self.end} holds no trading days of the data")
+        return part
+
+    def overlaps(self, other: DateWindow) -> bool:
+        return self.start <= other.end and other.start <= self.end
+
+    def to_dict(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> DateWindow:
+        return cls(date.fromisoformat(data["start"]), date.fromisoformat(data["end"]))
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    train: DateWindow
+    validation: DateWindow | None
+    test: DateWindow | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (w.to_dict() if w else None) for k, w in self.__dict__.items()}
+
+
+def _day(ts: pd.Timestamp) -> date:
+    return ts.date()
+
+
+def split_by_dates(
+    index: pd.DatetimeIndex,
+    *,
+    train_start: date | None = None,
+    train_end: date | None = None,
+    val_start: date | None = None,
+    val_end: date | None = None,
+    test_start: date | None = None,
+    test_end: date | None = None,
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+) -> DataSplit:
+    """Consecutive train / validation / test windows over ``index``.
+
+    Explicit dates win; any boundary left open is placed by ``fractions`` of the trading days.
+    A validation or test window that would be empty is ``None``; windows never overlap.
+    """
+    if len(index) == 0:
+        raise DataError("cannot split an empty dataset")
+    days = pd.DatetimeIndex(index)
+    n = len(days)
+    cut_train = days[min(n - 1, max(0, int(n * fractions[0]) - 1))]
+    cut_val = days[min(n - 1, max(0, int(n * (fractions[0] + fractions[1])) - 1))]
+
+    t_start = train_start or _day(days[0])
+    t_end = train_end or _day(cut_train)
+    train = DateWindow(t_start, t_end)
+
+    after_train = days[days > pd.Timestamp(t_end)]
+    validation = None
+    v_start = val_start or (_day(after_train[0]) if len(after_train) else None)
+    if v_start is not None:
+        v_end = val_end or (
+            _day(cut_val) if test_start is None else _day(days[days < pd.Timestamp(test_start)][-1])
+        )
+        if pd.Timestamp(v_end) >= pd.Timestamp(v_start):
+            validation = DateWindow(v_start, v_end)
+
+    after = days[days > pd.Timestamp((validation or train).end)]
+    test = None
+    s_start = test_start or (_day(after[0]) if len(after) else None)
+    if s_start is not None:
+        test = DateWindow(s_start, test_end or _day(days[-1]))
+
+    windows = [("train", train), ("validation", validation), ("test", test)]
+    present = [(name, w) for name, w in windows if w is not None]
+    for (name_a, a), (name_b, b) in zip(present, present[1:], strict=False):
+        if a.overlaps(b):
+            raise DataError(
+                f"the {name_a} window {a.start}..{a.end} overlaps the {name_b} window {b.start}..{b.end}"
+            )
+    return DataSplit(train, validation, test)
+
+
+@dataclass(frozen=True)
+class FeatureNormalizer:
+    """z-score per column with statistics from the training window; values clipped to ``clip``."""
+
+    columns: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    clip: float = 10.0
+
+    @classmethod
+    def fit(
+        cls, frame: pd.DataFrame, columns: tuple[str, ...] | list[str], clip: float = 10.0
+    ) -> FeatureNormalizer:
+        values = frame[list(columns)].to_numpy(dtype=np.float64)
+        if len(values) < 2:
+            raise DataError("need at least two training days to fit the feature normalisation")
+        std = values.std(axis=0, ddof=0)
+        std = np.where(std > 1e-12, std, 1.0)  # a constant column passes through centred
+        return cls(tuple(columns), tuple(map(float, values.mean(axis=0))), tuple(map(float, std)), clip)
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"data lacks feature column(s) the model was trained with: {', '.join(missing)}")
+        values = frame[list(self.columns)].to_numpy(dtype=np.float64)
+        scaled = (values - np.asarray(self.mean)) / np.asarray(self.std)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.columns),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "clip": self.clip,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureNormalizer:
+        try:
+            columns, mean, std = tuple(data["columns"]), tuple(data["mean"]), tuple(data["std"])
+        except KeyError as exc:
+            raise DataError(f"normalisation statistics lack {exc}") from exc
+        if not (len(columns) == len(mean) == len(std)):
+            raise DataError("normalisation statistics have inconsistent lengths")
+        return cls(columns, tuple(map(float, mean)), tuple(map(float, std)), float(data.get("clip", 10.0)))
