@@ -27,9 +27,7 @@ DEFAULT_INDICATORS: tuple[str, ...] = (
     "close_30_sma",
     "close_60_sma",
 )
-_PRICE_LEVEL = re.compile(
-    r"^(macd[sh]?|boll(_ub|_lb)?(_\d+)?|(open|high|low|close)_\d+_(sma|ema|smma|tema|wma|mstd))$"
-)
+_PRICE_LEVEL = re.compile(r"^(macd[sh]?|boll(_ub|_lb)?(_\d+)?|(open|high|low|close)_\d+_(sma|ema|smma|tema|wma|mstd))$")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close", "volume")
 
 
@@ -109,9 +107,7 @@ def build_features(bars: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
         out[f"{name}_rel" if is_price_level(name) else name] = (
             indicators[name] / bars["adj_close"] if is_price_level(name) else indicators[name]
         )
-    out[f"realized_vol_{spec.volatility_window}"] = log_return.rolling(
-        spec.volatility_window
-    ).std() * np.sqrt(252)
+    out[f"realized_vol_{spec.volatility_window}"] = log_return.rolling(spec.volatility_window).std() * np.sqrt(252)
     out["turbulence"] = turbulence(log_return, spec.turbulence_window)
     if spec.use_vix:
         out["vix"] = bars["vix"]
@@ -120,9 +116,7 @@ def build_features(bars: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     observation = out[list(spec.observation_columns)].replace([np.inf, -np.inf], np.nan)
     bad = out.index[observation.isna().any(axis=1).to_numpy()]
     if len(bad):
-        raise DataError(
-            f"features undefined (NaN/inf) on {len(bad)} day(s), first {bad[0]:%Y-%m-%d}: check the data"
-        )
+        raise DataError(f"features undefined (NaN/inf) on {len(bad)} day(s), first {bad[0]:%Y-%m-%d}: check the data")
     return out
 
 

@@ -6,6 +6,7 @@ model bundle as JSON and be re-applied bit-for-bit in backtests and live trading
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -89,9 +90,7 @@ def split_by_dates(
     validation = None
     v_start = val_start or (_day(after_train[0]) if len(after_train) else None)
     if v_start is not None:
-        v_end = val_end or (
-            _day(cut_val) if test_start is None else _day(days[days < pd.Timestamp(test_start)][-1])
-        )
+        v_end = val_end or (_day(cut_val) if test_start is None else _day(days[days < pd.Timestamp(test_start)][-1]))
         if pd.Timestamp(v_end) >= pd.Timestamp(v_start):
             validation = DateWindow(v_start, v_end)
 
@@ -103,11 +102,9 @@ def split_by_dates(
 
     windows = [("train", train), ("validation", validation), ("test", test)]
     present = [(name, w) for name, w in windows if w is not None]
-    for (name_a, a), (name_b, b) in zip(present, present[1:], strict=False):
+    for (name_a, a), (name_b, b) in itertools.pairwise(present):
         if a.overlaps(b):
-            raise DataError(
-                f"the {name_a} window {a.start}..{a.end} overlaps the {name_b} window {b.start}..{b.end}"
-            )
+            raise DataError(f"the {name_a} window {a.start}..{a.end} overlaps the {name_b} window {b.start}..{b.end}")
     return DataSplit(train, validation, test)
 
 
@@ -121,9 +118,7 @@ class FeatureNormalizer:
     clip: float = 10.0
 
     @classmethod
-    def fit(
-        cls, frame: pd.DataFrame, columns: tuple[str, ...] | list[str], clip: float = 10.0
-    ) -> FeatureNormalizer:
+    def fit(cls, frame: pd.DataFrame, columns: tuple[str, ...] | list[str], clip: float = 10.0) -> FeatureNormalizer:
         values = frame[list(columns)].to_numpy(dtype=np.float64)
         if len(values) < 2:
             raise DataError("need at least two training days to fit the feature normalisation")

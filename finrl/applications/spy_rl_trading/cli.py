@@ -38,9 +38,7 @@ app.add_typer(data_app, name="data")
 @app.callback()
 def root(
     ctx: typer.Context,
-    log_level: Annotated[
-        str | None, typer.Option(help="DEBUG | INFO | WARNING | ERROR  [env: SPY_LOG_LEVEL]")
-    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG | INFO | WARNING | ERROR  [env: SPY_LOG_LEVEL]")] = None,
     log_json: Annotated[
         bool | None, typer.Option("--log-json/--log-console", help="JSON log lines  [env: SPY_LOG_JSON]")
     ] = None,
@@ -115,9 +113,7 @@ def data_validate(
     from finrl.meta.data.sources import CsvVixSource, read_price_csv
     from finrl.meta.data.validation import validate_bars
 
-    settings = start_command(
-        ctx, **data_overrides(source, symbol, None, None, None, start, end, offline, datasets_dir)
-    )
+    settings = start_command(ctx, **data_overrides(source, symbol, None, None, None, start, end, offline, datasets_dir))
     if csv is not None:
         label = str(csv)
         bars = canonical_bars(read_price_csv(csv), what=label)

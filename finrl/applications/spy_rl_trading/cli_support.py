@@ -22,18 +22,12 @@ SourceOption = Annotated[
     typer.Option("--source", "--data-source", help="yahoo | csv | alpaca | sample  [env: SPY_DATA_SOURCE]"),
 ]
 SymbolOption = Annotated[str | None, typer.Option(help="Ticker to trade  [env: SPY_SYMBOL]")]
-CsvOption = Annotated[
-    Path | None, typer.Option("--csv", help="Daily bars CSV for --source csv  [env: SPY_CSV_PATH]")
-]
-VixCsvOption = Annotated[
-    Path | None, typer.Option("--vix-csv", help="VIX daily CSV  [env: SPY_VIX_CSV_PATH]")
-]
+CsvOption = Annotated[Path | None, typer.Option("--csv", help="Daily bars CSV for --source csv  [env: SPY_CSV_PATH]")]
+VixCsvOption = Annotated[Path | None, typer.Option("--vix-csv", help="VIX daily CSV  [env: SPY_VIX_CSV_PATH]")]
 VixOption = Annotated[
     bool | None, typer.Option("--vix/--no-vix", help="Use VIX as a feature (default on)  [env: SPY_USE_VIX]")
 ]
-StartOption = Annotated[
-    str | None, typer.Option("--start", help="First date YYYY-MM-DD  [env: SPY_START_DATE]")
-]
+StartOption = Annotated[str | None, typer.Option("--start", help="First date YYYY-MM-DD  [env: SPY_START_DATE]")]
 EndOption = Annotated[str | None, typer.Option("--end", help="Last date YYYY-MM-DD  [env: SPY_END_DATE]")]
 OfflineOption = Annotated[
     bool | None, typer.Option("--offline/--online", help="Use only cached data  [env: SPY_OFFLINE]")

@@ -74,9 +74,7 @@ class Settings(BaseSettings):
     logs_dir: Path = Path("logs")
 
     # Alpaca, under the names the deployment doc and Alpaca's own tools use
-    alpaca_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("ALPACA_API_KEY", "alpaca_api_key")
-    )
+    alpaca_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("ALPACA_API_KEY", "alpaca_api_key"))
     alpaca_api_secret: SecretStr | None = Field(
         None, validation_alias=AliasChoices("ALPACA_API_SECRET", "alpaca_api_secret")
     )

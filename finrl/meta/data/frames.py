@@ -45,9 +45,7 @@ def canonical_bars(frame: pd.DataFrame, *, what: str) -> pd.DataFrame:
     """Select, order and type the bar columns; ``adj_close`` defaults to ``close``."""
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise DataError(
-            f"{what}: missing column(s) {', '.join(missing)} (have: {', '.join(map(str, frame.columns))})"
-        )
+        raise DataError(f"{what}: missing column(s) {', '.join(missing)} (have: {', '.join(map(str, frame.columns))})")
     out = frame.copy()
     if "adj_close" not in out.columns:
         out["adj_close"] = out["close"]

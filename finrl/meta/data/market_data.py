@@ -125,7 +125,10 @@ def cache_key(request: DataRequest, bars: BarSource, vix: VixSource | None) -> s
     # An open-ended network fetch is only reusable on the day it was made.
     end = request.end or (date.today() if bars.needs_network else None)
     end_part = end.isoformat() if end else "last"
-    vix_part = (
+    vix_part = "novix"
+    if vix is not None:  # the VIX token matters only when it differs from the bars' (a separate CSV)
+        vix_token = vix.cache_token()
+        vix_part = f"vix-{vix.name}" + (f"-{vix_token}" if vix_token and vix_token != bars.cache_token() else "")
         f"vix-{vix.name}-{vix.cache_token()}"
         if vix and vix.cache_token() != bars.cache_token()
         else (f"vix-{vix.name}" if vix else "novix")

@@ -44,9 +44,7 @@ class VixSource(Protocol):
     def fetch_vix(self, start: date | None, end: date | None) -> pd.Series: ...
 
 
-def _between(
-    frame: pd.DataFrame | pd.Series, start: date | None, end: date | None
-) -> pd.DataFrame | pd.Series:
+def _between(frame: pd.DataFrame | pd.Series, start: date | None, end: date | None) -> pd.DataFrame | pd.Series:
     lo = pd.Timestamp(start) if start else None
     hi = pd.Timestamp(end) if end else None
     return frame.loc[lo:hi]

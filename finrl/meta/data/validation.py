@@ -116,9 +116,7 @@ def validate_bars(bars: pd.DataFrame, *, check_calendar: bool = True) -> Validat
         warn(f"daily moves above {JUMP_WARNING:.0%} on {_dates(jumps)}")
     factor_jumps = index[(factor_moves.abs() > ADJUSTMENT_JUMP_WARNING).to_numpy()]
     if len(factor_jumps):
-        warn(
-            f"adjustment factor (adj_close/close) jumps above {ADJUSTMENT_JUMP_WARNING:.0%} on {_dates(factor_jumps)}"
-        )
+        warn(f"adjustment factor (adj_close/close) jumps above {ADJUSTMENT_JUMP_WARNING:.0%} on {_dates(factor_jumps)}")
     if "adj_close" in bars.columns and bars["adj_close"].equals(bars["close"]):
         warn("adj_close equals close: returns ignore dividends")
     return report
