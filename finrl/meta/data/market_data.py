@@ -129,10 +129,6 @@ def cache_key(request: DataRequest, bars: BarSource, vix: VixSource | None) -> s
     if vix is not None:  # the VIX token matters only when it differs from the bars' (a separate CSV)
         vix_token = vix.cache_token()
         vix_part = f"vix-{vix.name}" + (f"-{vix_token}" if vix_token and vix_token != bars.cache_token() else "")
-        f"vix-{vix.name}-{vix.cache_token()}"
-        if vix and vix.cache_token() != bars.cache_token()
-        else (f"vix-{vix.name}" if vix else "novix")
-    )
     raw = f"{request.source}-{request.symbol}-{start}-{end_part}-{vix_part}-{bars.cache_token()}"
     return re.sub(r"[^A-Za-z0-9._-]+", "", raw.replace("^", "")).strip("-")
 
@@ -177,9 +173,7 @@ def _fetch(request: DataRequest, bar_source: BarSource, vix_source: VixSource | 
     if vix.empty:
         raise DataError(f"no VIX data from {vix_source.name} between {request.start} and {request.end}")
     if vix.index[0] > bars.index[0] and request.start is None:
-        log.info(
-            "data_start_trimmed", first_vix=f"{vix.index[0]:%Y-%m-%d}", note="no start asked: begin with VIX"
-        )
+        log.info("data_start_trimmed", first_vix=f"{vix.index[0]:%Y-%m-%d}", note="no start asked: begin with VIX")
         bars = bars.loc[vix.index[0] :]
     elif vix.index[0] > bars.index[0]:
         raise DataError(
