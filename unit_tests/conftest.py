@@ -1,0 +1,84 @@
+"""Shared fixtures: real sample bars, generated bars on the NYSE calendar, the shared data folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test sees the developer's SPY_*/ALPACA_* variables, .env file or /run/secrets."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("SPY_", "ALPACA_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SPY_ENV_FILE", str(tmp_path / "absent.env"))
+    monkeypatch.setenv("SPY_SECRETS_DIR", str(tmp_path / "absent-secrets"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def sample_bars() -> pd.DataFrame:
+    """Real S&P 500 bars with VIX from the arch package (2014-01-03..2018-12-31)."""
+    from finrl.meta.data.sources import SampleBarSource, SampleVixSource
+
+    bars = SampleBarSource().fetch("SPY", None, None)
+    vix = SampleVixSource().fetch_vix(None, None)
+    return bars.loc[vix.index[0] :].join(vix, how="left")
+
+
+def nyse_days(start: str, periods: int) -> pd.DatetimeIndex:
+    from finrl.meta.data.validation import trading_sessions
+
+    days = trading_sessions(pd.Timestamp(start), pd.Timestamp(start) + pd.Timedelta(days=periods * 2 + 30))
+    return days[:periods]
+
+
+def make_bars(periods: int = 300, start: str = "2016-01-04", seed: int = 0, vix: bool = True) -> pd.DataFrame:
+    """Plausible random-walk daily bars on real NYSE sessions (valid under validate_bars)."""
+    rng = np.random.default_rng(seed)
+    index = nyse_days(start, periods)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.01, periods)))
+    open_ = close * np.exp(rng.normal(0, 0.003, periods))
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, periods))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, periods))
+    frame = pd.DataFrame(
+        {
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "adj_close": close * 0.9,
+            "volume": rng.integers(1_000_000, 5_000_000, periods).astype(float),
+        },
+        index=pd.DatetimeIndex(index, name="date"),
+    )
+    if vix:
+        frame["vix"] = 15 + 5 * rng.random(periods)
+    return frame
+
+
+@pytest.fixture
+def bars() -> pd.DataFrame:
+    return make_bars()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "spy_daily.csv").is_file():
+        pytest.skip("../shared/data is absent (only development machines and CI have it)")
+    return SHARED_DATA
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index_label="date")
+    return path

@@ -1,0 +1,54 @@
+"""The data layer on real SPY/VIX 2015-2024 (../shared/data); skipped where that folder is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from finrl.applications.spy_rl_trading.cli import app
+from finrl.meta.data.market_data import DataRequest, load_market_data
+from finrl.meta.features import FeatureSpec, build_features
+
+pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+
+
+def test_real_spy_loads_validates_and_featurises(shared_data: Path, tmp_path: Path) -> None:
+    request = DataRequest(
+        source="csv", csv_path=shared_data / "spy_daily.csv", vix_csv_path=shared_data / "vix_daily.csv"
+    )
+    data = load_market_data(request, tmp_path)
+    assert len(data.bars) == 2516
+    assert data.report.errors == [] and data.report.warnings == []
+    assert f"{data.bars.index[0]:%Y-%m-%d}" == "2015-01-02" and f"{data.bars.index[-1]:%Y-%m-%d}" == "2024-12-31"
+    assert data.bars.loc["2020-03-23", "close"] == 222.95  # unadjusted traded price kept for execution
+    features = build_features(data.bars, FeatureSpec())
+    assert len(features) == 2516 - FeatureSpec().warmup_bars
+    # ex-dividend days move the raw close but not the adjusted return
+    returns = features["log_return"]
+    assert np.isfinite(returns).all() and returns.abs().max() < 0.12
+
+
+def test_real_spy_through_the_cli(shared_data: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "fetch",
+            "--source",
+            "csv",
+            "--csv",
+            str(shared_data / "spy_daily.csv"),
+            "--vix-csv",
+            str(shared_data / "vix_daily.csv"),
+            "--datasets-dir",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "2516 days 2015-01-02..2024-12-31" in result.stdout
+    assert list(tmp_path.glob("csv-SPY-*/features.csv"))
+    validate = CliRunner().invoke(app, ["data", "validate", "--csv", str(shared_data / "spy_daily.csv")])
+    assert validate.exit_code == 0 and "2516 rows" in validate.stdout and "0 error(s)" in validate.stdout
