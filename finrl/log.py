@@ -31,18 +31,19 @@ def _mask(value: Any) -> Any:
                 value = value.replace(secret, MASK)
         return value
     if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {_mask(k): _mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
         return type(value)(_mask(v) for v in value)
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = repr(value)  # an object whose repr carries a secret (a credentials dataclass, say)
+    return _mask(text) if any(s in text for s in _secrets) else value
 
 
 def _mask_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if not _secrets:
         return event_dict
     for key, value in event_dict.items():
-        if not isinstance(value, str | dict | list | tuple):
-            value = str(value) if any(s in str(value) for s in _secrets) else value
         event_dict[key] = _mask(value)
     return event_dict
 
@@ -65,7 +66,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False, stream: Any = 
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if json else _identity,
+            structlog.processors.format_exc_info,  # render tracebacks to text before masking
             _mask_secrets,
             renderer,
         ],
@@ -89,10 +90,6 @@ def configure_logging(level: str = "INFO", *, json: bool = False, stream: Any = 
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-
-
-def _identity(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    return event_dict
 
 
 def _is_tty(stream: Any) -> bool:

@@ -103,7 +103,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_ranges(self) -> Settings:
         if self.start_date and self.end_date and self.start_date > self.end_date:
-            raise ValueError(f"start_date {self.start_date} is after end_date {self.end_date}")
+            raise ValueError(
+                f"{env_name('start_date')}={self.start_date} is after {env_name('end_date')}={self.end_date}"
+            )
         return self
 
     # ---- views used by the library layers
@@ -162,11 +164,26 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_one_line(exc)) from None
 
 
+SECRET_FIELDS = frozenset({"alpaca_api_key", "alpaca_api_secret"})
+
+
+def _field_of(location: str) -> str:
+    """The field behind an error location, which is an alias when the value came from the environment."""
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and location.upper() in (str(c).upper() for c in alias.choices):
+            return name
+    return location
+
+
 def _one_line(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else ""
-        name = env_name(field) if field else "settings"
-        shown = "" if "secret" in field else f"={error.get('input')!r}"
-        problems.append(f"{name}{shown}: {error['msg']}")
+        field = _field_of(str(error["loc"][0])) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        if not field:  # a check across fields: its message names the variables, the input would hold secrets
+            problems.append(message)
+            continue
+        shown = "" if field in SECRET_FIELDS else f"={error.get('input')!r}"
+        problems.append(f"{env_name(field)}{shown}: {message}")
     return "invalid setting " + "; ".join(problems)

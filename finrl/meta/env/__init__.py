@@ -1,0 +1,1 @@
+"""The single-asset daily trading environment and its execution model."""

@@ -1,0 +1,130 @@
+"""How an order fills and what it costs: one model for the env, the backtest and the simulated broker.
+
+Prices are the traded (unadjusted) open or close. A buy pays half the quoted spread plus
+slippage above the reference price, a sell as much below it, and both pay a commission on the
+notional. Sizes are a fraction of equity, in whole or fractional shares, never "1 share".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Literal
+
+BPS = 1e-4
+DIVIDEND_THRESHOLD = 1e-4  # adj_close rounding makes tiny fake factor moves every day
+
+
+class Action(IntEnum):
+    SELL = 0
+    HOLD = 1
+    BUY = 2
+
+
+@dataclass(frozen=True)
+class CostModel:
+    commission_bps: float = 1.0
+    spread_bps: float = 1.0  # the full quoted spread; each fill pays half of it
+    slippage_bps: float = 2.0
+
+    def __post_init__(self) -> None:
+        if min(self.commission_bps, self.spread_bps, self.slippage_bps) < 0:
+            raise ValueError("trading costs cannot be negative")
+
+    @property
+    def price_impact(self) -> float:
+        return (self.spread_bps / 2 + self.slippage_bps) * BPS
+
+    @property
+    def commission_rate(self) -> float:
+        return self.commission_bps * BPS
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    costs: CostModel = CostModel()
+    position_fraction: float = 1.0  # of equity, for long and short alike
+    allow_short: bool = False
+    fractional_shares: bool = False  # Alpaca's market-on-open orders take whole shares only
+    fill_at: Literal["next_open", "next_close"] = "next_open"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.position_fraction <= 1:
+            raise ValueError(f"position_fraction must be in (0, 1], got {self.position_fraction}")
+        if self.fill_at not in ("next_open", "next_close"):
+            raise ValueError(f"fill_at must be next_open or next_close, got {self.fill_at!r}")
+
+
+@dataclass(frozen=True)
+class Fill:
+    shares: float  # signed change in shares (+ bought, - sold)
+    price: float  # average fill price including spread and slippage
+    commission: float
+    cost: float  # commission + (spread and slippage) versus the reference price
+
+
+NO_FILL = Fill(0.0, math.nan, 0.0, 0.0)
+
+
+def target_position(action: int, position: int, allow_short: bool) -> int:
+    """-1, 0 or +1 after ``action``: sell goes to the lowest allowed position, buy to long."""
+    if action == Action.BUY:
+        return 1
+    if action == Action.SELL:
+        return -1 if allow_short else 0
+    if action == Action.HOLD:
+        return position
+    raise ValueError(f"invalid action {action!r}: expected 0 (sell), 1 (hold) or 2 (buy)")
+
+
+def position_of(shares: float) -> int:
+    return (shares > 0) - (shares < 0)
+
+
+def rebalance(cash: float, shares: float, target: int, reference_price: float, config: ExecutionConfig) -> Fill:
+    """The fill that moves ``shares`` to ``target`` (-1/0/+1) sized as a fraction of equity.
+
+    Leaving a position closes all of it; entering sizes so that cash stays non-negative after
+    the commission (long) or so the short's notional is the equity fraction.
+    """
+    current = position_of(shares)
+    if target == current:
+        return NO_FILL
+    impact, commission_rate = config.costs.price_impact, config.costs.commission_rate
+    buy_price = reference_price * (1 + impact)
+    sell_price = reference_price * (1 - impact)
+    equity = cash + shares * reference_price
+    if target == 0:
+        new_shares = 0.0
+    else:
+        price = buy_price if target > 0 else sell_price
+        # after closing the current position, equity is what remains to size the new one
+        close_cost = abs(shares) * reference_price * (impact + commission_rate)
+        budget = max(0.0, equity - close_cost) * config.position_fraction / (price * (1 + commission_rate))
+        size = budget if config.fractional_shares else math.floor(budget + 1e-9)
+        new_shares = target * size
+    delta = new_shares - shares
+    if delta == 0:
+        return NO_FILL
+    price = buy_price if delta > 0 else sell_price
+    notional = abs(delta) * price
+    commission = notional * commission_rate
+    slippage = abs(delta) * abs(price - reference_price)
+    return Fill(delta, price, commission, commission + slippage)
+
+
+def dividends_per_share(close: list[float] | object, adj_close: object) -> object:
+    """Cash dividend per share on each ex-date, implied by the adjustment factor adj_close/close.
+
+    A back-adjusted series has factor_{t-1} / factor_t = 1 - D_t / close_{t-1} on ex-date t; moves
+    below :data:`DIVIDEND_THRESHOLD` are rounding noise of the vendor's adj_close and count as 0.
+    """
+    import numpy as np
+
+    close_a = np.asarray(close, dtype=np.float64)
+    factor = np.asarray(adj_close, dtype=np.float64) / close_a
+    out = np.zeros_like(close_a)
+    ratio = 1.0 - factor[:-1] / factor[1:]
+    out[1:] = np.where(ratio > DIVIDEND_THRESHOLD, ratio * close_a[:-1], 0.0)
+    return out
