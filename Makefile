@@ -51,8 +51,8 @@ $(VENV_STAMP): poetry.lock pyproject.toml tools/export_requirements.py | $(TOOLS
 	@$(CHECK_PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --no-deps $(PIP_TORCH_ARGS) \
-		"torch==$$($(PYTHON) tools/export_requirements.py torch-version poetry.lock)"
+	torch_version=$$($(PYTHON) tools/export_requirements.py torch-version poetry.lock); \
+	$(VENV)/bin/python -m pip install --no-deps $(PIP_TORCH_ARGS) "torch==$$torch_version"
 	$(POETRY) export --format requirements.txt --with dev --output $(VENV)/requirements.export.txt
 	$(PYTHON) tools/export_requirements.py strip-torch $(VENV)/requirements.export.txt $(REQUIREMENTS)
 	$(VENV)/bin/python -m pip install --no-deps --require-hashes -r $(REQUIREMENTS)

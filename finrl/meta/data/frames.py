@@ -32,9 +32,16 @@ def normalise_column_names(columns: Iterable[object]) -> list[str]:
 
 def to_date_index(values: Iterable[object], *, what: str) -> pd.DatetimeIndex:
     """Parse dates (strings, datetimes, tz-aware timestamps) to tz-naive calendar days."""
+    values = list(values)
     try:
-        index = pd.DatetimeIndex(pd.to_datetime(list(values), format="mixed"))
-    except (ValueError, TypeError) as exc:
+        index = pd.DatetimeIndex(pd.to_datetime(values, format="mixed"))
+    except ValueError:
+        # offsets that differ across a daylight-saving change (-05:00 / -04:00) parse only via UTC
+        try:
+            index = pd.DatetimeIndex(pd.to_datetime(values, format="mixed", utc=True))
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{what}: unparseable dates ({exc})") from exc
+    except TypeError as exc:
         raise DataError(f"{what}: unparseable dates ({exc})") from exc
     if index.tz is not None:  # exchange-local calendar day, not the UTC one
         index = index.tz_convert("America/New_York").tz_localize(None)

@@ -190,7 +190,7 @@ def _read_cache(directory: Path) -> pd.DataFrame | None:
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        bars = pd.read_csv(bars_path, index_col="date", parse_dates=["date"], float_precision="round_trip")
+        bars = pd.read_csv(bars_path, index_col="date", parse_dates=["date"])
         bars.index = pd.DatetimeIndex(bars.index, name="date").astype("datetime64[ns]")
         bars = bars.astype("float64")
     except (ValueError, KeyError, OSError, pd.errors.ParserError) as exc:

@@ -63,7 +63,7 @@ def read_price_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"CSV file not found: {path}")
     try:
-        raw = pd.read_csv(path, float_precision="round_trip")
+        raw = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
     raw.columns = normalise_column_names(raw.columns)
@@ -107,7 +107,7 @@ class CsvVixSource:
         column = next((c for c in ("close", "vix", "adj_close") if c in frame.columns), None)
         if column is None:
             raise DataError(f"{self.path}: a VIX CSV needs a close (or vix) column")
-        vix = pd.to_numeric(frame[column], errors="coerce").rename("vix")
+        vix = pd.to_numeric(frame[column], errors="coerce").astype("float64").rename("vix").sort_index()
         return _between(vix, start, end)
 
 
@@ -241,7 +241,10 @@ class YahooVixSource:
             raw = _yahoo_download(self.ticker, start, end)
         except Exception as exc:  # yfinance raises many network/HTTP error types
             raise DataError(f"Yahoo download of {self.ticker} failed: {exc}") from exc
-        close = _flatten_yahoo(raw, self.ticker)["close"]
+        frame = _flatten_yahoo(raw, self.ticker)
+        if "close" not in frame.columns:
+            raise DataError(f"Yahoo data for {self.ticker} has no Close column")
+        close = frame["close"]
         return _between(pd.to_numeric(close, errors="coerce").dropna().rename("vix"), start, end)
 
 
@@ -292,8 +295,8 @@ class AlpacaBarSource:
             barset = client.get_stock_bars(request)
         except APIError as exc:
             status = getattr(exc, "status_code", None)
-            hint = " (check ALPACA_API_KEY / ALPACA_API_SECRET)" if status in (401, 403) else ""
-            raise DataError(f"Alpaca bars request failed: HTTP {status}{hint}") from exc
+            hint = " (check ALPACA_API_KEY / ALPACA_API_SECRET)" if status == 401 else ""
+            raise DataError(f"Alpaca bars request failed: HTTP {status}: {exc}{hint}") from exc
         except Exception as exc:  # requests' connection errors, timeouts
             raise DataError(f"Alpaca bars request failed: {exc}") from exc
         rows = barset.data.get(symbol, [])

@@ -8,7 +8,7 @@ notional. Sizes are a fraction of equity, in whole or fractional shares, never "
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Literal
 
@@ -43,7 +43,7 @@ class CostModel:
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    costs: CostModel = CostModel()
+    costs: CostModel = field(default_factory=CostModel)
     position_fraction: float = 1.0  # of equity, for long and short alike
     allow_short: bool = False
     fractional_shares: bool = False  # Alpaca's market-on-open orders take whole shares only

@@ -1,0 +1,156 @@
+"""A single-asset daily trading environment (Gymnasium) with honest execution.
+
+Timeline of one step, decision made after the close of day t:
+
+* the observation holds day t's normalised features and the portfolio state at t's close;
+* the action (0 sell, 1 hold, 2 buy) sets a target position in {flat, long} (or {short, flat,
+  long}); a change fills at day t+1's open (or close), paying spread, slippage and commission;
+* holders at t's close receive day t+1's dividend;
+* the reward is log(NAV_{t+1} / NAV_t), both marked at the close, after costs.
+
+Repeated buys while long and sells while flat (or short) change nothing and cost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from finrl.meta.env.execution import ExecutionConfig, position_of, rebalance, target_position
+from finrl.meta.env.market_arrays import MarketArrays
+
+PORTFOLIO_FEATURES = ("position", "cash_fraction", "unrealized_return")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    initial_cash: float = 100_000.0
+    episode_length: int | None = 252  # trading days per episode; None = the whole window
+    random_start: bool = True  # only with episode_length: start anywhere in the window
+
+    def __post_init__(self) -> None:
+        if self.initial_cash <= 0:
+            raise ValueError("initial_cash must be positive")
+        if self.episode_length is not None and self.episode_length < 1:
+            raise ValueError("episode_length must be at least 1 day")
+
+
+class StepLog:
+    """Preallocated per-step records of one episode (the backtest's day-by-day ledger)."""
+
+    FIELDS = ("action", "position", "shares", "fill_price", "costs", "cash", "nav", "reward")
+
+    def __init__(self, capacity: int) -> None:
+        self.size = 0
+        self.index = np.zeros(capacity, dtype=np.int64)  # bar index of the day the row describes
+        self.columns = {name: np.full(capacity, np.nan) for name in self.FIELDS}
+
+    def append(self, index: int, **values: float) -> None:
+        self.index[self.size] = index
+        for name, value in values.items():
+            self.columns[name][self.size] = value
+        self.size += 1
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        return {"index": self.index[: self.size], **{k: v[: self.size] for k, v in self.columns.items()}}
+
+
+class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
+    metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's declared class attribute
+
+    def __init__(self, market: MarketArrays, config: EnvConfig | None = None, *, record: bool = False) -> None:
+        super().__init__()
+        self.market = market
+        self.config = config or EnvConfig()
+        self.record = record
+        if self.config.episode_length is not None and self.config.episode_length > len(market) - 1:
+            raise ValueError(
+                f"episode_length {self.config.episode_length} exceeds the window ({len(market) - 1} steps)"
+            )
+        n_obs = market.n_features + len(PORTFOLIO_FEATURES)
+        bound = max(market.feature_bound, 1.0)  # features are clipped by the normaliser, portfolio state to [-1, 1]
+        self.observation_space = gym.spaces.Box(-bound, bound, shape=(n_obs,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(3)
+        self._obs = np.zeros(n_obs, dtype=np.float32)
+        self._execution = self.config.execution
+        self._features, self._open, self._close = market.features, market.open, market.close
+        self._dividends = market.dividends
+        self._fill_prices = market.open if self._execution.fill_at == "next_open" else market.close
+        self.log: StepLog | None = None
+        self._t = self._end = 0
+        self._cash = self._shares = self._nav = self._entry_price = 0.0
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        last = len(self.market) - 1  # the final decision needs a next day to fill on
+        length = self.config.episode_length or last
+        start = 0
+        if self.config.episode_length is not None and self.config.random_start:
+            start = int(self.np_random.integers(0, last - length + 1))
+        if options and "start" in options:
+            start = int(options["start"])
+        self._t, self._end = start, min(start + length, last)
+        self._cash, self._shares = self.config.initial_cash, 0.0
+        self._nav, self._entry_price = self.config.initial_cash, math.nan
+        if self.record:
+            self.log = StepLog(self._end - self._t + 1)
+            self.log.append(start, action=np.nan, position=0, shares=0, fill_price=np.nan, costs=0, cash=self._cash,
+                            nav=self._nav, reward=0.0)  # fmt: skip
+        return self._observation(), {"nav": self._nav, "position": 0}
+
+    def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        t = self._t
+        position = position_of(self._shares)
+        target = target_position(int(action), position, self._execution.allow_short)
+        nxt = t + 1
+        self._cash += self._shares * self._dividends[nxt]  # paid to holders at t's close
+        fill = rebalance(self._cash, self._shares, target, self._fill_prices[nxt], self._execution)
+        if fill.shares:
+            self._cash -= fill.shares * fill.price + fill.commission
+            was_flat = position == 0 or position_of(self._shares + fill.shares) != position
+            self._shares += fill.shares
+            if self._shares == 0:
+                self._entry_price = math.nan
+            elif was_flat:
+                self._entry_price = fill.price
+        nav = self._cash + self._shares * self._close[nxt]
+        reward = math.log(nav / self._nav) if nav > 0 else -math.inf
+        self._nav, self._t = nav, nxt
+        terminated = bool(nav <= 0)
+        truncated = bool(nxt >= self._end) and not terminated
+        if self.log is not None:
+            self.log.append(nxt, action=int(action), position=position_of(self._shares), shares=self._shares,
+                            fill_price=fill.price, costs=fill.cost, cash=self._cash, nav=nav,
+                            reward=reward)  # fmt: skip
+        info = {"nav": nav, "position": position_of(self._shares), "costs": fill.cost, "traded": fill.shares != 0}
+        return self._observation(), (reward if nav > 0 else -10.0), terminated, truncated, info  # ruin is final
+
+    # ------------------------------------------------------------------ helpers
+
+    def _observation(self) -> np.ndarray:
+        t = self._t
+        n = self.market.n_features
+        obs = self._obs
+        obs[:n] = self._features[t]
+        position = position_of(self._shares)
+        obs[n] = position
+        obs[n + 1] = self._cash / self._nav if self._nav > 0 else 0.0
+        obs[n + 2] = (
+            0.0 if position == 0 else max(-1.0, min(1.0, position * math.log(self._close[t] / self._entry_price)))
+        )
+        return obs.copy()
+
+    @property
+    def nav(self) -> float:
+        return self._nav
+
+    @property
+    def day_index(self) -> int:
+        return self._t
