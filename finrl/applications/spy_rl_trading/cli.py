@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 from finrl import __version__
-from finrl.applications.spy_rl_trading.cli_support import (
-    CsvOption,
-    DatasetsDirOption,
-    EndOption,
-    OfflineOption,
-    SourceOption,
-    StartOption,
-    SymbolOption,
-    VixCsvOption,
-    VixOption,
-    data_overrides,
-    echo_lines,
-    guarded,
-    start_command,
-)
+from finrl.applications.spy_rl_trading.cli_support import DATA_FLAGS, echo_lines, settings_command
+from finrl.applications.spy_rl_trading.settings import Settings
 
 app = typer.Typer(
     name="spy-rl",
@@ -54,27 +41,13 @@ def version() -> None:
 
 
 @data_app.command("fetch")
-@guarded
-def data_fetch(
-    ctx: typer.Context,
-    source: SourceOption = None,
-    symbol: SymbolOption = None,
-    csv: CsvOption = None,
-    vix_csv: VixCsvOption = None,
-    vix: VixOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    offline: OfflineOption = None,
-    datasets_dir: DatasetsDirOption = None,
-) -> None:
+@settings_command(DATA_FLAGS)
+def data_fetch(ctx: typer.Context, settings: Settings) -> None:
     """Download (or read from cache), validate and featurise daily bars into the datasets folder."""
     from finrl.meta.data.market_data import load_market_data
     from finrl.meta.dataset import write_feature_dataset
     from finrl.meta.features import FeatureSpec, build_features
 
-    settings = start_command(
-        ctx, **data_overrides(source, symbol, csv, vix_csv, vix, start, end, offline, datasets_dir)
-    )
     data = load_market_data(settings.data_request(), settings.datasets_dir)
     spec = FeatureSpec(use_vix=settings.use_vix)
     features = build_features(data.bars, spec)
@@ -93,42 +66,27 @@ def data_fetch(
 
 
 @data_app.command("validate")
-@guarded
-def data_validate(
-    ctx: typer.Context,
-    csv: Annotated[Path | None, typer.Option("--csv", help="Validate this CSV of daily bars")] = None,
-    vix_csv: VixCsvOption = None,
-    source: SourceOption = None,
-    symbol: SymbolOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    offline: OfflineOption = None,
-    datasets_dir: DatasetsDirOption = None,
-) -> None:
+@settings_command(DATA_FLAGS)
+def data_validate(ctx: typer.Context, settings: Settings) -> None:
     """Check daily bars: NYSE calendar, duplicates, OHLC consistency, prices, volume, NaN, jumps.
 
+    With --csv, checks that file (and --vix-csv) as it is; otherwise the configured source's data.
     Exits 0 on good data; otherwise prints one line per problem and exits 1.
     """
-    from finrl.meta.data.frames import canonical_bars
-    from finrl.meta.data.sources import CsvVixSource, read_price_csv
+    from finrl.meta.data.market_data import resolve_sources
     from finrl.meta.data.validation import validate_bars
 
-    settings = start_command(ctx, **data_overrides(source, symbol, None, None, None, start, end, offline, datasets_dir))
-    if csv is not None:
-        label = str(csv)
-        bars = canonical_bars(read_price_csv(csv), what=label)
-        if vix_csv is not None:
-            bars = bars.join(CsvVixSource(vix_csv).fetch_vix(None, None), how="left")
-    else:
-        from finrl.meta.data.market_data import resolve_sources
-        from finrl.meta.data.sources import SAMPLE_LABEL
-
-        request = settings.data_request()
-        bar_source, _ = resolve_sources(request)
-        label = SAMPLE_LABEL if request.source == "sample" else bar_source.label
-        bars = bar_source.fetch(request.symbol, request.start, request.end)
+    request = settings.data_request()
+    if settings.csv_path is not None:
+        request = replace(request, source="csv")
+    if request.source == "csv" and request.vix_csv_path is None:
+        request = replace(request, use_vix=False)  # a bare CSV is checked as it is
+    bar_source, vix_source = resolve_sources(request)
+    bars = bar_source.fetch(request.symbol, request.start, request.end)
+    if vix_source is not None:
+        bars = bars.join(vix_source.fetch_vix(request.start, request.end).rename("vix"), how="left")
     report = validate_bars(bars)
-    echo_lines([f"{label}: {report.summary()}", *(f"warning: {w}" for w in report.warnings)])
+    echo_lines([f"{bar_source.label}: {report.summary()}", *(f"warning: {w}" for w in report.warnings)])
     if not report.ok:
         echo_lines([f"error: {e}" for e in report.errors], err=True)
         raise typer.Exit(1)

@@ -1,69 +1,161 @@
-"""What every ``spy-rl`` command shares: option types, settings loading, one-line errors."""
+"""What every ``spy-rl`` command shares: settings-backed flags, settings loading, one-line errors.
+
+A command lists the settings it exposes as :class:`Flag` entries; each becomes a typer option
+whose type and help come from the settings model, with the matching environment variable in
+the help. A flag and its variable therefore always mean the same thing.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from finrl.applications.spy_rl_trading.settings import Settings, load_settings
+from finrl.applications.spy_rl_trading.settings import Settings, env_name, load_settings
 from finrl.errors import FinRLError
 from finrl.log import configure_logging, get_logger, register_secrets
 from finrl.seeding import seed_everything
 
-T = TypeVar("T")
 
-SourceOption = Annotated[
-    str | None,
-    typer.Option("--source", "--data-source", help="yahoo | csv | alpaca | sample  [env: SPY_DATA_SOURCE]"),
-]
-SymbolOption = Annotated[str | None, typer.Option(help="Ticker to trade  [env: SPY_SYMBOL]")]
-CsvOption = Annotated[Path | None, typer.Option("--csv", help="Daily bars CSV for --source csv  [env: SPY_CSV_PATH]")]
-VixCsvOption = Annotated[Path | None, typer.Option("--vix-csv", help="VIX daily CSV  [env: SPY_VIX_CSV_PATH]")]
-VixOption = Annotated[
-    bool | None, typer.Option("--vix/--no-vix", help="Use VIX as a feature (default on)  [env: SPY_USE_VIX]")
-]
-StartOption = Annotated[str | None, typer.Option("--start", help="First date YYYY-MM-DD  [env: SPY_START_DATE]")]
-EndOption = Annotated[str | None, typer.Option("--end", help="Last date YYYY-MM-DD  [env: SPY_END_DATE]")]
-OfflineOption = Annotated[
-    bool | None, typer.Option("--offline/--online", help="Use only cached data  [env: SPY_OFFLINE]")
-]
-DatasetsDirOption = Annotated[Path | None, typer.Option(help="Dataset cache folder  [env: SPY_DATASETS_DIR]")]
+@dataclass(frozen=True)
+class Flag:
+    """A command-line option backed by the settings field ``field``."""
+
+    field: str
+    names: tuple[str, ...] = ()  # default: --field-name (and --no-field-name for booleans)
+
+    def option_names(self) -> tuple[str, ...]:
+        if self.names:
+            return self.names
+        dashed = self.field.replace("_", "-")
+        return (f"--{dashed}/--no-{dashed}",) if _cli_type(self.field) is bool else (f"--{dashed}",)
 
 
-def data_overrides(
-    source: str | None,
-    symbol: str | None,
-    csv: Path | None,
-    vix_csv: Path | None,
-    vix: bool | None,
-    start: str | None,
-    end: str | None,
-    offline: bool | None,
-    datasets_dir: Path | None,
-) -> dict[str, Any]:
-    """Map the shared data flags onto setting names."""
-    return {
-        "data_source": source,
-        "symbol": symbol,
-        "csv_path": csv,
-        "vix_csv_path": vix_csv,
-        "use_vix": vix,
-        "start_date": start,
-        "end_date": end,
-        "offline": offline,
-        "datasets_dir": datasets_dir,
-    }
+DATA_FLAGS: tuple[Flag, ...] = (
+    Flag("data_source", ("--source", "--data-source")),
+    Flag("symbol"),
+    Flag("csv_path", ("--csv",)),
+    Flag("vix_csv_path", ("--vix-csv",)),
+    Flag("use_vix", ("--vix/--no-vix",)),
+    Flag("start_date", ("--start",)),
+    Flag("end_date", ("--end",)),
+    Flag("offline", ("--offline/--online",)),
+    Flag("datasets_dir"),
+)
+SPLIT_FLAGS: tuple[Flag, ...] = tuple(
+    Flag(f) for f in ("train_start", "train_end", "val_start", "val_end", "test_start", "test_end")
+)
+EXECUTION_FLAGS: tuple[Flag, ...] = tuple(
+    Flag(f)
+    for f in (
+        "initial_cash",
+        "commission_bps",
+        "spread_bps",
+        "slippage_bps",
+        "position_fraction",
+        "allow_short",
+        "fractional_shares",
+        "fill_at",
+    )
+)
+TRAINING_FLAGS: tuple[Flag, ...] = (
+    Flag("total_timesteps", ("--timesteps",)),
+    Flag("learning_rate"),
+    Flag("random_seed", ("--seed",)),
+    *(
+        Flag(f)
+        for f in (
+            "n_envs",
+            "n_steps",
+            "batch_size",
+            "n_epochs",
+            "gamma",
+            "gae_lambda",
+            "clip_range",
+            "ent_coef",
+            "target_kl",
+            "net_arch",
+            "episode_length",
+            "eval_freq",
+            "checkpoint_freq",
+            "torch_threads",
+            "device",
+            "run_name",
+        )
+    ),
+    Flag("trained_models_dir", ("--models-dir",)),
+    Flag("tensorboard_log_dir", ("--tensorboard-dir",)),
+)
+
+
+def _cli_type(field: str) -> type:
+    """The plain type typer parses for ``field``; dates and choices stay strings for pydantic."""
+    annotation = Settings.model_fields[field].annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if annotation in (bool, int, float, Path):
+        return annotation  # type: ignore[return-value]
+    if annotation is date:
+        return str
+    return str
+
+
+def _option_parameter(flag: Flag) -> inspect.Parameter:
+    info = Settings.model_fields[flag.field]
+    default = info.default if info.default is not None else ""
+    shown = f" (default: {default})" if default not in ("", None) else ""
+    help_text = escape(f"{info.description or flag.field}{shown}  [env: {env_name(flag.field)}]")
+    annotation = Annotated[_cli_type(flag.field) | None, typer.Option(*flag.option_names(), help=help_text)]
+    return inspect.Parameter(flag.field, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
+def settings_command(*flag_groups: tuple[Flag, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command ``func(ctx, settings, **own_options)`` the settings flags of ``flag_groups``.
+
+    The wrapper loads settings (root flags, then these flags, over the environment), sets up
+    logging and seeds, and turns user errors into one line and an exit code.
+    """
+    flags = [flag for group in flag_groups for flag in group]
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(func, include_extras=True)
+        own = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in inspect.signature(func).parameters.values()
+            if p.name not in ("ctx", "settings")
+        ]
+        context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+        parameters = [context, *own, *(_option_parameter(f) for f in flags)]
+
+        @functools.wraps(func)
+        def wrapper(ctx: typer.Context, **kwargs: Any) -> Any:
+            overrides = {f.field: kwargs.pop(f.field) for f in flags}
+            with user_errors():
+                settings = start_command(ctx, **overrides)
+                return func(ctx, settings, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return wrapper
+
+    return decorate
 
 
 def start_command(ctx: typer.Context, **overrides: Any) -> Settings:
     """Load settings (root flags + command flags), then set up logging, secrets masking and seeds."""
     root = ctx.find_root().obj or {}
-    settings = load_settings(**root, **overrides)
+    settings = load_settings(**{**root, **{k: v for k, v in overrides.items() if v is not None}})
     register_secrets(settings.secret_values())
     configure_logging(settings.log_level, json=settings.log_json)
     seed_everything(settings.random_seed)
@@ -82,18 +174,6 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
-
-
-def guarded(func: Callable[..., T]) -> Callable[..., T]:
-    """Decorator form of :func:`user_errors` for typer commands."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        with user_errors():
-            return func(*args, **kwargs)
-
-    return wrapper
 
 
 def echo_lines(lines: list[str], *, err: bool = False) -> None:
