@@ -11,6 +11,15 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it over ``target`` only on success."""
@@ -19,11 +28,12 @@ def atomic_path(target: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are shared with other readers (containers)
     try:
         yield tmp
         _fsync_file(tmp)
         tmp.replace(target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -49,7 +59,8 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # not every platform can open a directory

@@ -69,32 +69,54 @@ def split_by_dates(
     test_start: date | None = None,
     test_end: date | None = None,
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+    with_validation: bool = True,
 ) -> DataSplit:
-    """Consecutive train / validation / test windows over ``index``.
+    """Consecutive train / validation / test windows over the trading days in ``index``.
 
-    Explicit dates win; any boundary left open is placed by ``fractions`` of the trading days.
-    A validation or test window that would be empty is ``None``; windows never overlap.
+    Explicit dates win. Without validation dates the validation window is, in order: the gap
+    between an explicit ``train_end`` and ``test_start``; else, with an explicit ``train_end``,
+    the last ``fractions[1]`` share of the declared training window (so that the default test
+    period right after training stays unseen by model selection); else the middle fraction.
+    Open boundaries follow ``fractions``. Windows never overlap; an empty one is ``None``.
     """
     if len(index) == 0:
         raise DataError("cannot split an empty dataset")
     days = pd.DatetimeIndex(index)
     n = len(days)
-    cut_train = days[min(n - 1, max(0, int(n * fractions[0]) - 1))]
-    cut_val = days[min(n - 1, max(0, int(n * (fractions[0] + fractions[1])) - 1))]
+
+    def day_at(share: float) -> date:
+        return _day(days[min(n - 1, max(0, int(n * share) - 1))])
 
     t_start = train_start or _day(days[0])
-    t_end = train_end or _day(cut_train)
+    t_end = train_end or day_at(fractions[0])
+    validation: DateWindow | None = None
+    if with_validation and (val_start or val_end):
+        after = days[days > pd.Timestamp(t_end)]
+        v_start = val_start or (_day(after[0]) if len(after) else t_end)
+        validation = DateWindow(v_start, val_end or day_at(fractions[0] + fractions[1]))
+    elif with_validation and train_end is not None:
+        gap = days[(days > pd.Timestamp(t_end)) & (days < pd.Timestamp(test_start))] if test_start else days[:0]
+        if len(gap):
+            validation = DateWindow(_day(gap[0]), _day(gap[-1]))
+        else:
+            declared = days[(days >= pd.Timestamp(t_start)) & (days <= pd.Timestamp(t_end))]
+            held_out = int(len(declared) * fractions[1] / (fractions[0] + fractions[1]))
+            if held_out >= 2 and len(declared) - held_out >= 2:
+                validation = DateWindow(_day(declared[-held_out]), _day(declared[-1]))
+                t_end = _day(declared[-held_out - 1])
+    elif with_validation:
+        after = days[days > pd.Timestamp(t_end)]
+        if len(after):
+            v_end = day_at(fractions[0] + fractions[1])
+            if test_start is not None:
+                before_test = after[after < pd.Timestamp(test_start)]
+                v_end = _day(before_test[-1]) if len(before_test) else _day(after[0])
+            if pd.Timestamp(v_end) >= after[0]:
+                validation = DateWindow(_day(after[0]), v_end)
     train = DateWindow(t_start, t_end)
 
-    after_train = days[days > pd.Timestamp(t_end)]
-    validation = None
-    v_start = val_start or (_day(after_train[0]) if len(after_train) else None)
-    if v_start is not None:
-        v_end = val_end or (_day(cut_val) if test_start is None else _day(days[days < pd.Timestamp(test_start)][-1]))
-        if pd.Timestamp(v_end) >= pd.Timestamp(v_start):
-            validation = DateWindow(v_start, v_end)
-
-    after = days[days > pd.Timestamp((validation or train).end)]
+    last_seen = max(train.end, validation.end) if validation else train.end
+    after = days[days > pd.Timestamp(last_seen)]
     test = None
     s_start = test_start or (_day(after[0]) if len(after) else None)
     if s_start is not None:

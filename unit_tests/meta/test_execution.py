@@ -209,6 +209,27 @@ def test_position_of() -> None:
     assert [position_of(s) for s in (-3.0, -1e-9, 0.0, 1e-9, 7.0)] == [-1, -1, 0, 1, 1]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="BUG execution.position_of: numpy scalars give numpy bools whose subtraction raises TypeError",
+)
+def test_position_of_numpy_scalars() -> None:
+    assert [position_of(np.float64(s)) for s in (-2.5, 0.0, 2.5)] == [-1, 0, 1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="BUG execution.rebalance: a fractional fill priced off a np.float64 reference returns np.float64 shares "
+    "that position_of cannot classify",
+)
+def test_fractional_fill_at_numpy_price_then_close() -> None:
+    config = ExecutionConfig(fractional_shares=True)
+    bought = rebalance(10_000.0, 0.0, 1, np.float64(100.0), config)
+    assert rebalance(0.0, bought.shares, 0, np.float64(101.0), config).shares == -bought.shares
+
+
 # ---------------------------------------------------------------------------- target_position
 
 

@@ -41,8 +41,28 @@ def test_explicit_dates_win(index: pd.DatetimeIndex) -> None:
 
 
 def test_train_to_the_end_leaves_no_test(index: pd.DatetimeIndex) -> None:
-    split = split_by_dates(index, train_end=index[-1].date())
+    split = split_by_dates(index, train_end=index[-1].date(), with_validation=False)
     assert split.validation is None and split.test is None
+    assert split.train.end == index[-1].date()
+
+
+def test_explicit_train_end_holds_validation_out_of_the_training_window(index: pd.DatetimeIndex) -> None:
+    """Model selection must not look at the period right after training: that is the default test."""
+    declared_end = date(2017, 12, 29)
+    split = split_by_dates(index, train_start=date(2015, 1, 2), train_end=declared_end)
+    assert split.validation is not None and split.test is not None
+    assert split.validation.end == declared_end
+    assert split.train.end < split.validation.start
+    assert split.test.start > declared_end
+    declared = index[(index >= "2015-01-02") & (index <= "2017-12-29")]
+    held_out = declared[declared >= pd.Timestamp(split.validation.start)]
+    assert len(held_out) == int(len(declared) * 0.15 / 0.85)
+
+
+def test_without_validation_the_whole_declared_window_trains(index: pd.DatetimeIndex) -> None:
+    split = split_by_dates(index, train_end=date(2017, 12, 29), with_validation=False)
+    assert split.validation is None and split.train.end == date(2017, 12, 29)
+    assert split.test is not None and split.test.start == date(2018, 1, 2)
 
 
 def test_overlapping_windows_are_refused(index: pd.DatetimeIndex) -> None:

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from finrl import __version__
-from finrl.applications.spy_rl_trading.cli_support import DATA_FLAGS, echo_lines, settings_command
+from finrl.applications.spy_rl_trading.cli_support import (
+    DATA_FLAGS,
+    EXECUTION_FLAGS,
+    SPLIT_FLAGS,
+    TRAINING_FLAGS,
+    echo_lines,
+    settings_command,
+)
 from finrl.applications.spy_rl_trading.settings import Settings
 
 app = typer.Typer(
@@ -90,6 +97,35 @@ def data_validate(ctx: typer.Context, settings: Settings) -> None:
     if not report.ok:
         echo_lines([f"error: {e}" for e in report.errors], err=True)
         raise typer.Exit(1)
+
+
+@app.command("train")
+@settings_command(DATA_FLAGS, SPLIT_FLAGS, TRAINING_FLAGS, EXECUTION_FLAGS)
+def train_command(ctx: typer.Context, settings: Settings) -> None:
+    """Train a PPO agent on the training window and save a model bundle (also: models_dir/latest)."""
+    from finrl.applications.spy_rl_trading.jobs import run_training
+
+    result = run_training(settings)
+    echo_lines(training_summary(result))
+
+
+def training_summary(result: object) -> list[str]:
+    from finrl.agents.training import TrainingResult
+
+    assert isinstance(result, TrainingResult)
+    metrics, bundle = result.metrics, result.bundle
+    split = bundle.split
+    best = metrics.get("best_validation_sharpe")
+    lines = [
+        f"model:      {bundle.path}",
+        f"train:      {split.train.start}..{split.train.end}",
+        f"validation: {split.validation.start}..{split.validation.end}" if split.validation else "validation: none",
+        f"timesteps:  {metrics['timesteps']} in {metrics['wall_seconds']:.1f}s ({metrics['steps_per_second']:.0f}/s)",
+        f"chosen:     {metrics['model_choice']}" + (f" (validation Sharpe {best:.2f})" if best is not None else ""),
+    ]
+    if metrics.get("tensorboard_run"):
+        lines.append(f"tensorboard: {metrics['tensorboard_run']}")
+    return lines
 
 
 def main() -> None:

@@ -166,6 +166,10 @@ class Settings(BaseSettings):
             feed=self.alpaca_data_feed,
         )
 
+    def snapshot(self) -> dict[str, Any]:
+        """Every setting except secrets, JSON-ready: what a model bundle records."""
+        return self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+
     def secret_values(self) -> list[str]:
         return [s.get_secret_value() for s in (self.alpaca_api_key, self.alpaca_api_secret) if s is not None]
 

@@ -14,13 +14,13 @@ Repeated buys while long and sells while flat (or short) change nothing and cost
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from finrl.meta.env.execution import ExecutionConfig, position_of, rebalance, target_position
+from finrl.meta.env.execution import CostModel, ExecutionConfig, position_of, rebalance, target_position
 from finrl.meta.env.market_arrays import MarketArrays
 
 PORTFOLIO_FEATURES = ("position", "cash_fraction", "unrealized_return")
@@ -38,6 +38,15 @@ class EnvConfig:
             raise ValueError("initial_cash must be positive")
         if self.episode_length is not None and self.episode_length < 1:
             raise ValueError("episode_length must be at least 1 day")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnvConfig:
+        execution = dict(data.get("execution", {}))
+        costs = CostModel(**execution.pop("costs", {}))
+        return cls(**{**data, "execution": ExecutionConfig(costs=costs, **execution)})
 
 
 class StepLog:
@@ -58,6 +67,37 @@ class StepLog:
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         return {"index": self.index[: self.size], **{k: v[: self.size] for k, v in self.columns.items()}}
+
+
+@dataclass
+class EpisodeStats:
+    """Running sums of one episode, reported in ``info["episode_stats"]`` when it ends."""
+
+    steps: int = 0
+    sum_reward: float = 0.0
+    sum_reward_sq: float = 0.0
+    costs: float = 0.0
+    traded_notional: float = 0.0
+    trades: int = 0
+    days_long: int = 0
+    days_short: int = 0
+    actions: list[int] = field(default_factory=lambda: [0, 0, 0])
+
+    def summary(self, initial_nav: float, final_nav: float) -> dict[str, float]:
+        n = max(self.steps, 1)
+        mean = self.sum_reward / n
+        var = max(self.sum_reward_sq / n - mean * mean, 0.0)
+        return {
+            "nav_return": final_nav / initial_nav - 1.0,
+            "sharpe": mean / math.sqrt(var) * math.sqrt(252) if var > 0 else 0.0,
+            "turnover": self.traded_notional / initial_nav,
+            "costs": self.costs / initial_nav,
+            "trades": float(self.trades),
+            "exposure": (self.days_long + self.days_short) / n,
+            "sell_fraction": self.actions[0] / n,
+            "hold_fraction": self.actions[1] / n,
+            "buy_fraction": self.actions[2] / n,
+        }
 
 
 class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
@@ -84,6 +124,7 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
         self.log: StepLog | None = None
         self._t = self._end = 0
         self._cash = self._shares = self._nav = self._entry_price = 0.0
+        self.stats = EpisodeStats()
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -99,6 +140,7 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
         self._t, self._end = start, min(start + length, last)
         self._cash, self._shares = self.config.initial_cash, 0.0
         self._nav, self._entry_price = self.config.initial_cash, math.nan
+        self.stats = EpisodeStats()
         if self.record:
             self.log = StepLog(self._end - self._t + 1)
             self.log.append(start, action=np.nan, position=0, shares=0, fill_price=np.nan, costs=0, cash=self._cash,
@@ -129,7 +171,22 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
             self.log.append(nxt, action=int(action), position=position_of(self._shares), shares=self._shares,
                             fill_price=fill.price, costs=fill.cost, cash=self._cash, nav=nav,
                             reward=reward)  # fmt: skip
-        info = {"nav": nav, "position": position_of(self._shares), "costs": fill.cost, "traded": fill.shares != 0}
+        stats = self.stats
+        stats.steps += 1
+        stats.actions[int(action)] += 1
+        if fill.shares:
+            stats.trades += 1
+            stats.costs += fill.cost
+            stats.traded_notional += abs(fill.shares) * fill.price
+        new_position = position_of(self._shares)
+        stats.days_long += new_position > 0
+        stats.days_short += new_position < 0
+        if nav > 0:
+            stats.sum_reward += reward
+            stats.sum_reward_sq += reward * reward
+        info = {"nav": nav, "position": new_position, "costs": fill.cost, "traded": fill.shares != 0}
+        if terminated or truncated:
+            info["episode_stats"] = stats.summary(self.config.initial_cash, nav)
         return self._observation(), (reward if nav > 0 else -10.0), terminated, truncated, info  # ruin is final
 
     # ------------------------------------------------------------------ helpers

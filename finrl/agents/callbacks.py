@@ -1,0 +1,172 @@
+"""Training callbacks: trading scalars in TensorBoard, validation with best-model keeping,
+progress, and a clean stop on Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import HParam
+
+from finrl.backtest.metrics import sharpe_ratio, total_return
+from finrl.log import get_logger
+from finrl.meta.env.market_arrays import MarketArrays
+from finrl.meta.env.rollout import run_policy, sb3_policy
+from finrl.meta.env.spy_env import EnvConfig
+
+log = get_logger(__name__)
+
+
+class TradingMetricsCallback(BaseCallback):
+    """Episode trading statistics (NAV return, Sharpe, turnover, costs, actions) and hyperparameters."""
+
+    def __init__(self, hparams: dict[str, Any]) -> None:
+        super().__init__()
+        self.hparams = hparams
+        self._started = 0.0
+
+    def _on_training_start(self) -> None:
+        self._started = time.perf_counter()
+        metrics = {"validation/sharpe": 0.0, "trading/episode_nav_return": 0.0}
+        clean = {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in self.hparams.items()}
+        self.logger.record("hparams", HParam(clean, metrics), exclude=("stdout", "log", "json", "csv"))
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", ()):
+            stats = info.get("episode_stats")
+            if stats:
+                for key, value in stats.items():
+                    self.logger.record_mean(f"trading/episode_{key}", value)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        elapsed = time.perf_counter() - self._started
+        if elapsed > 0:
+            self.logger.record("trading/steps_per_second", self.num_timesteps / elapsed)
+
+
+class ValidationCallback(BaseCallback):
+    """Every ``eval_freq`` timesteps, replay the deterministic policy over the validation window
+    and save the model when its Sharpe ratio is the best so far."""
+
+    def __init__(self, market: MarketArrays, config: EnvConfig, eval_freq: int, best_path: Path) -> None:
+        super().__init__()
+        self.market, self.config = market, config
+        self.eval_freq, self.best_path = eval_freq, best_path
+        self.best_sharpe = -math.inf
+        self.best_timesteps = 0
+        self.history: list[dict[str, float]] = []
+        self._next = eval_freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.eval_freq
+            self.evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if not self.history or self.history[-1]["timesteps"] != self.num_timesteps:
+            self.evaluate()
+
+    def evaluate(self) -> dict[str, float]:
+        ledger = run_policy(self.market, self.config, sb3_policy(self.model))
+        result = {
+            "timesteps": float(self.num_timesteps),
+            "sharpe": sharpe_ratio(ledger.nav),
+            "total_return": total_return(ledger.nav),
+            "exposure": float((ledger.frame["position"] != 0).mean()),
+        }
+        self.history.append(result)
+        for key in ("sharpe", "total_return", "exposure"):
+            self.logger.record(f"validation/{key}", result[key])
+        if result["sharpe"] > self.best_sharpe:
+            self.best_sharpe, self.best_timesteps = result["sharpe"], self.num_timesteps
+            self.model.save(self.best_path)
+        log.info("validation", **{k: round(v, 4) for k, v in result.items()}, best_sharpe=round(self.best_sharpe, 4))
+        return result
+
+
+class ProgressCallback(BaseCallback):
+    """A rich progress bar on a terminal; otherwise a log line every 10% with speed and ETA."""
+
+    def __init__(self, total_timesteps: int, interactive: bool | None = None) -> None:
+        super().__init__()
+        self.total = total_timesteps
+        self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        self._progress: Any = None
+        self._task: Any = None
+        self._next_report = 0.1
+        self._started = 0.0
+
+    def _on_training_start(self) -> None:
+        self._started = time.perf_counter()
+        if self.interactive:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                TimeRemainingColumn(), transient=True,
+            )  # fmt: skip
+            self._progress.start()
+            self._task = self._progress.add_task("train", total=self.total)
+
+    def _on_step(self) -> bool:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self.num_timesteps)
+        elif self.num_timesteps >= self._next_report * self.total:
+            self._next_report += 0.1
+            elapsed = time.perf_counter() - self._started
+            fps = self.num_timesteps / elapsed if elapsed else 0.0
+            eta = (self.total - self.num_timesteps) / fps if fps else math.nan
+            log.info(
+                "training_progress", timesteps=self.num_timesteps, total=self.total, fps=round(fps), eta_s=round(eta)
+            )
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM while training; the callback then ends ``learn`` after the current step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+    @contextmanager
+    def installed(self) -> Iterator[StopFlag]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals can only be handled in the main thread
+            return
+
+        def handle(signum: int, _: FrameType | None) -> None:
+            self.signal = signum
+
+        previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+class StopOnSignalCallback(BaseCallback):
+    def __init__(self, flag: StopFlag) -> None:
+        super().__init__()
+        self.flag = flag
+
+    def _on_step(self) -> bool:
+        return not self.flag

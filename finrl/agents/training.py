@@ -1,0 +1,180 @@
+"""Train PPO on the training window, validate, and publish a model bundle.
+
+The one function :func:`train` is what ``spy-rl train``, the example entry module and the
+tests call; it takes plain data and configuration objects, never the application settings.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from finrl.agents.bundle import FINAL_MODEL_FILE, MODEL_FILE, ModelBundle, publish_bundle, staging_dir
+from finrl.agents.callbacks import (
+    ProgressCallback,
+    StopFlag,
+    StopOnSignalCallback,
+    TradingMetricsCallback,
+    ValidationCallback,
+)
+from finrl.agents.ppo import PPOConfig
+from finrl.errors import DataError, FinRLError
+from finrl.log import get_logger
+from finrl.meta.env.market_arrays import MarketArrays
+from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
+from finrl.meta.features import FeatureSpec
+from finrl.meta.preprocessing import DataSplit, FeatureNormalizer
+from finrl.seeding import seed_everything
+
+log = get_logger(__name__)
+
+
+class TrainingInterruptedError(FinRLError):
+    """Training stopped on a signal; a checkpoint was saved and ``latest`` was left alone."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum  # 130 for Ctrl-C, 143 for docker stop's SIGTERM
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    features: pd.DataFrame  # output of build_features over the whole dataset
+    feature_spec: FeatureSpec
+    data_info: dict[str, Any]  # MarketData.describe(): source, label, fingerprint, range
+    split: DataSplit
+    run_name: str
+    models_dir: Path
+    tensorboard_dir: Path
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    seed: int = 42
+    total_timesteps: int = 200_000
+    eval_freq: int = 20_000
+    checkpoint_freq: int = 100_000
+    settings: dict[str, Any] = field(default_factory=dict)  # recorded in the bundle, secrets excluded
+    progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    bundle: ModelBundle
+    metrics: dict[str, Any]
+
+
+def train(job: TrainingJob) -> TrainingResult:
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    torch.set_num_threads(job.ppo.torch_threads)
+    seed_everything(job.seed)
+    train_frame = job.split.train.slice(job.features, what="training window")
+    normalizer = FeatureNormalizer.fit(train_frame, job.feature_spec.observation_columns)
+    train_market = MarketArrays.from_features(train_frame, normalizer)
+    env_config = _fit_episode_length(job.env, len(train_market))
+    validation_market = (
+        MarketArrays.from_features(job.split.validation.slice(job.features, what="validation window"), normalizer)
+        if job.split.validation
+        else None
+    )
+
+    envs = VecMonitor(DummyVecEnv([partial(SpyTradingEnv, train_market, env_config)] * job.ppo.n_envs))
+    model = PPO(
+        "MlpPolicy", envs, seed=job.seed, tensorboard_log=str(job.tensorboard_dir), verbose=0, **job.ppo.sb3_kwargs()
+    )
+    staging = staging_dir(job.models_dir, job.run_name)
+    validation = (
+        ValidationCallback(validation_market, env_config, job.eval_freq, staging / "best_model.zip")
+        if validation_market is not None and job.eval_freq > 0
+        else None
+    )
+    hparams = {**job.ppo.to_dict(), "seed": job.seed, "total_timesteps": job.total_timesteps}
+    callbacks: list[Any] = [TradingMetricsCallback(hparams), ProgressCallback(job.total_timesteps, job.progress)]
+    if validation is not None:
+        callbacks.append(validation)
+    if job.checkpoint_freq > 0:
+        save_freq = max(job.checkpoint_freq // job.ppo.n_envs, 1)
+        callbacks.append(CheckpointCallback(save_freq, str(staging / "checkpoints"), name_prefix="ppo"))
+
+    log.info(
+        "training_start", run=job.run_name, timesteps=job.total_timesteps, seed=job.seed,
+        train=f"{job.split.train.start}..{job.split.train.end}", train_days=len(train_market),
+        n_envs=job.ppo.n_envs, source=job.data_info.get("source"),
+    )  # fmt: skip
+    started = time.perf_counter()
+    with StopFlag().installed() as stop:
+        callbacks.append(StopOnSignalCallback(stop))
+        model.learn(job.total_timesteps, callback=CallbackList(callbacks), tb_log_name=job.run_name)
+    wall = time.perf_counter() - started
+    if stop:
+        _keep_interrupted(model, staging, job)
+        raise TrainingInterruptedError(
+            f"training interrupted by {signal.Signals(stop.signal).name} at {model.num_timesteps} timesteps; "  # type: ignore[arg-type]
+            f"checkpoint kept in {staging.with_name(job.run_name + '.interrupted')}, latest unchanged",
+            int(stop.signal),  # type: ignore[arg-type]
+        )
+
+    model.save(staging / FINAL_MODEL_FILE)
+    use_best = validation is not None and (staging / "best_model.zip").exists()
+    if use_best:
+        shutil.move(staging / "best_model.zip", staging / MODEL_FILE)
+    else:
+        shutil.copyfile(staging / FINAL_MODEL_FILE, staging / MODEL_FILE)
+    metrics = {
+        "timesteps": int(model.num_timesteps),
+        "wall_seconds": round(wall, 3),
+        "steps_per_second": round(model.num_timesteps / wall, 1) if wall else None,
+        "model_choice": "best_validation_sharpe" if use_best else "final",
+        "validation_history": validation.history if validation else [],
+        "best_validation_sharpe": validation.best_sharpe if validation and validation.history else None,
+        "best_validation_timesteps": validation.best_timesteps if validation else None,
+        "tensorboard_run": str(Path(model.logger.dir)) if model.logger and model.logger.dir else None,
+    }
+    manifest = {
+        "run_name": job.run_name,
+        "created_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        "algorithm": "PPO",
+        "seed": job.seed,
+        "feature_spec": job.feature_spec.to_dict(),
+        "normalizer": normalizer.to_dict(),
+        "data": job.data_info,
+        "split": job.split.to_dict(),
+        "env_config": env_config.to_dict(),
+        "ppo_config": job.ppo.to_dict(),
+        "settings": job.settings,
+        "training": metrics,
+    }
+    bundle = publish_bundle(staging, job.models_dir, manifest)
+    log.info("training_done", run=job.run_name, path=str(bundle.path), wall_s=round(wall, 1), **_headline(metrics))
+    return TrainingResult(bundle, metrics)
+
+
+def _fit_episode_length(config: EnvConfig, days: int) -> EnvConfig:
+    if days < 2:
+        raise DataError(f"the training window holds {days} day(s): too few to train on")
+    if config.episode_length is not None and config.episode_length > days - 1:
+        log.warning("episode_length_clipped", asked=config.episode_length, training_days=days)
+        return EnvConfig(config.execution, config.initial_cash, days - 1, config.random_start)
+    return config
+
+
+def _keep_interrupted(model: Any, staging: Path, job: TrainingJob) -> None:
+    (staging / "checkpoints").mkdir(exist_ok=True)
+    model.save(staging / "checkpoints" / f"interrupted_{model.num_timesteps}_steps.zip")
+    target = staging.with_name(job.run_name + ".interrupted")
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics[k] for k in ("timesteps", "steps_per_second", "model_choice", "best_validation_sharpe")}

@@ -1,0 +1,60 @@
+"""Run a policy through a whole window, day by day: the ledger that backtests and validation read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from finrl.meta.env.market_arrays import MarketArrays
+from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
+
+Policy = Callable[[np.ndarray], int]
+
+
+@dataclass(frozen=True)
+class EpisodeLedger:
+    """One row per day of the window: the first row is the starting state, before any decision.
+
+    ``action`` on row t is the decision taken after day t's close (NaN on the last day, which has
+    no next day to fill on); position, shares, fill price, costs, cash and NAV on row t are the
+    state at day t's close after that day's fill.
+    """
+
+    frame: pd.DataFrame
+
+    @property
+    def nav(self) -> pd.Series:
+        return self.frame["nav"]
+
+
+def run_policy(market: MarketArrays, config: EnvConfig, policy: Policy) -> EpisodeLedger:
+    """Replay ``policy`` over every day of ``market`` (deterministically, from flat)."""
+    whole_window = EnvConfig(
+        execution=config.execution, initial_cash=config.initial_cash, episode_length=None, random_start=False
+    )
+    env = SpyTradingEnv(market, whole_window, record=True)
+    obs, _ = env.reset(seed=0)
+    done = False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(int(policy(obs)))
+        done = terminated or truncated
+    assert env.log is not None
+    columns = env.log.as_arrays()
+    index = columns.pop("index")
+    frame = pd.DataFrame(columns, index=pd.DatetimeIndex(market.dates[index], name="date"))
+    # the decision taken after day t's close is recorded on the fill row t+1: move it back to t
+    frame["action"] = frame["action"].shift(-1)
+    return EpisodeLedger(frame)
+
+
+def sb3_policy(model: object, *, deterministic: bool = True) -> Policy:
+    """Adapt a stable-baselines3 model's ``predict`` to :data:`Policy`."""
+
+    def act(obs: np.ndarray) -> int:
+        action, _ = model.predict(obs, deterministic=deterministic)  # type: ignore[attr-defined]
+        return int(action)
+
+    return act
