@@ -183,11 +183,6 @@ def test_short_to_flat_buys_back_everything() -> None:
     assert fill.price == pytest.approx(100.025, rel=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG execution.rebalance: closing cost estimated as |shares|*ref*(impact+commission) but a buy-back "
-    "pays commission on ref*(1+impact); short->long flip with fractional shares leaves cash negative",
-)
 def test_short_to_long_flip_fractional_keeps_cash_non_negative() -> None:
     config = ExecutionConfig(allow_short=True, fractional_shares=True)
     fill = rebalance(cash=20_000.0, shares=-100.0, target=1, reference_price=100.0, config=config)
@@ -209,21 +204,10 @@ def test_position_of() -> None:
     assert [position_of(s) for s in (-3.0, -1e-9, 0.0, 1e-9, 7.0)] == [-1, -1, 0, 1, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG execution.position_of: numpy scalars give numpy bools whose subtraction raises TypeError",
-)
 def test_position_of_numpy_scalars() -> None:
     assert [position_of(np.float64(s)) for s in (-2.5, 0.0, 2.5)] == [-1, 0, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG execution.rebalance: a fractional fill priced off a np.float64 reference returns np.float64 shares "
-    "that position_of cannot classify",
-)
 def test_fractional_fill_at_numpy_price_then_close() -> None:
     config = ExecutionConfig(fractional_shares=True)
     bought = rebalance(10_000.0, 0.0, 1, np.float64(100.0), config)

@@ -277,12 +277,6 @@ def test_costs_strictly_reduce_nav_hand_computed() -> None:
     assert all(c < f for c, f in zip(with_costs["nav"][1:], without["nav"][1:], strict=True))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG execution.position_of: np.float64 shares (fractional fills priced off the float64 arrays) give "
-    "numpy bools, whose subtraction raises TypeError on the next step",
-)
 def test_costs_strictly_reduce_nav_fractional(sample_market: MarketArrays) -> None:
     actions = list(np.random.default_rng(5).integers(0, 3, 200))
     with_costs, without = _costly_and_free(sample_market, actions, fractional=True)
@@ -485,7 +479,6 @@ def test_options_start_is_honoured(sample_market: MarketArrays) -> None:
     assert len(out["reward"]) == 20 and env.day_index == 37
 
 
-@pytest.mark.xfail(strict=True, reason="BUG spy_env.reset: options['start'] is not range-checked")
 @pytest.mark.parametrize("start", [-1, "last"])
 def test_options_start_out_of_range_raises(sample_market: MarketArrays, start: object) -> None:
     env = SpyTradingEnv(sample_market, EnvConfig(episode_length=None))
@@ -542,11 +535,6 @@ def test_observation_dtype_space_and_portfolio_entries(sample_market: MarketArra
             assert obs[-1] == pytest.approx(expected, rel=1e-5, abs=1e-7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG spy_env._observation: cash_fraction (cash/NAV) is not bounded; a short holds ~2x NAV in cash and "
-    "a losing short pushes it past the observation_space bound",
-)
 def test_short_observation_stays_inside_observation_space() -> None:
     market = arrays([100.0, 100.0, 150.0, 195.0], [100.0, 100.0, 150.0, 195.0])
     config = replace(WHOLE, execution=ExecutionConfig(allow_short=True, costs=ZERO_COSTS))

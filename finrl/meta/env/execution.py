@@ -79,7 +79,7 @@ def target_position(action: int, position: int, allow_short: bool) -> int:
 
 
 def position_of(shares: float) -> int:
-    return (shares > 0) - (shares < 0)
+    return int(shares > 0) - int(shares < 0)
 
 
 def rebalance(cash: float, shares: float, target: int, reference_price: float, config: ExecutionConfig) -> Fill:
@@ -91,6 +91,7 @@ def rebalance(cash: float, shares: float, target: int, reference_price: float, c
     current = position_of(shares)
     if target == current:
         return NO_FILL
+    reference_price = float(reference_price)  # numpy scalars from the env's arrays would leak into the fill
     impact, commission_rate = config.costs.price_impact, config.costs.commission_rate
     buy_price = reference_price * (1 + impact)
     sell_price = reference_price * (1 - impact)
@@ -100,9 +101,11 @@ def rebalance(cash: float, shares: float, target: int, reference_price: float, c
     else:
         price = buy_price if target > 0 else sell_price
         # after closing the current position, equity is what remains to size the new one
-        close_cost = abs(shares) * reference_price * (impact + commission_rate)
+        close_price = sell_price if shares > 0 else buy_price
+        close_cost = abs(shares) * (abs(close_price - reference_price) + close_price * commission_rate)
         budget = max(0.0, equity - close_cost) * config.position_fraction / (price * (1 + commission_rate))
-        size = budget if config.fractional_shares else math.floor(budget + 1e-9)
+        # fractional sizes round down to Alpaca's 1e-9 share precision, which also keeps cash >= 0
+        size = math.floor(budget * 1e9) / 1e9 if config.fractional_shares else math.floor(budget + 1e-9)
         new_shares = target * size
     delta = new_shares - shares
     if delta == 0:

@@ -24,6 +24,7 @@ from finrl.meta.env.execution import CostModel, ExecutionConfig, position_of, re
 from finrl.meta.env.market_arrays import MarketArrays
 
 PORTFOLIO_FEATURES = ("position", "cash_fraction", "unrealized_return")
+CASH_FRACTION_BOUND = 3.0
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
                 f"episode_length {self.config.episode_length} exceeds the window ({len(market) - 1} steps)"
             )
         n_obs = market.n_features + len(PORTFOLIO_FEATURES)
-        bound = max(market.feature_bound, 1.0)  # features are clipped by the normaliser, portfolio state to [-1, 1]
+        # features are clipped by the normaliser, the portfolio state by the bounds below
+        bound = max(market.feature_bound, CASH_FRACTION_BOUND)
         self.observation_space = gym.spaces.Box(-bound, bound, shape=(n_obs,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(3)
         self._obs = np.zeros(n_obs, dtype=np.float32)
@@ -137,6 +139,8 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
             start = int(self.np_random.integers(0, last - length + 1))
         if options and "start" in options:
             start = int(options["start"])
+            if not 0 <= start < last:
+                raise ValueError(f"options['start']={start} is outside the window's decision days 0..{last - 1}")
         self._t, self._end = start, min(start + length, last)
         self._cash, self._shares = self.config.initial_cash, 0.0
         self._nav, self._entry_price = self.config.initial_cash, math.nan
@@ -198,7 +202,10 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
         obs[:n] = self._features[t]
         position = position_of(self._shares)
         obs[n] = position
-        obs[n + 1] = self._cash / self._nav if self._nav > 0 else 0.0
+        # a short holds about twice its NAV in cash, a losing one more: clipped to stay inside the space
+        obs[n + 1] = (
+            max(-CASH_FRACTION_BOUND, min(CASH_FRACTION_BOUND, self._cash / self._nav)) if self._nav > 0 else 0.0
+        )
         obs[n + 2] = (
             0.0 if position == 0 else max(-1.0, min(1.0, position * math.log(self._close[t] / self._entry_price)))
         )
