@@ -121,11 +121,11 @@ def test_long_to_flat_sells_fractional_holdings_entirely() -> None:
 def test_fractional_shares_spend_all_equity() -> None:
     config = ExecutionConfig(fractional_shares=True)
     fill = rebalance(cash=10_000.0, shares=0.0, target=1, reference_price=100.0, config=config)
-    expected = 10_000.0 / (100.025 * 1.0001)
-    assert fill.shares == pytest.approx(expected, rel=1e-12)
+    expected = math.floor(10_000.0 / (100.025 * 1.0001) * 1e9) / 1e9  # Alpaca's 1e-9 share precision
+    assert fill.shares == expected
     assert fill.shares != math.floor(fill.shares)
     cash_after = 10_000.0 - fill.shares * fill.price - fill.commission
-    assert cash_after == pytest.approx(0.0, abs=1e-8)
+    assert 0.0 <= cash_after < 1e-6
 
 
 def test_position_fraction_half() -> None:
@@ -134,7 +134,8 @@ def test_position_fraction_half() -> None:
     # 5000 / (100.025 * 1.0001) = 49.98 -> 49
     assert fill.shares == 49.0
     fractional = rebalance(10_000.0, 0.0, 1, 100.0, ExecutionConfig(position_fraction=0.5, fractional_shares=True))
-    assert fractional.shares * fractional.price * (1 + RATE) == pytest.approx(5_000.0, rel=1e-12)
+    assert fractional.shares * fractional.price * (1 + RATE) == pytest.approx(5_000.0, abs=1e-6)
+    assert fractional.shares * fractional.price * (1 + RATE) <= 5_000.0
 
 
 # ---------------------------------------------------------------------------- rebalance: short
