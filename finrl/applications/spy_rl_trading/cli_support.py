@@ -99,6 +99,14 @@ TRAINING_FLAGS: tuple[Flag, ...] = (
 )
 
 
+BACKTEST_FLAGS: tuple[Flag, ...] = (
+    Flag("test_start"),
+    Flag("test_end"),
+    Flag("risk_free_rate"),
+    Flag("results_dir"),
+)
+
+
 def _cli_type(field: str) -> type:
     """The plain type typer parses for ``field``; dates and choices stay strings for pydantic."""
     annotation = Settings.model_fields[field].annotation
@@ -126,7 +134,7 @@ def settings_command(*flag_groups: tuple[Flag, ...]) -> Callable[[Callable[..., 
     The wrapper loads settings (root flags, then these flags, over the environment), sets up
     logging and seeds, and turns user errors into one line and an exit code.
     """
-    flags = [flag for group in flag_groups for flag in group]
+    flags = list({flag.field: flag for group in reversed(flag_groups) for flag in reversed(group)}.values())[::-1]
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(func, include_extras=True)

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     fractional_shares: bool = Field(False, description="Trade fractional shares")
     fill_at: Literal["next_open", "next_close"] = Field("next_open", description="When a decision fills")
 
+    # evaluation
+    risk_free_rate: float = Field(0.0, ge=-0.05, le=0.5, description="Annual risk-free rate for Sharpe/Sortino/alpha")
+
     # trading
     trading_mode: Literal["paper", "live"] = Field("paper", description="paper or live")
     live_trading_confirmed: bool = Field(False, description="Second confirmation required for live trading")

@@ -50,6 +50,16 @@ def run_policy(market: MarketArrays, config: EnvConfig, policy: Policy) -> Episo
     return EpisodeLedger(frame)
 
 
+def scheduled_policy(actions: np.ndarray) -> Policy:
+    """A policy that plays precomputed actions, one per decision day (rule-based baselines)."""
+    days = iter(actions)
+
+    def act(_: np.ndarray) -> int:
+        return int(next(days))
+
+    return act
+
+
 def sb3_policy(model: object, *, deterministic: bool = True) -> Policy:
     """Adapt a stable-baselines3 model's ``predict`` to :data:`Policy`."""
 
