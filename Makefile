@@ -1,7 +1,7 @@
 # Developer tasks for finrl (GNU make).
 #
 #   make venv   create/refresh .venv from poetry.lock (CPU-only torch)
-#   make run    run the CLI (RUN_ARGS)
+#   make run    train + backtest on the offline sample (spy-rl $(RUN_ARGS))
 #   make test   run pytest (PYTEST_ARGS)
 #   make lint   ruff check + ruff format --check
 #   make lock   regenerate poetry.lock and check it
@@ -22,7 +22,7 @@ TOOLS_VENV ?= .venv-tools
 POETRY_VERSION ?= 2.5.1
 POETRY_EXPORT_VERSION ?= 1.10.1
 PIP_TORCH_ARGS ?=
-RUN_ARGS ?= data fetch --source sample
+RUN_ARGS ?= pipeline --source sample
 PYTEST_ARGS ?=
 LINT_PATHS := $(wildcard finrl unit_tests benchmarks)
 
