@@ -4,6 +4,7 @@
 #   make run    train + backtest on the offline sample (spy-rl $(RUN_ARGS))
 #   make test   run pytest (PYTEST_ARGS)
 #   make lint   ruff check + ruff format --check
+#   make bench  benchmarks: env steps/s vs FinRL, PPO speed (prints ratios)
 #   make lock   regenerate poetry.lock and check it
 #   make clean  remove virtualenvs and caches (keeps models, datasets, results)
 #
@@ -42,7 +43,7 @@ endif
 CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))' \
 	|| { echo "error: $(PYTHON) must be Python 3.11 or 3.12 (set PYTHON=...)" >&2; exit 1; }
 
-.PHONY: venv run test lint lock clean
+.PHONY: venv run test lint lock clean bench
 
 # venv: project virtualenv; reinstalled only when poetry.lock or pyproject.toml change
 venv: $(VENV_STAMP)
@@ -72,6 +73,10 @@ $(TOOLS_STAMP):
 # run: the application entry point (change RUN_ARGS for other commands)
 run: venv
 	$(VENV)/bin/spy-rl $(RUN_ARGS)
+
+# bench: speed ratios measured in one run (downloads the FinRL reference wheel once)
+bench: venv
+	$(VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 
 # test: pytest; exit status 5 means no tests were collected, a failure here too
 test: venv

@@ -20,7 +20,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from finrl.meta.env.execution import CostModel, ExecutionConfig, position_of, rebalance, target_position
+from finrl.meta.env.execution import (
+    NO_FILL,
+    Action,
+    CostModel,
+    ExecutionConfig,
+    position_of,
+    rebalance,
+    target_position,
+)
 from finrl.meta.env.market_arrays import MarketArrays
 
 PORTFOLIO_FEATURES = ("position", "cash_fraction", "unrealized_return")
@@ -118,13 +126,19 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
         bound = max(market.feature_bound, CASH_FRACTION_BOUND)
         self.observation_space = gym.spaces.Box(-bound, bound, shape=(n_obs,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(3)
-        self._obs = np.zeros(n_obs, dtype=np.float32)
+        # Hot-path data: Python floats index ~3x faster than NumPy scalars, and each day's
+        # observation row is prepared once with its features; a step writes 3 portfolio values.
+        self._n_features = market.n_features
+        self._rows = np.zeros((len(market), n_obs), dtype=np.float32)
+        self._rows[:, : market.n_features] = market.features
+        self._close = market.close.tolist()
+        self._dividends = market.dividends.tolist()
         self._execution = self.config.execution
-        self._features, self._open, self._close = market.features, market.open, market.close
-        self._dividends = market.dividends
-        self._fill_prices = market.open if self._execution.fill_at == "next_open" else market.close
+        fill_prices = market.open if self._execution.fill_at == "next_open" else market.close
+        self._fill_prices = fill_prices.tolist()
+        self._sell_target = -1 if self._execution.allow_short else 0
         self.log: StepLog | None = None
-        self._t = self._end = 0
+        self._t = self._end = self._position = 0
         self._cash = self._shares = self._nav = self._entry_price = 0.0
         self.stats = EpisodeStats()
 
@@ -142,7 +156,7 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
             if not 0 <= start < last:
                 raise ValueError(f"options['start']={start} is outside the window's decision days 0..{last - 1}")
         self._t, self._end = start, min(start + length, last)
-        self._cash, self._shares = self.config.initial_cash, 0.0
+        self._cash, self._shares, self._position = self.config.initial_cash, 0.0, 0
         self._nav, self._entry_price = self.config.initial_cash, math.nan
         self.stats = EpisodeStats()
         if self.record:
@@ -152,64 +166,69 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
         return self._observation(), {"nav": self._nav, "position": 0}
 
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        t = self._t
-        position = position_of(self._shares)
-        target = target_position(int(action), position, self._execution.allow_short)
-        nxt = t + 1
-        self._cash += self._shares * self._dividends[nxt]  # paid to holders at t's close
-        fill = rebalance(self._cash, self._shares, target, self._fill_prices[nxt], self._execution)
-        if fill.shares:
-            self._cash -= fill.shares * fill.price + fill.commission
-            was_flat = position == 0 or position_of(self._shares + fill.shares) != position
-            self._shares += fill.shares
-            if self._shares == 0:
-                self._entry_price = math.nan
-            elif was_flat:
-                self._entry_price = fill.price
+        act = int(action)
+        position = self._position
+        if act == Action.HOLD:
+            target = position
+        elif act == Action.BUY:
+            target = 1
+        elif act == Action.SELL:
+            target = self._sell_target
+        else:
+            target = target_position(act, position, self._execution.allow_short)  # raises ValueError
+        nxt = self._t + 1
+        stats = self.stats
+        dividend = self._dividends[nxt]
+        if dividend and self._shares:
+            self._cash += self._shares * dividend  # paid to holders at t's close
+        fill = NO_FILL
+        if target != position:
+            fill = rebalance(self._cash, self._shares, target, self._fill_prices[nxt], self._execution)
+            if fill.shares:
+                self._cash -= fill.shares * fill.price + fill.commission
+                self._shares += fill.shares
+                self._position = position_of(self._shares)
+                self._entry_price = fill.price if self._position else math.nan
+                stats.trades += 1
+                stats.costs += fill.cost
+                stats.traded_notional += abs(fill.shares) * fill.price
         nav = self._cash + self._shares * self._close[nxt]
         reward = math.log(nav / self._nav) if nav > 0 else -math.inf
         self._nav, self._t = nav, nxt
-        terminated = bool(nav <= 0)
-        truncated = bool(nxt >= self._end) and not terminated
+        terminated = nav <= 0
+        truncated = nxt >= self._end and not terminated
         if self.log is not None:
-            self.log.append(nxt, action=int(action), position=position_of(self._shares), shares=self._shares,
-                            fill_price=fill.price, costs=fill.cost, cash=self._cash, nav=nav,
-                            reward=reward)  # fmt: skip
-        stats = self.stats
+            self.log.append(nxt, action=act, position=self._position, shares=self._shares, fill_price=fill.price,
+                            costs=fill.cost, cash=self._cash, nav=nav, reward=reward)  # fmt: skip
         stats.steps += 1
-        stats.actions[int(action)] += 1
-        if fill.shares:
-            stats.trades += 1
-            stats.costs += fill.cost
-            stats.traded_notional += abs(fill.shares) * fill.price
-        new_position = position_of(self._shares)
-        stats.days_long += new_position > 0
-        stats.days_short += new_position < 0
-        if nav > 0:
+        stats.actions[act] += 1
+        if self._position:
+            stats.days_long += self._position > 0
+            stats.days_short += self._position < 0
+        if not terminated:
             stats.sum_reward += reward
             stats.sum_reward_sq += reward * reward
-        info = {"nav": nav, "position": new_position, "costs": fill.cost, "traded": fill.shares != 0}
+        info = {"nav": nav, "position": self._position, "costs": fill.cost, "traded": fill is not NO_FILL}
         if terminated or truncated:
             info["episode_stats"] = stats.summary(self.config.initial_cash, nav)
-        return self._observation(), (reward if nav > 0 else -10.0), terminated, truncated, info  # ruin is final
+        return self._observation(), (-10.0 if terminated else reward), terminated, truncated, info  # ruin is final
 
     # ------------------------------------------------------------------ helpers
 
     def _observation(self) -> np.ndarray:
-        t = self._t
-        n = self.market.n_features
-        obs = self._obs
-        obs[:n] = self._features[t]
-        position = position_of(self._shares)
-        obs[n] = position
-        # a short holds about twice its NAV in cash, a losing one more: clipped to stay inside the space
-        obs[n + 1] = (
-            max(-CASH_FRACTION_BOUND, min(CASH_FRACTION_BOUND, self._cash / self._nav)) if self._nav > 0 else 0.0
-        )
-        obs[n + 2] = (
-            0.0 if position == 0 else max(-1.0, min(1.0, position * math.log(self._close[t] / self._entry_price)))
-        )
-        return obs.copy()
+        row = self._rows[self._t]
+        n = self._n_features
+        position = self._position
+        row[n] = position
+        if position:
+            # a short holds about twice its NAV in cash, a losing one more: clipped to stay inside the space
+            cash_fraction = self._cash / self._nav if self._nav > 0 else 0.0
+            row[n + 1] = max(-CASH_FRACTION_BOUND, min(CASH_FRACTION_BOUND, cash_fraction))
+            row[n + 2] = max(-1.0, min(1.0, position * math.log(self._close[self._t] / self._entry_price)))
+        else:
+            row[n + 1] = 1.0 if self._nav > 0 else 0.0
+            row[n + 2] = 0.0
+        return row.copy()
 
     @property
     def nav(self) -> float:
