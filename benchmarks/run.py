@@ -6,7 +6,7 @@
 2. ppo: PPO training through ``finrl.agents.training.train`` with the default ``PPOConfig``:
    wall time and frames per second, against the 3-minute target and a 30-60 minute budget.
 
-Run from the repository root:  python -m benchmarks.run [--only env|ppo] [--help]
+Run from the repository root:  python -m benchmarks.run [--only env|ppo|backtest] [--help]
 """
 
 from __future__ import annotations
@@ -29,15 +29,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finrl.agents.bundle import load_bundle
 from finrl.agents.ppo import PPOConfig
 from finrl.agents.training import TrainingJob, train
+from finrl.backtest.engine import run_backtest
 from finrl.log import configure_logging
 from finrl.meta.data.market_data import DataRequest, MarketData, load_market_data
 from finrl.meta.env.execution import CostModel
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
 from finrl.meta.features import FeatureSpec, build_features
-from finrl.meta.preprocessing import FeatureNormalizer, split_by_dates
+from finrl.meta.preprocessing import DateWindow, FeatureNormalizer, split_by_dates
 
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"  # gitignored
 REFERENCE_VERSION = "0.3.7"
@@ -46,6 +48,7 @@ REFERENCE_MODULE = "finrl_ref_env_stocktrading"  # never "finrl": that name is t
 ENV_RATIO_TARGET = 50.0
 PPO_TARGET_S = 180.0  # 3 minutes
 BUDGET_S = (30 * 60.0, 60 * 60.0)  # the deployment budget, 30-60 minutes
+BACKTEST_BUDGET_S = (5 * 60.0, 10 * 60.0)  # the deployment doc's backtest budget, 5-10 minutes
 
 Row = tuple[str, str]
 
@@ -265,6 +268,40 @@ def bench_ppo(args: argparse.Namespace, data: Dataset, workdir: Path) -> list[Ro
     ]  # fmt: skip
 
 
+# ---------------------------------------------------------------------------- backtest
+
+
+def bench_backtest(args: argparse.Namespace, data: Dataset, workdir: Path) -> list[Row]:
+    """Model load + a deterministic replay of agent and baselines over every day of the data."""
+    models = workdir / "models"
+    if not (models / "latest").exists():  # --only backtest: a tiny model is enough to time the replay
+        small = PPOConfig(n_envs=2, n_steps=64, batch_size=64)
+        train(
+            TrainingJob(
+                features=data.features, feature_spec=data.spec, data_info=data.market.describe(),
+                split=split_by_dates(pd.DatetimeIndex(data.features.index)), run_name="bench-small",
+                models_dir=models, tensorboard_dir=workdir / "tensorboard", ppo=small, seed=args.seed,
+                total_timesteps=256, eval_freq=0, checkpoint_freq=0, progress=False,
+            )
+        )  # fmt: skip
+    index = pd.DatetimeIndex(data.features.index)
+    window = DateWindow(index[0].date(), index[-1].date())
+    timings = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        bundle = load_bundle("latest", models)
+        run_backtest(bundle, data.features, window)
+        timings.append(time.perf_counter() - started)
+    best = min(timings)
+    years = len(index) / 252
+    low, high = BACKTEST_BUDGET_S
+    return [
+        ("backtest window", f"{window.start} .. {window.end} ({len(index)} days, {years:.1f} years, 4 strategies)"),
+        ("backtest wall incl. model load", f"{best:.2f} s (best of {args.repeats})"),
+        ("backtest wall / 5-10 min budget", f"{best / low:.4f} / {best / high:.4f}"),
+    ]
+
+
 # ---------------------------------------------------------------------------- entry point
 
 
@@ -292,7 +329,7 @@ def print_table(rows: Sequence[Row]) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("env", "ppo"), help="run one benchmark (default: both)")
+    parser.add_argument("--only", choices=("env", "ppo", "backtest"), help="run one benchmark (default: all)")
     parser.add_argument("--csv", type=Path, help="daily bars CSV (default: the offline sample data)")
     parser.add_argument("--vix-csv", type=Path, help="VIX daily CSV (without it a --csv run has no VIX)")
     parser.add_argument("--env-steps", type=int, default=20_000, help="random steps in our env (default 20000)")
@@ -326,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += bench_env(args, data)
         if args.only in (None, "ppo"):
             rows += bench_ppo(args, data, workdir)
+        if args.only in (None, "backtest"):
+            rows += bench_backtest(args, data, workdir)
     print_table(rows)
     return 0
 

@@ -70,12 +70,22 @@ class TrainingResult:
 
 
 def train(job: TrainingJob) -> TrainingResult:
+    """Train, validate and publish; the caller's torch thread count is restored afterwards."""
     import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(job.ppo.torch_threads)
+    try:
+        return _train(job)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(job: TrainingJob) -> TrainingResult:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-    torch.set_num_threads(job.ppo.torch_threads)
     seed_everything(job.seed)
     train_frame = job.split.train.slice(job.features, what="training window")
     normalizer = FeatureNormalizer.fit(train_frame, job.feature_spec.observation_columns)
