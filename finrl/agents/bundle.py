@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import tempfile
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -111,17 +112,21 @@ class ModelBundle:
 
 
 def staging_dir(models_dir: Path, run_name: str) -> Path:
-    path = Path(models_dir) / f".staging-{run_name}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """A fresh hidden folder for one run: never shared with, or polluted by, another run."""
+    Path(models_dir).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".staging-{run_name}-", dir=models_dir))
+
+
+def check_run_name_free(models_dir: Path, run_name: str) -> None:
+    if (Path(models_dir) / run_name).exists():
+        raise BundleError(f"a model named {run_name} already exists in {models_dir}: choose another --run-name")
 
 
 def publish_bundle(staging: Path, models_dir: Path, manifest: dict[str, Any]) -> ModelBundle:
     """Hash the model files, write the manifest, move the run into place, then point ``latest`` at it."""
     run_name = str(manifest["run_name"])
     final = Path(models_dir) / run_name
-    if final.exists():
-        raise BundleError(f"a model named {run_name} already exists in {models_dir}: choose another --run-name")
+    check_run_name_free(models_dir, run_name)
     files = {name: sha256_file(staging / name) for name in (MODEL_FILE, FINAL_MODEL_FILE) if (staging / name).exists()}
     full = {"format": BUNDLE_FORMAT, **manifest, "files": files, "versions": library_versions()}
     atomic_write_json(staging / MANIFEST_FILE, full)
@@ -160,6 +165,8 @@ def load_bundle(reference: str | Path, models_dir: Path) -> ModelBundle:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"corrupt {manifest_path}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"corrupt {manifest_path}: not a JSON object")
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: bundle format {manifest.get('format')!r}, this finrl reads {BUNDLE_FORMAT}")
     for key in ("run_name", "feature_spec", "normalizer", "env_config", "split", "seed", "files"):

@@ -16,7 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from finrl.agents.bundle import FINAL_MODEL_FILE, MODEL_FILE, ModelBundle, publish_bundle, staging_dir
+from finrl.agents.bundle import (
+    FINAL_MODEL_FILE,
+    MODEL_FILE,
+    ModelBundle,
+    check_run_name_free,
+    publish_bundle,
+    staging_dir,
+)
 from finrl.agents.callbacks import (
     ProgressCallback,
     StopFlag,
@@ -97,6 +104,7 @@ def _train(job: TrainingJob) -> TrainingResult:
         else None
     )
 
+    check_run_name_free(job.models_dir, job.run_name)  # before minutes of training, not after
     envs = VecMonitor(DummyVecEnv([partial(SpyTradingEnv, train_market, env_config)] * job.ppo.n_envs))
     model = PPO(
         "MlpPolicy", envs, seed=job.seed, tensorboard_log=str(job.tensorboard_dir), verbose=0, **job.ppo.sb3_kwargs()
@@ -108,7 +116,9 @@ def _train(job: TrainingJob) -> TrainingResult:
         else None
     )
     hparams = {**job.ppo.to_dict(), "seed": job.seed, "total_timesteps": job.total_timesteps}
-    callbacks: list[Any] = [TradingMetricsCallback(hparams), ProgressCallback(job.total_timesteps, job.progress)]
+    rollout = job.ppo.n_steps * job.ppo.n_envs
+    planned = -(-job.total_timesteps // rollout) * rollout  # SB3 always completes the last rollout
+    callbacks: list[Any] = [TradingMetricsCallback(hparams), ProgressCallback(planned, job.progress)]
     if validation is not None:
         callbacks.append(validation)
     if job.checkpoint_freq > 0:
@@ -121,9 +131,13 @@ def _train(job: TrainingJob) -> TrainingResult:
         n_envs=job.ppo.n_envs, source=job.data_info.get("source"),
     )  # fmt: skip
     started = time.perf_counter()
-    with StopFlag().installed() as stop:
-        callbacks.append(StopOnSignalCallback(stop))
-        model.learn(job.total_timesteps, callback=CallbackList(callbacks), tb_log_name=job.run_name)
+    try:
+        with StopFlag().installed() as stop:
+            callbacks.append(StopOnSignalCallback(stop))
+            model.learn(job.total_timesteps, callback=CallbackList(callbacks), tb_log_name=job.run_name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     wall = time.perf_counter() - started
     if stop:
         _keep_interrupted(model, staging, job)
@@ -163,7 +177,11 @@ def _train(job: TrainingJob) -> TrainingResult:
         "settings": job.settings,
         "training": metrics,
     }
-    bundle = publish_bundle(staging, job.models_dir, manifest)
+    try:
+        bundle = publish_bundle(staging, job.models_dir, manifest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     log.info("training_done", run=job.run_name, path=str(bundle.path), wall_s=round(wall, 1), **_headline(metrics))
     return TrainingResult(bundle, metrics)
 

@@ -103,19 +103,20 @@ def test_hand_computed_buy_then_sell_next_open() -> None:
     assert info == {"nav": 10_000.0, "position": 0}
     np.testing.assert_array_equal(obs, np.array([0.0, 0.1, 0.0, 1.0, 0.0], dtype=np.float32))
 
-    # buy after the close of day 0: fills at open[1] = 101 * 1.00025 = 101.02525
-    # 10000 / (101.02525 * 1.0001) = 98.975 -> 98 shares
+    # buy after the close of day 0: sized at close[0] (all a live order can know),
+    # 10000 / (100.5 * 1.00025 * 1.0001) = 99.46 -> 99 shares; fills at open[1] = 101 * 1.00025 = 101.02525,
+    # so the gap up leaves cash slightly negative, as a real market-on-open order would
     obs, reward, terminated, truncated, info = env.step(BUY)
     buy_price = 101.02525
-    commission1 = 98 * buy_price * 1e-4
-    cash1 = 10_000.0 - 98 * buy_price - commission1
-    nav1 = cash1 + 98 * 102.0
-    assert cash1 == pytest.approx(98.53545255, rel=1e-9)
+    commission1 = 99 * buy_price * 1e-4
+    cash1 = 10_000.0 - 99 * buy_price - commission1
+    nav1 = cash1 + 99 * 102.0
+    assert cash1 == pytest.approx(-2.499899975, rel=1e-9)
     assert info["nav"] == pytest.approx(nav1, rel=1e-12)
     assert reward == math.log(info["nav"] / 10_000.0)
     assert reward == pytest.approx(math.log(nav1 / 10_000.0), rel=1e-10)
     assert info["position"] == 1 and info["traded"] is True
-    assert info["costs"] == pytest.approx(commission1 + 98 * 0.02525, rel=1e-12)
+    assert info["costs"] == pytest.approx(commission1 + 99 * 0.02525, rel=1e-12)
     assert (terminated, truncated) == (False, False)
     assert env.nav == info["nav"] and env.day_index == 1
     env_nav1 = info["nav"]
@@ -128,12 +129,12 @@ def test_hand_computed_buy_then_sell_next_open() -> None:
     # sell after the close of day 1: fills at open[2] = 103 * 0.99975 = 102.97425
     obs, reward, terminated, truncated, info = env.step(SELL)
     sell_price = 102.97425
-    commission2 = 98 * sell_price * 1e-4
-    cash2 = cash1 + 98 * sell_price - commission2
+    commission2 = 99 * sell_price * 1e-4
+    cash2 = cash1 + 99 * sell_price - commission2
     assert info["nav"] == pytest.approx(cash2, rel=1e-12)
     assert reward == math.log(info["nav"] / env_nav1)
     assert reward == pytest.approx(math.log(cash2 / nav1), rel=1e-10)
-    assert info["costs"] == pytest.approx(commission2 + 98 * 0.02575, rel=1e-12)
+    assert info["costs"] == pytest.approx(commission2 + 99 * 0.02575, rel=1e-12)
     assert info["position"] == 0 and info["traded"] is True
     np.testing.assert_array_equal(obs[-3:], np.array([0.0, 1.0, 0.0], dtype=np.float32))
 
@@ -146,11 +147,11 @@ def test_hand_computed_buy_then_sell_next_open() -> None:
     np.testing.assert_array_equal(log["index"], [0, 1, 2, 3])
     np.testing.assert_array_equal(log["action"][1:], [BUY, SELL, HOLD])
     np.testing.assert_array_equal(log["position"], [0, 1, 0, 0])
-    np.testing.assert_array_equal(log["shares"], [0, 98, 0, 0])
+    np.testing.assert_array_equal(log["shares"], [0, 99, 0, 0])
     np.testing.assert_allclose(log["fill_price"][1:3], [buy_price, sell_price], rtol=1e-12)
     assert np.isnan(log["fill_price"][0]) and np.isnan(log["fill_price"][3])
     np.testing.assert_allclose(
-        log["costs"], [0.0, commission1 + 98 * 0.02525, commission2 + 98 * 0.02575, 0.0], rtol=1e-12
+        log["costs"], [0.0, commission1 + 99 * 0.02525, commission2 + 99 * 0.02575, 0.0], rtol=1e-12
     )
     np.testing.assert_allclose(log["cash"], [10_000.0, cash1, cash2, cash2], rtol=1e-12)
     np.testing.assert_allclose(log["nav"], [10_000.0, nav1, cash2, cash2], rtol=1e-12)
@@ -168,8 +169,8 @@ def test_fill_at_next_close() -> None:
     env.reset(seed=0)
     _, _, _, _, info = env.step(BUY)
     buy_price = 102.0 * 1.00025  # close[1], not open[1]
-    shares = math.floor(10_000.0 / (buy_price * 1.0001))
-    assert shares == 98
+    shares = math.floor(10_000.0 / (100.5 * 1.00025 * 1.0001))  # sized at the decision's close[0]
+    assert shares == 99
     cash = 10_000.0 - shares * buy_price * 1.0001
     assert env.log.as_arrays()["fill_price"][1] == pytest.approx(buy_price, rel=1e-12)
     assert info["nav"] == pytest.approx(cash + shares * 102.0, rel=1e-12)
@@ -224,7 +225,7 @@ def test_dividend_paid_to_holders_at_previous_close() -> None:
     late.reset()
     late.step(HOLD)
     _, _, _, _, info = late.step(BUY)
-    shares = math.floor(10_000.0 / 98.0)
+    shares = math.floor(10_000.0 / 100.0)  # sized at close[1], filled at open[2]
     assert info["nav"] == pytest.approx(10_000.0 - shares * 98.0 + shares * 98.5, rel=1e-12)
 
     # sold at open[2] (the ex-date) still receives it: it held the shares at close[1]
@@ -272,8 +273,9 @@ def test_costs_strictly_reduce_nav_hand_computed() -> None:
     market = arrays([100.0, 100.0, 103.0, 102.0, 101.0], [100.0, 102.0, 104.0, 101.0, 99.0])
     actions = [BUY, SELL, BUY, HOLD]
     with_costs, without = _costly_and_free(market, actions, fractional=False)
-    # zero costs: 100 shares at 100, sold at 103, floor(10300 / 102) = 100 shares again (cash 100)
-    np.testing.assert_allclose(without["nav"], [10_000.0, 10_200.0, 10_300.0, 10_200.0, 10_000.0], rtol=1e-12)
+    # zero costs: 100 shares at 100, sold at 103; then sized at close[2]: floor(10300 / 104) = 99 shares,
+    # filled at open[3] = 102 (cash 202), marked at 101 and 99
+    np.testing.assert_allclose(without["nav"], [10_000.0, 10_200.0, 10_300.0, 10_201.0, 10_003.0], rtol=1e-12)
     assert all(c < f for c, f in zip(with_costs["nav"][1:], without["nav"][1:], strict=True))
 
 

@@ -24,7 +24,7 @@ from rich.markup import escape
 
 from finrl.applications.spy_rl_trading.settings import Settings, env_name, load_settings
 from finrl.errors import FinRLError
-from finrl.log import configure_logging, get_logger, register_secrets
+from finrl.log import configure_logging, register_secrets
 from finrl.seeding import seed_everything
 
 
@@ -176,7 +176,6 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except FinRLError as exc:
-        get_logger("finrl.cli").debug("command_failed", error=str(exc))
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:

@@ -85,7 +85,8 @@ def data_split(settings: Settings, features: pd.DataFrame) -> DataSplit:
 
 
 def default_run_name(settings: Settings) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond // 1000:03d}Z"  # runs a second apart differ
     return f"ppo-{settings.symbol.lower()}-{settings.data_source}-seed{settings.random_seed}-{stamp}"
 
 

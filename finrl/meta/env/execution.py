@@ -82,39 +82,52 @@ def position_of(shares: float) -> int:
     return int(shares > 0) - int(shares < 0)
 
 
-def rebalance(cash: float, shares: float, target: int, reference_price: float, config: ExecutionConfig) -> Fill:
-    """The fill that moves ``shares`` to ``target`` (-1/0/+1) sized as a fraction of equity.
+def order_shares(cash: float, shares: float, target: int, sizing_price: float, config: ExecutionConfig) -> float:
+    """Signed shares to trade to move ``shares`` to ``target`` (-1/0/+1), sized at ``sizing_price``.
 
-    Leaving a position closes all of it; entering sizes so that cash stays non-negative after
-    the commission (long) or so the short's notional is the equity fraction.
+    Sizing happens when the decision is made (day t's close), as a live order must be: leaving a
+    position closes all of it; entering spends ``position_fraction`` of the equity left after
+    closing, net of estimated spread, slippage and commission. The fill price (t+1's open) may
+    differ, so cash can end slightly below zero after a gap up, as with a real market-on-open order.
     """
-    current = position_of(shares)
-    if target == current:
-        return NO_FILL
-    reference_price = float(reference_price)  # numpy scalars from the env's arrays would leak into the fill
-    impact, commission_rate = config.costs.price_impact, config.costs.commission_rate
-    buy_price = reference_price * (1 + impact)
-    sell_price = reference_price * (1 - impact)
-    equity = cash + shares * reference_price
+    if target == position_of(shares):
+        return 0.0
     if target == 0:
-        new_shares = 0.0
-    else:
-        price = buy_price if target > 0 else sell_price
-        # after closing the current position, equity is what remains to size the new one
-        close_price = sell_price if shares > 0 else buy_price
-        close_cost = abs(shares) * (abs(close_price - reference_price) + close_price * commission_rate)
-        budget = max(0.0, equity - close_cost) * config.position_fraction / (price * (1 + commission_rate))
-        # fractional sizes round down to Alpaca's 1e-9 share precision, which also keeps cash >= 0
-        size = math.floor(budget * 1e9) / 1e9 if config.fractional_shares else math.floor(budget + 1e-9)
-        new_shares = target * size
-    delta = new_shares - shares
+        return -shares
+    sizing_price = float(sizing_price)  # numpy scalars from the env's arrays would leak into the fill
+    impact, commission_rate = config.costs.price_impact, config.costs.commission_rate
+    entry_price = sizing_price * (1 + impact if target > 0 else 1 - impact)
+    exit_price = sizing_price * (1 - impact if shares > 0 else 1 + impact)
+    close_cost = abs(shares) * (abs(exit_price - sizing_price) + exit_price * commission_rate)
+    equity = cash + shares * sizing_price
+    budget = max(0.0, equity - close_cost) * config.position_fraction / (entry_price * (1 + commission_rate))
+    # fractional sizes round down to Alpaca's 1e-9 share precision, which also keeps cash >= 0 at the sizing price
+    size = math.floor(budget * 1e9) / 1e9 if config.fractional_shares else math.floor(budget + 1e-9)
+    return target * size - shares
+
+
+def fill_order(delta: float, reference_price: float, config: ExecutionConfig) -> Fill:
+    """Fill ``delta`` shares (+ buy, - sell) at ``reference_price`` with spread, slippage and commission."""
     if delta == 0:
         return NO_FILL
-    price = buy_price if delta > 0 else sell_price
-    notional = abs(delta) * price
-    commission = notional * commission_rate
-    slippage = abs(delta) * abs(price - reference_price)
-    return Fill(delta, price, commission, commission + slippage)
+    reference_price = float(reference_price)
+    impact = config.costs.price_impact
+    price = reference_price * (1 + impact) if delta > 0 else reference_price * (1 - impact)
+    commission = abs(delta) * price * config.costs.commission_rate
+    return Fill(delta, price, commission, commission + abs(delta) * abs(price - reference_price))
+
+
+def rebalance(
+    cash: float,
+    shares: float,
+    target: int,
+    reference_price: float,
+    config: ExecutionConfig,
+    sizing_price: float | None = None,
+) -> Fill:
+    """Size at ``sizing_price`` (default: the fill's reference price) and fill at ``reference_price``."""
+    size_at = reference_price if sizing_price is None else sizing_price
+    return fill_order(order_shares(cash, shares, target, size_at, config), reference_price, config)
 
 
 def dividends_per_share(close: list[float] | object, adj_close: object) -> object:

@@ -183,7 +183,10 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
             self._cash += self._shares * dividend  # paid to holders at t's close
         fill = NO_FILL
         if target != position:
-            fill = rebalance(self._cash, self._shares, target, self._fill_prices[nxt], self._execution)
+            # sized at today's close (all a live order can know), filled at the next open or close
+            fill = rebalance(
+                self._cash, self._shares, target, self._fill_prices[nxt], self._execution, self._close[nxt - 1]
+            )
             if fill.shares:
                 self._cash -= fill.shares * fill.price + fill.commission
                 self._shares += fill.shares
