@@ -25,8 +25,9 @@ from finrl.meta.env.execution import (
     Action,
     CostModel,
     ExecutionConfig,
+    fill_order,
+    order_shares,
     position_of,
-    rebalance,
     target_position,
 )
 from finrl.meta.env.market_arrays import MarketArrays
@@ -178,23 +179,26 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
             target = target_position(act, position, self._execution.allow_short)  # raises ValueError
         nxt = self._t + 1
         stats = self.stats
+        # sized with what is known at t's close (cash before t+1's dividend, t's close price),
+        # exactly as the live trader sizes its market-on-open order
+        delta = (
+            order_shares(self._cash, self._shares, target, self._close[nxt - 1], self._execution)
+            if (target != position)
+            else 0.0
+        )
         dividend = self._dividends[nxt]
         if dividend and self._shares:
             self._cash += self._shares * dividend  # paid to holders at t's close
         fill = NO_FILL
-        if target != position:
-            # sized at today's close (all a live order can know), filled at the next open or close
-            fill = rebalance(
-                self._cash, self._shares, target, self._fill_prices[nxt], self._execution, self._close[nxt - 1]
-            )
-            if fill.shares:
-                self._cash -= fill.shares * fill.price + fill.commission
-                self._shares += fill.shares
-                self._position = position_of(self._shares)
-                self._entry_price = fill.price if self._position else math.nan
-                stats.trades += 1
-                stats.costs += fill.cost
-                stats.traded_notional += abs(fill.shares) * fill.price
+        if delta:
+            fill = fill_order(delta, self._fill_prices[nxt], self._execution)
+            self._cash -= fill.shares * fill.price + fill.commission
+            self._shares += fill.shares
+            self._position = position_of(self._shares)
+            self._entry_price = fill.price if self._position else math.nan
+            stats.trades += 1
+            stats.costs += fill.cost
+            stats.traded_notional += abs(fill.shares) * fill.price
         nav = self._cash + self._shares * self._close[nxt]
         reward = math.log(nav / self._nav) if nav > 0 else -math.inf
         self._nav, self._t = nav, nxt
