@@ -45,7 +45,7 @@ def _dates(index: pd.Index) -> str:
 
 
 @lru_cache(maxsize=4)
-def _calendar(first_year: int):
+def nyse_calendar(first_year: int):  # the exchange_calendars type is heavy to import at module level
     import exchange_calendars as xc
 
     return xc.get_calendar(CALENDAR, start=f"{min(first_year, 1990)}-01-01")
@@ -53,7 +53,7 @@ def _calendar(first_year: int):
 
 def trading_sessions(first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
     """NYSE sessions between two dates inclusive (tz-naive midnights)."""
-    sessions = _calendar(first.year).sessions_in_range(first, last)
+    sessions = nyse_calendar(first.year).sessions_in_range(first, last)
     return pd.DatetimeIndex(sessions.tz_localize(None) if sessions.tz else sessions).astype("datetime64[ns]")
 
 

@@ -79,6 +79,25 @@ class StepLog:
         return {"index": self.index[: self.size], **{k: v[: self.size] for k, v in self.columns.items()}}
 
 
+def portfolio_features(
+    position: int, cash: float, nav: float, close: float, entry_price: float
+) -> tuple[float, float, float]:
+    """The observation's portfolio part: position, cash fraction, unrealised log return.
+
+    One function for the env and the live trader, so a live decision sees exactly what training
+    saw. A short holds about twice its NAV in cash (a losing one more): clipped to stay in bounds.
+    """
+    if not position:
+        return 0.0, (1.0 if nav > 0 else 0.0), 0.0
+    cash_fraction = cash / nav if nav > 0 else 0.0
+    unrealized = position * math.log(close / entry_price)
+    return (
+        float(position),
+        max(-CASH_FRACTION_BOUND, min(CASH_FRACTION_BOUND, cash_fraction)),
+        max(-1.0, min(1.0, unrealized)),
+    )
+
+
 @dataclass
 class EpisodeStats:
     """Running sums of one episode, reported in ``info["episode_stats"]`` when it ends."""
@@ -225,16 +244,9 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
     def _observation(self) -> np.ndarray:
         row = self._rows[self._t]
         n = self._n_features
-        position = self._position
-        row[n] = position
-        if position:
-            # a short holds about twice its NAV in cash, a losing one more: clipped to stay inside the space
-            cash_fraction = self._cash / self._nav if self._nav > 0 else 0.0
-            row[n + 1] = max(-CASH_FRACTION_BOUND, min(CASH_FRACTION_BOUND, cash_fraction))
-            row[n + 2] = max(-1.0, min(1.0, position * math.log(self._close[self._t] / self._entry_price)))
-        else:
-            row[n + 1] = 1.0 if self._nav > 0 else 0.0
-            row[n + 2] = 0.0
+        row[n], row[n + 1], row[n + 2] = portfolio_features(
+            self._position, self._cash, self._nav, self._close[self._t], self._entry_price
+        )
         return row.copy()
 
     @property

@@ -1,0 +1,92 @@
+"""What the daily trader needs from a broker, and the errors it distinguishes.
+
+Two adapters implement :class:`Broker`: :mod:`finrl.trade.simulated` (a local paper account
+that fills like the backtest) and :mod:`finrl.trade.alpaca_broker` (Alpaca through alpaca-py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from finrl.errors import FinRLError
+
+FINAL_ORDER_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced"})
+
+
+class BrokerError(FinRLError):
+    """The broker could not do what was asked."""
+
+
+class BrokerAuthError(BrokerError):
+    """Bad or missing API keys (HTTP 401): nothing will work until they are fixed."""
+
+    exit_code = 3
+
+
+class BrokerRejectedError(BrokerError):
+    """The broker refused a request (HTTP 403/422: buying power, market closed, bad order)."""
+
+
+class BrokerUnavailableError(BrokerError):
+    """Timeouts, 429 and 5xx that outlasted the retries."""
+
+
+@dataclass(frozen=True)
+class AccountState:
+    equity: float
+    cash: float
+    buying_power: float
+    trading_blocked: bool = False
+
+
+@dataclass(frozen=True)
+class PositionState:
+    symbol: str
+    qty: float  # signed: negative when short
+    avg_entry_price: float
+
+
+@dataclass(frozen=True)
+class OrderState:
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str  # "buy" or "sell"
+    qty: float
+    status: str
+    filled_qty: float = 0.0
+    filled_avg_price: float | None = None
+    time_in_force: str = "opg"
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_ORDER_STATUSES
+
+
+@dataclass(frozen=True)
+class SessionTimes:
+    """One trading day with its real open and close (early closes included), timezone-aware."""
+
+    day: date
+    open: datetime
+    close: datetime
+
+
+class Broker(Protocol):
+    name: str
+
+    def account(self) -> AccountState: ...
+
+    def now(self) -> datetime: ...
+
+    def sessions(self, start: date, end: date) -> list[SessionTimes]: ...
+
+    def position(self, symbol: str) -> PositionState | None: ...
+
+    def order_by_client_id(self, client_order_id: str) -> OrderState | None: ...
+
+    def submit_market_order(
+        self, symbol: str, qty: float, side: str, client_order_id: str, time_in_force: str
+    ) -> OrderState: ...

@@ -1,0 +1,155 @@
+"""A local paper account that fills exactly like the backtest: the broker that needs no keys.
+
+It trades against historical daily bars. Its clock is the data's: "now" is one hour after the
+close of the last bar it has processed, so ``--once`` decides on the latest bar and queues an
+order for the next session. Orders fill at that session's open (or close) with the same cost
+model as the environment; holders at a close receive the next day's dividend. State lives in a
+JSON file written atomically after every change, so a restart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from finrl.fileio import atomic_write_json
+from finrl.meta.env.execution import ExecutionConfig, dividends_per_share, fill_order
+from finrl.trade.broker import (
+    AccountState,
+    BrokerRejectedError,
+    OrderState,
+    PositionState,
+    SessionTimes,
+)
+from finrl.trade.calendar import nyse_sessions
+
+
+class SimulatedBroker:
+    name = "simulated"
+
+    def __init__(
+        self, state_path: Path, bars: pd.DataFrame, execution: ExecutionConfig, initial_cash: float = 100_000.0
+    ) -> None:
+        self.state_path = Path(state_path)
+        self.execution = execution
+        self._bars = bars
+        self._days = [d.date() for d in pd.DatetimeIndex(bars.index)]
+        self._row = {day: i for i, day in enumerate(self._days)}
+        self._open = bars["open"].to_numpy(dtype=np.float64)
+        self._close = bars["close"].to_numpy(dtype=np.float64)
+        self._dividends = np.asarray(dividends_per_share(bars["close"], bars["adj_close"]), dtype=np.float64)
+        self._state = self._load(initial_cash)
+
+    # ------------------------------------------------------------------ market replay
+
+    @property
+    def last_session(self) -> date | None:
+        value = self._state["last_session"]
+        return date.fromisoformat(value) if value else None
+
+    def advance_to(self, session: date) -> None:
+        """Process every bar after the last one seen up to ``session``: dividends, fills, marks."""
+        if session not in self._row:
+            raise BrokerRejectedError(f"no market data for {session}: the simulated market ends {self._days[-1]}")
+        last = self.last_session
+        if last is None:
+            self._state["last_session"] = session.isoformat()
+        else:
+            for i in range(self._row[last] + 1, self._row[session] + 1):
+                self._process_day(i)
+        self._save()
+
+    def _process_day(self, i: int) -> None:
+        state = self._state
+        if state["shares"] and self._dividends[i]:
+            state["cash"] += state["shares"] * float(self._dividends[i])  # holders at the previous close
+        reference = self._open[i] if self.execution.fill_at == "next_open" else self._close[i]
+        for order in state["orders"].values():
+            if order["status"] not in ("new", "accepted"):
+                continue
+            delta = order["qty"] if order["side"] == "buy" else -order["qty"]
+            fill = fill_order(delta, float(reference), self.execution)
+            state["cash"] -= fill.shares * fill.price + fill.commission
+            before = state["shares"]
+            state["shares"] = before + fill.shares
+            if state["shares"] == 0:
+                state["avg_entry_price"] = None
+            elif before == 0 or (before > 0) != (state["shares"] > 0):
+                state["avg_entry_price"] = fill.price
+            order.update(status="filled", filled_qty=order["qty"], filled_avg_price=fill.price,
+                         filled_session=self._days[i].isoformat(), costs=fill.cost)  # fmt: skip
+        state["last_session"] = self._days[i].isoformat()
+
+    # ------------------------------------------------------------------ Broker protocol
+
+    def now(self) -> datetime:
+        last = self.last_session or self._days[-1]
+        (times,) = nyse_sessions(last, last)
+        return times.close + timedelta(hours=1)
+
+    def sessions(self, start: date, end: date) -> list[SessionTimes]:
+        return nyse_sessions(start, end)
+
+    def account(self) -> AccountState:
+        state = self._state
+        last = self.last_session
+        price = float(self._close[self._row[last]]) if last else 0.0
+        equity = state["cash"] + state["shares"] * price
+        return AccountState(equity=equity, cash=state["cash"], buying_power=max(equity, 0.0))
+
+    def position(self, symbol: str) -> PositionState | None:
+        shares = self._state["shares"]
+        if not shares:
+            return None
+        return PositionState(symbol, shares, float(self._state["avg_entry_price"]))
+
+    def order_by_client_id(self, client_order_id: str) -> OrderState | None:
+        order = self._state["orders"].get(client_order_id)
+        return _order_state(order) if order else None
+
+    def submit_market_order(
+        self, symbol: str, qty: float, side: str, client_order_id: str, time_in_force: str
+    ) -> OrderState:
+        if client_order_id in self._state["orders"]:
+            raise BrokerRejectedError(f"client_order_id {client_order_id} must be unique")
+        if qty <= 0 or side not in ("buy", "sell"):
+            raise BrokerRejectedError(f"invalid order: {side} {qty}")
+        order = {
+            "id": str(uuid.uuid4()),
+            "client_order_id": client_order_id,
+            "symbol": symbol,
+            "side": side,
+            "qty": float(qty),
+            "status": "accepted",
+            "time_in_force": time_in_force,
+            "submitted_after": self._state["last_session"],
+        }
+        self._state["orders"][client_order_id] = order
+        self._save()
+        return _order_state(order)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _load(self, initial_cash: float) -> dict[str, Any]:
+        if self.state_path.is_file():
+            try:
+                return json.loads(self.state_path.read_text())
+            except json.JSONDecodeError as exc:
+                raise BrokerRejectedError(f"corrupt simulated account {self.state_path}: {exc}") from exc
+        return {"cash": float(initial_cash), "shares": 0.0, "avg_entry_price": None, "last_session": None, "orders": {}}
+
+    def _save(self) -> None:
+        atomic_write_json(self.state_path, self._state)
+
+
+def _order_state(order: dict[str, Any]) -> OrderState:
+    fields = {k: order[k] for k in ("id", "client_order_id", "symbol", "side", "qty", "status", "time_in_force")}
+    return OrderState(
+        **fields, filled_qty=float(order.get("filled_qty", 0.0)), filled_avg_price=order.get("filled_avg_price")
+    )

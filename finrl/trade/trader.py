@@ -1,0 +1,261 @@
+"""The daily decision: after a session's close, turn the model's action into one safe order.
+
+Each cycle (1) reconciles earlier orders with the broker, (2) builds the observation exactly as
+in training (the bundle's features, normalisation and portfolio state), (3) checks the risk
+limits, and (4) submits at most one market order for the next session, under a deterministic
+client order id (strategy, symbol, session) so that a crash or restart anywhere never sends a
+duplicate: the broker is asked for that id before anything is submitted. The broker's account
+and position are the truth; the journal records everything, the state file only what must
+survive a restart (equity peak, halt, orders awaiting a final status).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from finrl.agents.bundle import ModelBundle
+from finrl.errors import DataError
+from finrl.fileio import atomic_write_json
+from finrl.log import get_logger
+from finrl.meta.env.execution import order_shares, position_of, target_position
+from finrl.meta.env.rollout import Policy
+from finrl.meta.env.spy_env import portfolio_features
+from finrl.trade.broker import Broker, BrokerAuthError, BrokerError, OrderState
+from finrl.trade.journal import Journal
+from finrl.trade.metrics import TradingMetrics
+from finrl.trade.risk import RiskLimits, RiskVerdict, assess_account, check_order
+
+log = get_logger(__name__)
+
+FeatureProvider = Callable[[date], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class TraderConfig:
+    symbol: str = "SPY"
+    strategy: str = "finrl"
+    dry_run: bool = False
+
+
+@dataclass
+class TraderState:
+    peak_equity: float = 0.0
+    last_session: str | None = None
+    last_equity: float | None = None
+    halted: bool = False
+    halt_reason: str = ""
+    pending: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> TraderState:
+        if not path.is_file():
+            return cls()
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise DataError(f"corrupt trader state {path}: {exc} (inspect it; delete it to start afresh)") from exc
+
+    def save(self, path: Path) -> None:
+        atomic_write_json(path, asdict(self))
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    session: date
+    outcome: str  # no_trade | submitted | dry_run | exists | risk_blocked | halted | rejected
+    action: int | None = None
+    target: int | None = None
+    order_qty: float = 0.0  # signed
+    client_order_id: str | None = None
+    detail: str = ""
+
+
+def client_order_id(strategy: str, symbol: str, session: date) -> str:
+    """Deterministic per (strategy, symbol, fill session): the same decision always maps to one order."""
+    return f"{strategy}-{symbol}-{session:%Y%m%d}"
+
+
+class DailyTrader:
+    def __init__(
+        self,
+        *,
+        bundle: ModelBundle,
+        policy: Policy,
+        broker: Broker,
+        features_for: FeatureProvider,
+        journal: Journal,
+        state_path: Path,
+        risk: RiskLimits,
+        config: TraderConfig,
+        metrics: TradingMetrics | None = None,
+    ) -> None:
+        self.bundle, self.policy, self.broker = bundle, policy, broker
+        self.features_for, self.journal, self.state_path = features_for, journal, Path(state_path)
+        self.risk, self.config = risk, config
+        self.metrics = metrics or TradingMetrics()
+        self.execution = bundle.env_config.execution
+        self.normalizer = bundle.normalizer
+
+    @property
+    def state(self) -> TraderState:
+        return TraderState.load(self.state_path)
+
+    def run_cycle(self, session: date) -> CycleResult:
+        state = TraderState.load(self.state_path)
+        self._reconcile(state)
+        features = self.features_for(session)
+        self.bundle.check_features(features)
+        if features.empty or features.index[-1].date() != session:
+            last = f"{features.index[-1]:%Y-%m-%d}" if len(features) else "none"
+            raise DataError(f"market data gap: the latest bar is {last}, the decision needs {session}")
+        close = float(features["close"].iloc[-1])
+        account = self.broker.account()
+        position = self.broker.position(self.config.symbol)
+        shares = position.qty if position else 0.0
+        entry = position.avg_entry_price if position else math.nan
+
+        state.peak_equity = max(state.peak_equity, account.equity)
+        verdict = assess_account(self.risk, account.equity, state.peak_equity, state.last_equity)
+        action: int | None = None
+        if state.halted or verdict.halt:
+            if not state.halted:
+                state.halted, state.halt_reason = True, verdict.reason
+                self.journal.record("risk_halt", session=session, reason=verdict.reason, equity=account.equity)
+                log.error("risk_halt", reason=verdict.reason, equity=account.equity)
+                self.metrics.risk_blocks.labels(rule="max_drawdown").inc()
+            target = 0  # flatten and stay flat
+        else:
+            obs = self.observation(features, shares, account.cash, account.equity, close, entry)
+            action = int(self.policy(obs))
+            target = target_position(action, position_of(shares), self.execution.allow_short)
+        delta = order_shares(account.cash, shares, target, close, self.execution)
+        self.journal.record(
+            "decision", session=session, action=action, target=target, shares=shares, order_qty=delta,
+            equity=account.equity, cash=account.cash, close=close, halted=state.halted,
+        )  # fmt: skip
+        log.info("decision", session=str(session), action=action, target=target, order_qty=delta, equity=account.equity)
+        self.metrics.last_decision.set_to_current_time()
+        self.metrics.nav.set(account.equity)
+        self.metrics.position.set(shares)
+
+        result = self._act(session, state, verdict, account.equity, shares, delta, close, action, target)
+        state.last_session, state.last_equity = session.isoformat(), account.equity
+        state.save(self.state_path)
+        self.metrics.cycles.labels(outcome=result.outcome).inc()
+        return result
+
+    # ------------------------------------------------------------------ steps
+
+    def observation(
+        self, features: pd.DataFrame, shares: float, cash: float, equity: float, close: float, entry: float
+    ) -> np.ndarray:
+        row = self.normalizer.transform(features.iloc[[-1]])[0]
+        portfolio = portfolio_features(position_of(shares), cash, equity, close, entry)
+        return np.concatenate([row, np.asarray(portfolio, dtype=np.float32)])
+
+    def _act(
+        self,
+        session: date,
+        state: TraderState,
+        verdict: RiskVerdict,
+        equity: float,
+        shares: float,
+        delta: float,
+        close: float,
+        action: int | None,
+        target: int,
+    ) -> CycleResult:
+        outcome = "halted" if state.halted and not delta else "no_trade"
+        base = {"session": session, "action": action, "target": target, "order_qty": delta}
+        if not delta:
+            return CycleResult(outcome=outcome, **base)  # type: ignore[arg-type]
+        blocked = check_order(self.risk, verdict, equity, shares, delta, close)
+        if blocked:
+            rule = blocked.split(":")[0]
+            self.journal.record("risk_blocked", session=session, rule=rule, detail=blocked, order_qty=delta)
+            log.warning("risk_blocked", rule=rule, detail=blocked)
+            self.metrics.risk_blocks.labels(rule=rule).inc()
+            return CycleResult(outcome="risk_blocked", detail=blocked, **base)  # type: ignore[arg-type]
+
+        fill_session = self._next_session(session)
+        cid = client_order_id(self.config.strategy, self.config.symbol, fill_session)
+        side = "buy" if delta > 0 else "sell"
+        existing = self.broker.order_by_client_id(cid)
+        if existing is not None:  # a previous run got this far: never send it twice
+            self.journal.record("order_exists", session=session, client_order_id=cid, status=existing.status)
+            log.info("order_exists", client_order_id=cid, status=existing.status)
+            self._track(state, existing)
+            return CycleResult(outcome="exists", client_order_id=cid, **base)  # type: ignore[arg-type]
+        if self.config.dry_run:
+            self.journal.record("intended_order", session=session, client_order_id=cid, side=side, qty=abs(delta))
+            log.info("intended_order", client_order_id=cid, side=side, qty=abs(delta), dry_run=True)
+            return CycleResult(outcome="dry_run", client_order_id=cid, **base)  # type: ignore[arg-type]
+        try:
+            order = self.broker.submit_market_order(self.config.symbol, abs(delta), side, cid, self._time_in_force())
+        except BrokerError as exc:
+            self.journal.record("order_rejected", session=session, client_order_id=cid, error=str(exc))
+            log.error("order_rejected", client_order_id=cid, error=str(exc))
+            self.metrics.orders.labels(side=side, status="rejected").inc()
+            self.metrics.errors.labels(kind=type(exc).__name__).inc()
+            if isinstance(exc, BrokerAuthError):
+                raise  # bad keys: nothing later can work either
+            return CycleResult(outcome="rejected", client_order_id=cid, detail=str(exc), **base)  # type: ignore[arg-type]
+        self.journal.record(
+            "order_submitted", session=session, fill_session=fill_session, client_order_id=cid,
+            order_id=order.id, side=side, qty=order.qty, time_in_force=order.time_in_force, status=order.status,
+        )  # fmt: skip
+        log.info("order_submitted", client_order_id=cid, side=side, qty=order.qty, fill_session=str(fill_session))
+        self.metrics.orders.labels(side=side, status="submitted").inc()
+        self._track(state, order)
+        return CycleResult(outcome="submitted", client_order_id=cid, **base)  # type: ignore[arg-type]
+
+    def _reconcile(self, state: TraderState) -> None:
+        """Record the final status of orders from earlier cycles (filled, expired, rejected...)."""
+        still_open = []
+        for cid in state.pending:
+            order = self.broker.order_by_client_id(cid)
+            if order is None:
+                self.journal.record("order_missing", client_order_id=cid)
+                log.warning("order_missing", client_order_id=cid)
+                continue
+            if not order.done:
+                still_open.append(cid)
+                continue
+            self.journal.record(
+                "order_final", client_order_id=cid, status=order.status, filled_qty=order.filled_qty,
+                filled_avg_price=order.filled_avg_price, side=order.side, qty=order.qty,
+            )  # fmt: skip
+            event = "order_filled" if order.status == "filled" else f"order_{order.status}"
+            log.info(event, client_order_id=cid, filled_qty=order.filled_qty, price=order.filled_avg_price)
+            self.metrics.orders.labels(side=order.side, status=order.status).inc()
+        state.pending = still_open
+
+    def _track(self, state: TraderState, order: OrderState) -> None:
+        if not order.done and order.client_order_id not in state.pending:
+            state.pending.append(order.client_order_id)
+
+    def _next_session(self, session: date) -> date:
+        upcoming = self.broker.sessions(session + timedelta(days=1), session + timedelta(days=10))
+        if not upcoming:
+            raise DataError(f"no trading session in the 10 days after {session}")
+        return upcoming[0].day
+
+    def _time_in_force(self) -> str:
+        if self.execution.fill_at == "next_close":
+            return "cls"  # market-on-close
+        return "day" if self.execution.fractional_shares else "opg"  # Alpaca: fractional orders are day-only
+
+
+def describe(result: CycleResult) -> dict[str, Any]:
+    data = asdict(result)
+    data["session"] = result.session.isoformat()
+    return data
