@@ -16,6 +16,7 @@ from finrl.agents.bundle import ModelBundle
 from finrl.backtest.metrics import performance
 from finrl.errors import DataError
 from finrl.log import get_logger
+from finrl.meta.data.validation import trading_sessions
 from finrl.meta.env.execution import Action
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rollout import EpisodeLedger, run_policy, sb3_policy, scheduled_policy
@@ -89,9 +90,9 @@ def run_backtest(
     frame = window.slice(features, what="test window")
     if len(frame) < 2:
         raise DataError(f"the test window {window.start}..{window.end} holds {len(frame)} day(s): need at least 2")
-    gaps = frame.index[1:][np.diff(frame.index.to_numpy()) > np.timedelta64(6, "D")]
-    if len(gaps):
-        raise DataError(f"data gap before {gaps[0]:%Y-%m-%d} in the test window: validate the data")
+    missing = trading_sessions(frame.index[0], frame.index[-1]).difference(frame.index)
+    if len(missing):  # a missing session would silently stretch a fill and a return over two days
+        raise DataError(f"{len(missing)} NYSE session(s) missing in the test window, first {missing[0]:%Y-%m-%d}")
     warnings = leakage_warnings(bundle, window)
     for warning in warnings:
         log.warning("data_leakage", detail=warning)

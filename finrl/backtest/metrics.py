@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 TRADING_DAYS = 252
@@ -81,7 +80,7 @@ def performance(ledger: pd.DataFrame, benchmark_nav: pd.Series, risk_free_rate: 
         "win_rate": float((returns.to_numpy()[in_market] > 0).mean()) if in_market.any() else 0.0,
         "n_trades": int(fills.sum()),
         "turnover": traded_notional / float(nav.mean()),
-        "exposure": float((position != 0).mean()),
+        "exposure": float((position[1:] != 0).mean()) if len(position) > 1 else 0.0,  # closes held, not row 0
         "total_costs": float(ledger["costs"].fillna(0.0).sum()),
         "alpha": _finite(alpha),
         "beta": _finite(beta),
@@ -99,5 +98,5 @@ def summarize_runs(per_run: list[dict[str, float]]) -> dict[str, dict[str, float
             "max": float(frame[name].max()),
         }
         for name in frame.columns
-        if np.issubdtype(frame[name].dtype, np.number)
+        if pd.api.types.is_numeric_dtype(frame[name])
     }

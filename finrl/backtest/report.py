@@ -176,8 +176,8 @@ def write_report(result: BacktestResult, directory: Path) -> Path:
     png = equity_png(result)
     document = {**result.metrics, "meta": result.meta()}
     (staging / "metrics.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    nav_table(result).to_csv(staging / "nav.csv", index_label="date", float_format="%.10g")
-    trades_table(result).to_csv(staging / "trades.csv", index_label="date", float_format="%.10g")
+    nav_table(result).to_csv(staging / "nav.csv", index_label="date")  # shortest exact (round-trip) floats
+    trades_table(result).to_csv(staging / "trades.csv", index_label="date")
     (staging / "equity.png").write_bytes(png)
     (staging / "report.html").write_text(report_html(result, png))
     for name in REPORT_FILES:

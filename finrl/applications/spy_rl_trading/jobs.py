@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -150,7 +150,9 @@ def run_backtests(settings: Settings, references: list[str]) -> list[BacktestRun
         effective = settings_for_bundle(settings, bundle)
         key = repr(effective.data_request()) + repr(bundle.feature_spec)
         if key not in prepared:
-            prepared[key] = prepare_data(effective, bundle.feature_spec)
+            # the user's --vix/--no-vix shapes the data; a mismatch with the bundle is then reported as such
+            spec = replace(bundle.feature_spec, use_vix=effective.use_vix)
+            prepared[key] = prepare_data(effective, spec)
         data = prepared[key]
         window = test_window(effective, bundle, data.features)
         result = run_backtest(bundle, data.features, window, settings.risk_free_rate)

@@ -96,6 +96,18 @@ class Settings(BaseSettings):
     # trading
     trading_mode: Literal["paper", "live"] = Field("paper", description="paper or live")
     live_trading_confirmed: bool = Field(False, description="Second confirmation required for live trading")
+    broker: Literal["simulated", "alpaca"] = Field("simulated", description="simulated (no keys) or alpaca")
+    model: str = Field("latest", min_length=1, description="Model bundle to trade: a folder, run name or latest")
+    dry_run: bool = Field(False, description="Log decisions and intended orders, send nothing")
+    strategy_name: str = Field(
+        "finrl", pattern=r"^[A-Za-z0-9_]{1,40}$", description="Prefix of client order ids (one per strategy)"
+    )
+    decision_delay_minutes: int = Field(15, ge=0, le=600, description="Decide this long after the close")
+    max_drawdown: float = Field(0.25, gt=0, le=1, description="Flatten and stop below this drawdown from the peak")
+    max_daily_loss: float = Field(0.05, gt=0, le=1, description="No new exposure after this loss since the last close")
+    max_position_fraction: float = Field(1.05, gt=0, le=4, description="Largest position as a fraction of equity")
+    max_order_notional: float = Field(1_000_000.0, gt=0, description="Largest single order in currency")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus metrics port (0 = off)")
 
     # directories
     trained_models_dir: Path = Field(Path("trained_models"), description="Model bundles")
@@ -136,6 +148,16 @@ class Settings(BaseSettings):
         if self.start_date and self.end_date and self.start_date > self.end_date:
             raise ValueError(
                 f"{env_name('start_date')}={self.start_date} is after {env_name('end_date')}={self.end_date}"
+            )
+        if self.trading_mode == "live" and not self.live_trading_confirmed:
+            raise ValueError(
+                f"{env_name('trading_mode')}=live needs {env_name('live_trading_confirmed')}=true as well: "
+                "live trading moves real money"
+            )
+        if self.trading_mode == "paper" and self.broker == "alpaca" and "paper" not in self.alpaca_base_url:
+            raise ValueError(
+                f"{env_name('alpaca_base_url')}={self.alpaca_base_url} is not a paper endpoint while "
+                f"{env_name('trading_mode')}=paper"
             )
         if self.batch_size > self.n_steps * self.n_envs:
             raise ValueError(

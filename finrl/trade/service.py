@@ -1,0 +1,121 @@
+"""The long-running paper-trading service: one decision per trading day, after the close.
+
+It asks the broker's clock and calendar what the latest completed session is (a session counts
+once ``decision_delay`` has passed since its real close, early closes included; holidays have no
+session), brings the account up to that close, and runs the daily cycle once per session. It
+sleeps in short slices between checks, writes a heartbeat for the container health check, keeps
+running through broker and data errors (logged, counted, the cycle retried on the next wake),
+and on SIGTERM/SIGINT finishes the step in progress and returns.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from finrl.errors import FinRLError
+from finrl.log import get_logger
+from finrl.trade.broker import Broker, BrokerAuthError
+from finrl.trade.metrics import write_health
+from finrl.trade.trader import CycleResult, DailyTrader
+
+log = get_logger(__name__)
+
+MarketRefresh = Callable[[date], None]  # bring the broker's account up to a session's close
+
+
+class PaperTradingService:
+    def __init__(
+        self,
+        trader: DailyTrader,
+        broker: Broker,
+        *,
+        health_path: Path,
+        decision_delay: timedelta = timedelta(minutes=15),
+        prepare: MarketRefresh | None = None,
+        heartbeat_seconds: float = 30.0,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.trader, self.broker = trader, broker
+        self.health_path = Path(health_path)
+        self.decision_delay = decision_delay
+        self.prepare = prepare
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stop = stop or threading.Event()
+
+    def latest_session(self, now: datetime | None = None) -> date | None:
+        """The last session whose close (plus the decision delay) has passed."""
+        now = now or self.broker.now()
+        recent = self.broker.sessions((now - timedelta(days=10)).date(), now.date())
+        done = [s.day for s in recent if s.close + self.decision_delay <= now]
+        return done[-1] if done else None
+
+    def next_decision_time(self, now: datetime) -> datetime | None:
+        upcoming = self.broker.sessions(now.date(), (now + timedelta(days=10)).date())
+        times = [s.close + self.decision_delay for s in upcoming if s.close + self.decision_delay > now]
+        return times[0] if times else None
+
+    def run_once(self) -> CycleResult | None:
+        """One cycle for the latest completed session (``--once``); errors propagate to the caller."""
+        session = self.latest_session()
+        if session is None:
+            log.warning("no_completed_session", note="no session closed in the last 10 days")
+            return None
+        if self.prepare is not None:
+            self.prepare(session)
+        result = self.trader.run_cycle(session)
+        write_health(self.health_path, "ok", last_session=session.isoformat(), outcome=result.outcome)
+        return result
+
+    def run_forever(self) -> None:
+        log.info("service_start", broker=self.broker.name, delay_minutes=self.decision_delay.total_seconds() / 60)
+        while not self.stop.is_set():
+            status, detail = "ok", {}
+            try:
+                session = self.latest_session()
+                if session is not None and session.isoformat() != self.trader.state.last_session:
+                    result = self.run_once()
+                    detail = {"outcome": result.outcome} if result else {}
+            except BrokerAuthError as exc:
+                status, detail = "error", {"error": str(exc)}
+                log.error("broker_auth_failed", error=str(exc), note="fix the keys; retrying at the next wake")
+                self.trader.metrics.errors.labels(kind="BrokerAuthError").inc()
+            except FinRLError as exc:
+                status, detail = "error", {"error": str(exc)}
+                log.error("cycle_failed", error=str(exc), note="retrying at the next wake")
+                self.trader.metrics.errors.labels(kind=type(exc).__name__).inc()
+            write_health(self.health_path, status, last_session=self.trader.state.last_session, **detail)
+            self._sleep_until_next_check()
+        log.info("service_stop")
+
+    def _sleep_until_next_check(self) -> None:
+        try:
+            now = self.broker.now()
+            wake = self.next_decision_time(now)
+            seconds = (wake - now).total_seconds() if wake else self.heartbeat_seconds
+        except FinRLError:
+            seconds = self.heartbeat_seconds
+        self.stop.wait(max(1.0, min(seconds, self.heartbeat_seconds)))
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """SIGTERM (docker stop) and SIGINT set ``stop``; the loop finishes its step and returns."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handle(signum: int, _: object) -> None:
+        log.info("signal_received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
