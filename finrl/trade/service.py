@@ -37,6 +37,7 @@ class PaperTradingService:
         health_path: Path,
         decision_delay: timedelta = timedelta(minutes=15),
         prepare: MarketRefresh | None = None,
+        refresh: Callable[[], None] | None = None,
         heartbeat_seconds: float = 30.0,
         stop: threading.Event | None = None,
     ) -> None:
@@ -44,6 +45,7 @@ class PaperTradingService:
         self.health_path = Path(health_path)
         self.decision_delay = decision_delay
         self.prepare = prepare
+        self.refresh = refresh  # new market data before each check (the simulated market's clock)
         self.heartbeat_seconds = heartbeat_seconds
         self.stop = stop or threading.Event()
 
@@ -61,6 +63,8 @@ class PaperTradingService:
 
     def run_once(self) -> CycleResult | None:
         """One cycle for the latest completed session (``--once``); errors propagate to the caller."""
+        if self.refresh is not None:
+            self.refresh()
         session = self.latest_session()
         if session is None:
             log.warning("no_completed_session", note="no session closed in the last 10 days")
@@ -76,6 +80,8 @@ class PaperTradingService:
         while not self.stop.is_set():
             status, detail = "ok", {}
             try:
+                if self.refresh is not None:
+                    self.refresh()
                 session = self.latest_session()
                 if session is not None and session.isoformat() != self.trader.state.last_session:
                     result = self.run_once()

@@ -1,17 +1,18 @@
 """A local paper account that fills exactly like the backtest: the broker that needs no keys.
 
-It trades against historical daily bars. Its clock is the data's: "now" is one hour after the
-close of the last bar it has processed, so ``--once`` decides on the latest bar and queues an
-order for the next session. Orders fill at that session's open (or close) with the same cost
-model as the environment; holders at a close receive the next day's dividend. State lives in a
-JSON file written atomically after every change, so a restart resumes where it stopped.
+It trades against daily bars from the configured data source. Its clock is the data's: "now"
+is one hour after the close of the latest bar (never past real time), so ``--once`` decides on
+the latest bar and queues an order for the next session. Orders fill at that session's open (or
+close) with the same cost model as the environment; holders at a close receive the next day's
+dividend. State lives in a JSON file written atomically after every change, so a restart resumes
+where it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +39,19 @@ class SimulatedBroker:
     ) -> None:
         self.state_path = Path(state_path)
         self.execution = execution
+        self.update_bars(bars)
+        self._state = self._load(initial_cash)
+
+    # ------------------------------------------------------------------ market replay
+
+    def update_bars(self, bars: pd.DataFrame) -> None:
+        """Newer market data (a daily refresh); the account state is kept."""
         self._bars = bars
         self._days = [d.date() for d in pd.DatetimeIndex(bars.index)]
         self._row = {day: i for i, day in enumerate(self._days)}
         self._open = bars["open"].to_numpy(dtype=np.float64)
         self._close = bars["close"].to_numpy(dtype=np.float64)
         self._dividends = np.asarray(dividends_per_share(bars["close"], bars["adj_close"]), dtype=np.float64)
-        self._state = self._load(initial_cash)
-
-    # ------------------------------------------------------------------ market replay
 
     @property
     def last_session(self) -> date | None:
@@ -89,9 +94,9 @@ class SimulatedBroker:
     # ------------------------------------------------------------------ Broker protocol
 
     def now(self) -> datetime:
-        last = self.last_session or self._days[-1]
-        (times,) = nyse_sessions(last, last)
-        return times.close + timedelta(hours=1)
+        """The market's clock is its data's: an hour after the latest bar's close, never past real time."""
+        (times,) = nyse_sessions(self._days[-1], self._days[-1])
+        return min(datetime.now(UTC), times.close + timedelta(hours=1))
 
     def sessions(self, start: date, end: date) -> list[SessionTimes]:
         return nyse_sessions(start, end)

@@ -13,6 +13,7 @@ from finrl.applications.spy_rl_trading.cli_support import (
     BACKTEST_FLAGS,
     DATA_FLAGS,
     EXECUTION_FLAGS,
+    PAPER_FLAGS,
     SPLIT_FLAGS,
     TRAINING_FLAGS,
     Flag,
@@ -207,6 +208,56 @@ def print_multi_seed(directory: Path) -> None:
     console = Console(width=120)
     console.print(table)
     console.print(f"summary: {directory / 'summary.json'}", highlight=False, soft_wrap=True)
+
+
+@app.command("paper")
+@settings_command(DATA_FLAGS, PAPER_FLAGS)
+def paper_command(
+    ctx: typer.Context,
+    settings: Settings,
+    once: Annotated[bool, typer.Option("--once", help="Run one daily cycle and exit (cron, tests)")] = False,
+) -> None:
+    """Trade the model once per trading day: after the close, one order for the next open.
+
+    --broker simulated (default) needs no keys; --broker alpaca uses ALPACA_API_KEY/ALPACA_API_SECRET
+    against ALPACA_BASE_URL (Alpaca's paper endpoint by default). Without --once it runs until
+    SIGTERM/Ctrl-C, which finish the step in progress and exit 0.
+    """
+    from finrl.applications.spy_rl_trading.jobs import build_paper_service
+    from finrl.trade.metrics import TradingMetrics
+    from finrl.trade.service import stop_on_signals
+    from finrl.trade.trader import describe
+
+    metrics = TradingMetrics()
+    service = build_paper_service(settings, metrics)
+    if settings.metrics_port and not once:
+        metrics.serve(settings.metrics_port)
+    if once:
+        result = service.run_once()
+        if result is None:
+            echo_lines(["no trading session has closed recently: nothing to decide"])
+            return
+        summary = describe(result)
+        echo_lines([f"{key}: {value}" for key, value in summary.items() if value not in (None, "")])
+        return
+    with stop_on_signals(service.stop):
+        service.run_forever()
+
+
+@app.command("health")
+@settings_command((Flag("logs_dir"),))
+def health_command(
+    ctx: typer.Context,
+    settings: Settings,
+    max_age: Annotated[float, typer.Option(help="Largest heartbeat age in seconds")] = 300.0,
+) -> None:
+    """Exit 0 when the paper-trading service's heartbeat is fresh (the container health check)."""
+    from finrl.trade.metrics import health_ok
+
+    ok, detail = health_ok(settings.logs_dir / "health.json", max_age)
+    echo_lines([f"{'healthy' if ok else 'unhealthy'}: {detail}"], err=not ok)
+    if not ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

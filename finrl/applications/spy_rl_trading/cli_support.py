@@ -42,6 +42,7 @@ class Flag:
         return (f"--{dashed}/--no-{dashed}",) if _cli_type(self.field) is bool else (f"--{dashed}",)
 
 
+LOG_FLAGS: tuple[Flag, ...] = (Flag("log_level"), Flag("log_json", ("--log-json/--log-console",)))
 DATA_FLAGS: tuple[Flag, ...] = (
     Flag("data_source", ("--source", "--data-source")),
     Flag("symbol"),
@@ -107,6 +108,25 @@ BACKTEST_FLAGS: tuple[Flag, ...] = (
 )
 
 
+PAPER_FLAGS: tuple[Flag, ...] = (
+    Flag("broker"),
+    Flag("model"),
+    Flag("dry_run", ("--dry-run/--send-orders",)),
+    Flag("trading_mode"),
+    Flag("live_trading_confirmed", ("--confirm-live-trading/--no-confirm-live-trading",)),
+    Flag("strategy_name"),
+    Flag("decision_delay_minutes"),
+    Flag("max_drawdown"),
+    Flag("max_daily_loss"),
+    Flag("max_position_fraction"),
+    Flag("max_order_notional"),
+    Flag("metrics_port"),
+    Flag("alpaca_base_url"),
+    Flag("trained_models_dir", ("--models-dir",)),
+    Flag("logs_dir"),
+)
+
+
 def _cli_type(field: str) -> type:
     """The plain type typer parses for ``field``; dates and choices stay strings for pydantic."""
     annotation = Settings.model_fields[field].annotation
@@ -134,7 +154,8 @@ def settings_command(*flag_groups: tuple[Flag, ...]) -> Callable[[Callable[..., 
     The wrapper loads settings (root flags, then these flags, over the environment), sets up
     logging and seeds, and turns user errors into one line and an exit code.
     """
-    flags = list({flag.field: flag for group in reversed(flag_groups) for flag in reversed(group)}.values())[::-1]
+    groups = (*flag_groups, LOG_FLAGS)  # every command takes the logging flags (entry modules have no root)
+    flags = list({flag.field: flag for group in reversed(groups) for flag in reversed(group)}.values())[::-1]
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(func, include_extras=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -15,11 +16,23 @@ from finrl.agents.training import TrainingJob, TrainingResult, train
 from finrl.applications.spy_rl_trading.settings import Settings
 from finrl.backtest.engine import BacktestResult, default_test_window, run_backtest
 from finrl.backtest.report import write_report
+from finrl.errors import ConfigError
+from finrl.log import get_logger
 from finrl.meta.data.market_data import MarketData, load_market_data
 from finrl.meta.env.execution import CostModel, ExecutionConfig
+from finrl.meta.env.rollout import sb3_policy
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.features import FeatureSpec, build_features
 from finrl.meta.preprocessing import DataSplit, DateWindow, split_by_dates
+from finrl.trade.broker import Broker
+from finrl.trade.journal import Journal
+from finrl.trade.metrics import TradingMetrics
+from finrl.trade.risk import RiskLimits
+from finrl.trade.service import PaperTradingService
+from finrl.trade.simulated import SimulatedBroker
+from finrl.trade.trader import DailyTrader, TraderConfig
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -210,3 +223,89 @@ def write_multi_seed_summary(settings: Settings, runs: list[BacktestRun]) -> Pat
     }
     atomic_write_json(directory / "summary.json", document)
     return directory
+
+
+# ---------------------------------------------------------------------------- paper trading
+
+
+class MarketFeed:
+    """The bundle's features over the data the model was trained on, reloaded when a newer session is needed."""
+
+    def __init__(self, settings: Settings, spec: FeatureSpec) -> None:
+        self.settings, self.spec = settings, spec
+        self._data: PreparedData | None = None
+
+    def data(self) -> PreparedData:
+        if self._data is None:
+            self._data = prepare_data(self.settings, self.spec)
+        return self._data
+
+    def reload(self) -> PreparedData:
+        self._data = None
+        return self.data()
+
+    def features_until(self, session: date) -> pd.DataFrame:
+        data = self.data()
+        if data.features.index[-1].date() < session:
+            data = self.reload()
+        return data.features.loc[: pd.Timestamp(session)]
+
+
+def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTradingService:
+    """The trader, broker and service for ``spy-rl paper`` from settings and the chosen bundle."""
+    bundle = load_bundle(settings.model, settings.trained_models_dir)
+    effective = settings_for_bundle(settings, bundle)
+    feed = MarketFeed(effective, bundle.feature_spec)
+    execution = bundle.env_config.execution
+    prepare: Callable[[date], None] | None = None
+    refresh: Callable[[], None] | None = None
+    broker: Broker
+    if settings.broker == "simulated":
+        simulated = SimulatedBroker(
+            settings.logs_dir / "simulated_account.json", feed.data().market.bars, execution,
+            bundle.env_config.initial_cash,
+        )  # fmt: skip
+
+        def refresh() -> None:
+            simulated.update_bars(feed.reload().market.bars)
+
+        if settings_for_bundle(settings, bundle).data_source in ("sample", "csv"):
+            refresh = None  # offline data does not grow while the service runs
+
+        prepare = simulated.advance_to
+        broker = simulated
+    else:
+        from finrl.trade.alpaca_broker import AlpacaBroker
+
+        credentials = settings.alpaca_credentials()
+        if credentials is None:
+            raise ConfigError("--broker alpaca needs ALPACA_API_KEY and ALPACA_API_SECRET (or their secret files)")
+        broker = AlpacaBroker(credentials.api_key, credentials.api_secret, base_url=settings.alpaca_base_url)
+    trader = DailyTrader(
+        bundle=bundle,
+        policy=sb3_policy(bundle.load_model()),
+        broker=broker,
+        features_for=feed.features_until,
+        journal=Journal(settings.logs_dir / "journal.jsonl"),
+        state_path=settings.logs_dir / "trader_state.json",
+        risk=RiskLimits(
+            max_drawdown=settings.max_drawdown,
+            max_daily_loss=settings.max_daily_loss,
+            max_position_fraction=settings.max_position_fraction,
+            max_order_notional=settings.max_order_notional,
+        ),
+        config=TraderConfig(symbol=settings.symbol.upper(), strategy=settings.strategy_name, dry_run=settings.dry_run),
+        metrics=metrics,
+    )
+    log.info(
+        "paper_trading_ready", broker=broker.name, model=bundle.run_name, mode=settings.trading_mode,
+        dry_run=settings.dry_run, symbol=settings.symbol,
+    )  # fmt: skip
+    return PaperTradingService(
+        trader,
+        broker,
+        health_path=settings.logs_dir / "health.json",
+        decision_delay=timedelta(minutes=settings.decision_delay_minutes),
+        prepare=prepare,
+        refresh=refresh,
+    )
