@@ -266,11 +266,12 @@ def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTra
             bundle.env_config.initial_cash,
         )  # fmt: skip
 
-        def refresh() -> None:
-            simulated.update_bars(feed.reload().market.bars)
+        if effective.data_source in ("yahoo", "alpaca"):  # offline data does not grow while the service runs
 
-        if settings_for_bundle(settings, bundle).data_source in ("sample", "csv"):
-            refresh = None  # offline data does not grow while the service runs
+            def refresh_market() -> None:
+                simulated.update_bars(feed.reload().market.bars)
+
+            refresh = refresh_market
 
         prepare = simulated.advance_to
         broker = simulated
