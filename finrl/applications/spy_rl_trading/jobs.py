@@ -276,11 +276,11 @@ def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTra
         prepare = simulated.advance_to
         broker = simulated
     else:
-        from finrl.trade.alpaca_broker import AlpacaBroker
-
         credentials = settings.alpaca_credentials()
         if credentials is None:
             raise ConfigError("--broker alpaca needs ALPACA_API_KEY and ALPACA_API_SECRET (or their secret files)")
+        from finrl.trade.alpaca_broker import AlpacaBroker
+
         broker = AlpacaBroker(credentials.api_key, credentials.api_secret, base_url=settings.alpaca_base_url)
     trader = DailyTrader(
         bundle=bundle,

@@ -1,0 +1,213 @@
+"""Paper trading with the simulated broker: parity with the backtest, idempotency, risk, timing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finrl.agents.bundle import ModelBundle
+from finrl.agents.ppo import PPOConfig
+from finrl.agents.training import TrainingJob, train
+from finrl.backtest.engine import run_backtest
+from finrl.errors import DataError
+from finrl.meta.data.market_data import DataRequest, load_market_data
+from finrl.meta.env.execution import Action
+from finrl.meta.env.rollout import Policy, sb3_policy, scheduled_policy
+from finrl.meta.features import FeatureSpec, build_features
+from finrl.meta.preprocessing import split_by_dates
+from finrl.trade.journal import Journal
+from finrl.trade.risk import RiskLimits
+from finrl.trade.service import PaperTradingService
+from finrl.trade.simulated import SimulatedBroker
+from finrl.trade.trader import DailyTrader, TraderConfig, TraderState
+
+pytestmark = pytest.mark.integration
+NO_LIMITS = RiskLimits(max_drawdown=1.0, max_daily_loss=1.0, max_position_fraction=4.0)
+
+
+@cache
+def sample() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    import tempfile
+
+    market = load_market_data(DataRequest(source="sample"), Path(tempfile.mkdtemp()))
+    return market.bars, build_features(market.bars, FeatureSpec()), market.describe()
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
+    _, features, info = sample()
+    root = tmp_path_factory.mktemp("models")
+    return train(
+        TrainingJob(
+            features=features, feature_spec=FeatureSpec(), data_info=info, split=split_by_dates(features.index),
+            run_name="paper", models_dir=root, tensorboard_dir=root / "tb",
+            ppo=PPOConfig(n_envs=2, n_steps=64, batch_size=64), total_timesteps=1024, eval_freq=0,
+            checkpoint_freq=0, progress=False,
+        )
+    ).bundle  # fmt: skip
+
+
+def make_trader(
+    bundle: ModelBundle, tmp_path: Path, policy: Policy, *, risk: RiskLimits = NO_LIMITS, dry_run: bool = False
+) -> tuple[DailyTrader, SimulatedBroker]:
+    bars, features, _ = sample()
+    broker = SimulatedBroker(
+        tmp_path / "account.json", bars, bundle.env_config.execution, bundle.env_config.initial_cash
+    )
+    trader = DailyTrader(
+        bundle=bundle, policy=policy, broker=broker, features_for=lambda day: features.loc[: pd.Timestamp(day)],
+        journal=Journal(tmp_path / "journal.jsonl"), state_path=tmp_path / "state.json", risk=risk,
+        config=TraderConfig(dry_run=dry_run),
+    )  # fmt: skip
+    return trader, broker
+
+
+def replay(trader: DailyTrader, broker: SimulatedBroker, days: pd.DatetimeIndex) -> pd.DataFrame:
+    rows = []
+    for day in days:
+        broker.advance_to(day.date())
+        account, position = broker.account(), broker.position("SPY")
+        rows.append(
+            {"date": day, "shares": position.qty if position else 0.0, "cash": account.cash, "nav": account.equity}
+        )
+        trader.run_cycle(day.date())
+    return pd.DataFrame(rows).set_index("date")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy_kind", ["busy", "agent"])
+def test_paper_loop_reproduces_the_backtest_exactly(bundle: ModelBundle, tmp_path: Path, policy_kind: str) -> None:
+    """Day by day through the simulated broker = spy-rl backtest on the same window, to the cent and share."""
+    _, features, _ = sample()
+    window = bundle.split.test
+    assert window is not None
+    days = window.slice(features).index
+    actions = np.random.default_rng(3).choice([Action.SELL, Action.HOLD, Action.BUY], size=len(days))
+
+    def policy() -> Policy:
+        return scheduled_policy(actions) if policy_kind == "busy" else sb3_policy(bundle.load_model())
+
+    backtest = run_backtest(bundle, features, window).ledgers["agent"].frame
+    if policy_kind == "busy":  # the backtest's agent column must replay the same scripted actions
+        from finrl.meta.env.market_arrays import MarketArrays
+        from finrl.meta.env.rollout import run_policy
+
+        market = MarketArrays.from_features(window.slice(features), bundle.normalizer)
+        backtest = run_policy(market, bundle.env_config, policy()).frame
+    trader, broker = make_trader(bundle, tmp_path, policy())
+    paper = replay(trader, broker, days)
+    trades = int(backtest["fill_price"].notna().sum())
+    assert trades >= (20 if policy_kind == "busy" else 1)
+    np.testing.assert_array_equal(paper["shares"].to_numpy(), backtest["shares"].to_numpy())
+    np.testing.assert_allclose(paper["nav"].to_numpy(), backtest["nav"].to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(paper["cash"].to_numpy(), backtest["cash"].to_numpy(), rtol=0, atol=1e-9)
+
+
+def always(action: Action) -> Policy:
+    return lambda _: int(action)
+
+
+def session_days(n: int, start: str = "2018-06-01") -> list[date]:
+    _, features, _ = sample()
+    return [d.date() for d in features.loc[start:].index[:n]]
+
+
+def test_restart_never_duplicates_an_order(
+    bundle: ModelBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY))
+    (day,) = session_days(1)
+    broker.advance_to(day)
+    real_save = TraderState.save
+    monkeypatch.setattr(TraderState, "save", lambda *_: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(OSError, match="killed"):  # the crash: submitted, state never written
+        trader.run_cycle(day)
+    monkeypatch.setattr(TraderState, "save", real_save)
+    again = trader.run_cycle(day)
+    assert again.outcome == "exists"
+    assert len(json.loads((tmp_path / "account.json").read_text())["orders"]) == 1
+    events = [e["event"] for e in Journal(tmp_path / "journal.jsonl").entries()]
+    assert events.count("order_submitted") == 1 and "order_exists" in events
+
+
+def test_fills_are_reconciled_on_the_next_cycle(bundle: ModelBundle, tmp_path: Path) -> None:
+    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY))
+    first, second = session_days(2)
+    broker.advance_to(first)
+    assert trader.run_cycle(first).outcome == "submitted"
+    assert trader.state.pending
+    broker.advance_to(second)
+    assert trader.run_cycle(second).outcome == "no_trade"  # already long
+    assert trader.state.pending == []
+    final = [e for e in Journal(tmp_path / "journal.jsonl").entries() if e["event"] == "order_final"]
+    assert final and final[0]["status"] == "filled" and final[0]["filled_qty"] > 0
+
+
+def test_dry_run_sends_nothing(bundle: ModelBundle, tmp_path: Path) -> None:
+    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY), dry_run=True)
+    (day,) = session_days(1)
+    broker.advance_to(day)
+    result = trader.run_cycle(day)
+    assert result.outcome == "dry_run" and result.order_qty > 0
+    assert json.loads((tmp_path / "account.json").read_text())["orders"] == {}
+    assert any(e["event"] == "intended_order" for e in Journal(tmp_path / "journal.jsonl").entries())
+
+
+def test_drawdown_breach_flattens_and_stops(bundle: ModelBundle, tmp_path: Path) -> None:
+    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY), risk=RiskLimits(max_drawdown=0.02))
+    days = session_days(120, start="2018-09-20")  # the 2018 Q4 sell-off
+    outcomes = []
+    for day in days:
+        broker.advance_to(day)
+        outcomes.append(trader.run_cycle(day).outcome)
+    assert "halted" in outcomes
+    state = trader.state
+    assert state.halted and state.halt_reason.startswith("max_drawdown")
+    assert broker.position("SPY") is None  # flattened, and it stayed flat
+    assert outcomes[-1] == "halted"
+    events = [e["event"] for e in Journal(tmp_path / "journal.jsonl").entries()]
+    assert events.count("risk_halt") == 1
+
+
+def test_position_and_order_limits_block_entries(bundle: ModelBundle, tmp_path: Path) -> None:
+    (day,) = session_days(1)
+    trader, broker = make_trader(bundle, tmp_path / "a", always(Action.BUY), risk=RiskLimits(max_position_fraction=0.5))
+    broker.advance_to(day)
+    result = trader.run_cycle(day)
+    assert result.outcome == "risk_blocked" and result.detail.startswith("max_position_fraction")
+    trader, broker = make_trader(bundle, tmp_path / "b", always(Action.BUY), risk=RiskLimits(max_order_notional=1000))
+    broker.advance_to(day)
+    assert trader.run_cycle(day).detail.startswith("max_order_notional")
+    assert json.loads((tmp_path / "b" / "account.json").read_text())["orders"] == {}
+
+
+def test_a_stale_bar_is_a_data_gap(bundle: ModelBundle, tmp_path: Path) -> None:
+    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY))
+    first, second = session_days(2)
+    broker.advance_to(first)
+    _, features, _ = sample()
+    trader.features_for = lambda _: features.loc[: pd.Timestamp(first)]
+    with pytest.raises(DataError, match=f"the latest bar is {first}, the decision needs {second}"):
+        trader.run_cycle(second)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2024-11-29T18:10:00", date(2024, 11, 27)),  # half day: closes 13:00 ET = 18:00 UTC, +15 min not yet
+        ("2024-11-29T18:20:00", date(2024, 11, 29)),
+        ("2024-12-25T15:00:00", date(2024, 12, 24)),  # Christmas: no session
+        ("2024-12-02T20:00:00", date(2024, 11, 29)),  # Monday before its close
+        ("2024-12-02T21:16:00", date(2024, 12, 2)),
+    ],
+)
+def test_decision_waits_for_the_real_close(bundle: ModelBundle, tmp_path: Path, now: str, expected: date) -> None:
+    trader, broker = make_trader(bundle, tmp_path, always(Action.HOLD))
+    service = PaperTradingService(trader, broker, health_path=tmp_path / "health.json")
+    assert service.latest_session(datetime.fromisoformat(now).replace(tzinfo=UTC)) == expected
