@@ -4,14 +4,11 @@ progress, and a clean stop on Ctrl-C / SIGTERM."""
 from __future__ import annotations
 
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
@@ -22,6 +19,7 @@ from finrl.log import get_logger
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rollout import run_policy, sb3_policy
 from finrl.meta.env.spy_env import EnvConfig
+from finrl.signals import on_stop_signals
 
 log = get_logger(__name__)
 
@@ -148,19 +146,11 @@ class StopFlag:
 
     @contextmanager
     def installed(self) -> Iterator[StopFlag]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self  # signals can only be handled in the main thread
-            return
-
-        def handle(signum: int, _: FrameType | None) -> None:
+        def record(signum: int) -> None:
             self.signal = signum
 
-        previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with on_stop_signals(record):
             yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 class StopOnSignalCallback(BaseCallback):

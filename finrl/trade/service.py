@@ -19,6 +19,7 @@ from pathlib import Path
 
 from finrl.errors import FinRLError
 from finrl.log import get_logger
+from finrl.signals import on_stop_signals
 from finrl.trade.broker import Broker, BrokerAuthError
 from finrl.trade.metrics import write_health
 from finrl.trade.trader import CycleResult, DailyTrader
@@ -111,17 +112,10 @@ class PaperTradingService:
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
     """SIGTERM (docker stop) and SIGINT set ``stop``; the loop finishes its step and returns."""
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
 
-    def handle(signum: int, _: object) -> None:
+    def request_stop(signum: int) -> None:
         log.info("signal_received", signal=signal.Signals(signum).name)
         stop.set()
 
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with on_stop_signals(request_stop):
         yield stop
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
