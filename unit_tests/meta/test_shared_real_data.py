@@ -52,3 +52,29 @@ def test_real_spy_through_the_cli(shared_data: Path, tmp_path: Path) -> None:
     assert list(tmp_path.glob("csv-SPY-*/features.csv"))
     validate = CliRunner().invoke(app, ["data", "validate", "--csv", str(shared_data / "spy_daily.csv")])
     assert validate.exit_code == 0 and "2516 rows" in validate.stdout and "0 error(s)" in validate.stdout
+
+
+@pytest.mark.slow
+def test_issue_training_command_on_real_spy_is_reproducible(shared_data: Path, tmp_path: Path) -> None:
+    """spy-rl train on real SPY 2015-2022, twice with --seed 1: loadable bundles with identical weights."""
+    import torch
+
+    from finrl.agents.bundle import load_bundle
+
+    weights = []
+    for run in ("a", "b"):
+        result = CliRunner().invoke(
+            app,
+            ["train", "--data-source", "csv", "--csv", str(shared_data / "spy_daily.csv"),
+             "--vix-csv", str(shared_data / "vix_daily.csv"), "--train-start", "2015-01-01",
+             "--train-end", "2022-12-31", "--timesteps", "8192", "--seed", "1", "--run-name", run,
+             "--models-dir", str(tmp_path / "models"), "--tensorboard-dir", str(tmp_path / "tb"),
+             "--datasets-dir", str(tmp_path / "ds")],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        bundle = load_bundle(run, tmp_path / "models")
+        assert bundle.split.train.start.isoformat() == "2015-01-01"
+        weights.append(bundle.load_model().policy.state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert len(list((tmp_path / "tb").iterdir())) == 2

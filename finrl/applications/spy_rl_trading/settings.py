@@ -11,6 +11,7 @@ import os
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,7 @@ from finrl.meta.data.market_data import AlpacaCredentials, DataRequest
 ENV_PREFIX = "SPY_"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 ALPACA_PAPER_URL = "https://paper-api.alpaca.markets"
+ALPACA_LIVE_HOST = "api.alpaca.markets"
 
 DataSource = Literal["yahoo", "csv", "alpaca", "sample"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -154,7 +156,7 @@ class Settings(BaseSettings):
                 f"{env_name('trading_mode')}=live needs {env_name('live_trading_confirmed')}=true as well: "
                 "live trading moves real money"
             )
-        if self.trading_mode == "paper" and self.broker == "alpaca" and "paper" not in self.alpaca_base_url:
+        if self.trading_mode == "paper" and urlsplit(self.alpaca_base_url).hostname == ALPACA_LIVE_HOST:
             raise ValueError(
                 f"{env_name('alpaca_base_url')}={self.alpaca_base_url} is not a paper endpoint while "
                 f"{env_name('trading_mode')}=paper"
