@@ -156,7 +156,8 @@ class Settings(BaseSettings):
                 f"{env_name('trading_mode')}=live needs {env_name('live_trading_confirmed')}=true as well: "
                 "live trading moves real money"
             )
-        if self.trading_mode == "paper" and urlsplit(self.alpaca_base_url).hostname == ALPACA_LIVE_HOST:
+        live_url = urlsplit(self.alpaca_base_url).hostname == ALPACA_LIVE_HOST
+        if self.trading_mode == "paper" and self.broker == "alpaca" and live_url:
             raise ValueError(
                 f"{env_name('alpaca_base_url')}={self.alpaca_base_url} is not a paper endpoint while "
                 f"{env_name('trading_mode')}=paper"
