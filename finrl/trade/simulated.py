@@ -51,7 +51,7 @@ class SimulatedBroker:
         self._row = {day: i for i, day in enumerate(self._days)}
         self._open = bars["open"].to_numpy(dtype=np.float64)
         self._close = bars["close"].to_numpy(dtype=np.float64)
-        self._dividends = np.asarray(dividends_per_share(bars["close"], bars["adj_close"]), dtype=np.float64)
+        self._dividends = dividends_per_share(bars["close"], bars["adj_close"])
 
     @property
     def last_session(self) -> date | None:

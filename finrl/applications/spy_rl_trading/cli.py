@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,10 @@ from finrl.applications.spy_rl_trading.cli_support import (
     settings_command,
 )
 from finrl.applications.spy_rl_trading.settings import Settings
+
+if TYPE_CHECKING:  # heavy modules (torch, SB3) load only inside the commands that need them
+    from finrl.agents.training import TrainingResult
+    from finrl.applications.spy_rl_trading.jobs import BacktestRun
 
 app = typer.Typer(
     name="spy-rl",
@@ -113,10 +117,7 @@ def train_command(ctx: typer.Context, settings: Settings) -> None:
     echo_lines(training_summary(result))
 
 
-def training_summary(result: object) -> list[str]:
-    from finrl.agents.training import TrainingResult
-
-    assert isinstance(result, TrainingResult)
+def training_summary(result: TrainingResult) -> list[str]:
     metrics, bundle = result.metrics, result.bundle
     split = bundle.split
     best = metrics.get("best_validation_sharpe")
@@ -169,14 +170,12 @@ def pipeline_command(ctx: typer.Context, settings: Settings) -> None:
     print_backtest(run)
 
 
-def print_backtest(run: object) -> None:
+def print_backtest(run: BacktestRun) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from finrl.applications.spy_rl_trading.jobs import BacktestRun
     from finrl.backtest.report import summary_rows
 
-    assert isinstance(run, BacktestRun)
     result = run.result
     header, *rows = summary_rows(result.metrics)
     table = Table(title=f"{result.bundle.run_name}: {result.window.start} .. {result.window.end}")

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Literal
 
+import numpy as np
+from numpy.typing import ArrayLike
+
 BPS = 1e-4
 DIVIDEND_THRESHOLD = 1e-4  # adj_close rounding makes tiny fake factor moves every day
 
@@ -130,14 +133,12 @@ def rebalance(
     return fill_order(order_shares(cash, shares, target, size_at, config), reference_price, config)
 
 
-def dividends_per_share(close: list[float] | object, adj_close: object) -> object:
+def dividends_per_share(close: ArrayLike, adj_close: ArrayLike) -> np.ndarray:
     """Cash dividend per share on each ex-date, implied by the adjustment factor adj_close/close.
 
     A back-adjusted series has factor_{t-1} / factor_t = 1 - D_t / close_{t-1} on ex-date t; moves
     below :data:`DIVIDEND_THRESHOLD` are rounding noise of the vendor's adj_close and count as 0.
     """
-    import numpy as np
-
     close_a = np.asarray(close, dtype=np.float64)
     factor = np.asarray(adj_close, dtype=np.float64) / close_a
     out = np.zeros_like(close_a)

@@ -43,7 +43,7 @@ class MarketArrays:
             features=np.ascontiguousarray(normalizer.transform(frame)),
             open=frame["open"].to_numpy(dtype=np.float64),
             close=frame["close"].to_numpy(dtype=np.float64),
-            dividends=np.asarray(dividends_per_share(frame["close"], frame["adj_close"]), dtype=np.float64),
+            dividends=dividends_per_share(frame["close"], frame["adj_close"]),
             feature_bound=normalizer.clip,
         )
 
