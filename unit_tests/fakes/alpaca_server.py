@@ -24,14 +24,22 @@ volume`` and optionally ``adj_close``). ``adjustment=raw`` and ``split`` serve t
 adjusted close *is* ``adj_close``); volume is never adjusted (no splits in the fake).
 
 Every request is recorded (:attr:`FakeAlpacaServer.requests`) and failures can be scripted
-(:meth:`FakeAlpacaServer.fail_next`). Further endpoints (the trading API's account, clock,
-calendar, positions, orders) plug in with :meth:`FakeAlpacaServer.route`, whose path templates may
-hold ``{name}`` segments (e.g. ``/v2/orders/{order_id}``).
+(:meth:`FakeAlpacaServer.fail_next`): any status and body, per path and method, slow answers
+(``delay`` longer than the client's timeout is a timeout) and failures *after* the request was
+handled (``after_handling=True``: the order exists, but the client sees a 500 or a timeout: a
+crash between submission and acknowledgment). Further endpoints plug in with
+:meth:`FakeAlpacaServer.route`, whose path templates may hold ``{name}`` segments.
+
+The trading API (``https://paper-api.alpaca.markets``) is opt-in, so that a server for market
+data alone answers 404 there: :meth:`FakeAlpacaServer.enable_trading` installs a stateful
+:class:`FakeTradingAPI` (account, clock, calendar, positions, orders; see its docstring).
 
 Usage::
 
     with FakeAlpacaServer(bars={"SPY": frame}) as server:
         client = StockHistoricalDataClient(server.api_key, server.api_secret, url_override=server.base_url)
+        trading = server.enable_trading(cash=100_000.0, now=datetime(2024, 3, 4, 19, 30, tzinfo=NEW_YORK))
+        broker = TradingClient(server.api_key, server.api_secret, url_override=server.base_url)
 """
 
 from __future__ import annotations
@@ -41,23 +49,36 @@ import binascii
 import json
 import re
 import threading
+import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["FakeAlpacaServer", "FakeResponse", "Handler", "RecordedRequest", "alpaca_error"]
+__all__ = [
+    "NEW_YORK",
+    "FakeAlpacaServer",
+    "FakeResponse",
+    "FakeTradingAPI",
+    "Handler",
+    "RecordedRequest",
+    "alpaca_error",
+]
 
 DATA_MAX_LIMIT = 10_000  # Alpaca's largest page
 ADJUSTMENTS = ("raw", "split", "dividend", "all")
 FEEDS = ("iex", "sip", "delayed_sip", "otc", "boats", "overnight")
 _MARKET_TZ = "America/New_York"
+NEW_YORK = ZoneInfo(_MARKET_TZ)
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,20 @@ def alpaca_error(status: int, message: str, code: int | None = None) -> FakeResp
     if code is not None:
         body = {"code": code, **body}
     return FakeResponse(status, body)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    response: FakeResponse
+    path: str | None
+    method: str | None
+    delay: float
+    after_handling: bool
+
+    def matches(self, request: RecordedRequest) -> bool:
+        return (self.path is None or self.path == request.path) and (
+            self.method is None or self.method == request.method
+        )
 
 
 @dataclass(frozen=True)
@@ -158,10 +193,11 @@ class FakeAlpacaServer:
             self.set_bars(symbol, frame)
         self._routes: list[_Route] = []
         self._requests: list[RecordedRequest] = []
-        self._failures: deque[tuple[FakeResponse, str | None]] = deque()
+        self._failures: deque[_Failure] = deque()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.trading: FakeTradingAPI | None = None
         self.route("GET", "/v2/stocks/bars", self._stock_bars)
 
     # ------------------------------------------------------------------ lifecycle
@@ -171,7 +207,10 @@ class FakeAlpacaServer:
             raise RuntimeError("the fake Alpaca server is already running")
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler_class(self))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-alpaca", daemon=True)
+        httpd = self._httpd
+        self._thread = threading.Thread(
+            target=lambda: httpd.serve_forever(poll_interval=0.05), name="fake-alpaca", daemon=True
+        )  # a short poll: stop() returns at once
         self._thread.start()
         return self
 
@@ -230,17 +269,53 @@ class FakeAlpacaServer:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         path: str | None = None,
+        method: str | None = None,
+        delay: float = 0.0,
+        after_handling: bool = False,
     ) -> None:
-        """Answer the next ``count`` requests (to ``path`` only, when given) with ``status``.
+        """Answer the next ``count`` requests (to ``path`` / ``method`` only, when given) with ``status``.
 
         The body defaults to Alpaca's ``{"message": ...}`` error shape. Scripted failures are
-        answered before authentication, as a proxy or an overloaded server would.
+        answered before authentication, as a proxy or an overloaded server would, and the request
+        has no effect, unless ``after_handling``: then the request is served as usual (an order
+        is created) and only its answer is replaced. ``delay`` seconds pass before the answer:
+        longer than the client's read timeout, it is a timeout (the client never sees ``status``).
         """
         response = FakeResponse(
             status, body if body is not None else {"message": f"scripted failure {status}"}, dict(headers or {})
         )
+        failure = _Failure(response, path, method.upper() if method else None, float(delay), after_handling)
         with self._lock:
-            self._failures.extend([(response, path)] * count)
+            self._failures.extend([failure] * count)
+
+    def timeout_next(
+        self,
+        count: int = 1,
+        *,
+        seconds: float = 2.0,
+        path: str | None = None,
+        method: str | None = None,
+        after_handling: bool = False,
+    ) -> None:
+        """Answer the next ``count`` matching requests only after ``seconds`` (then with a 504).
+
+        Pick ``seconds`` above the client's read timeout. With ``after_handling`` the request
+        takes effect first (the order exists although the client timed out).
+        """
+        self.fail_next(
+            count,
+            status=504,
+            body={"message": "scripted timeout"},
+            path=path,
+            method=method,
+            delay=seconds,
+            after_handling=after_handling,
+        )
+
+    def enable_trading(self, **options: Any) -> FakeTradingAPI:
+        """Serve the trading API from a fresh :class:`FakeTradingAPI` (``options`` go to it)."""
+        self.trading = FakeTradingAPI(self, **options)
+        return self.trading
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -260,10 +335,18 @@ class FakeAlpacaServer:
     def handle(self, request: RecordedRequest) -> FakeResponse:
         with self._lock:
             self._requests.append(request)
-            scripted = self._take_failure(request.path)
+            scripted = self._take_failure(request)
             routes = list(self._routes)
+        if scripted is not None and not scripted.after_handling:
+            time.sleep(scripted.delay)
+            return scripted.response
+        response = self._serve(request, routes)
         if scripted is not None:
-            return scripted
+            time.sleep(scripted.delay)
+            return scripted.response
+        return response
+
+    def _serve(self, request: RecordedRequest, routes: list[_Route]) -> FakeResponse:
         if (
             request.header("APCA-API-KEY-ID") != self.api_key
             or request.header("APCA-API-SECRET-KEY") != self.api_secret
@@ -281,11 +364,11 @@ class FakeAlpacaServer:
             return alpaca_error(405, "method not allowed")
         return alpaca_error(404, "Not Found")
 
-    def _take_failure(self, path: str) -> FakeResponse | None:
-        for i, (response, only_path) in enumerate(self._failures):
-            if only_path is None or only_path == path:
+    def _take_failure(self, request: RecordedRequest) -> _Failure | None:
+        for i, failure in enumerate(self._failures):
+            if failure.matches(request):
                 del self._failures[i]
-                return response
+                return failure
         return None
 
     # ------------------------------------------------------------------ market data
@@ -417,8 +500,11 @@ def _make_handler_class(server: FakeAlpacaServer) -> type[BaseHTTPRequestHandler
             self.send_header("Content-Length", str(len(payload)))
             for name, value in response.headers.items():
                 self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (a scripted timeout)
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch  # noqa: N815 - http.server's names
 
@@ -426,3 +512,590 @@ def _make_handler_class(server: FakeAlpacaServer) -> type[BaseHTTPRequestHandler
             pass
 
     return _Handler
+
+
+# --------------------------------------------------------------------------- trading API
+
+ORDER_TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
+OPEN_ORDER_STATUSES = frozenset({"new", "accepted", "pending_new", "partially_filled", "accepted_for_bidding"})
+CLIENT_ORDER_ID_MAX = 128
+_ACCOUNT_ID = "0d9b4a5c-6c1e-4d0f-9a8e-2f3b5c7d9e01"
+
+
+def _num(value: float) -> str:
+    """A number as Alpaca writes it: a string, no exponent, no trailing zeros ("10", "101.25")."""
+    text = f"{float(value):.9f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def _utc_iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _asset_id(symbol: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fake-alpaca-asset:{symbol}"))
+
+
+def _parse_qty(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        qty = float(value)  # alpaca-py sends a JSON number, other clients a string
+    except (TypeError, ValueError):
+        return None
+    return qty if np.isfinite(qty) else None
+
+
+class FakeTradingAPI:
+    """Alpaca's trading API v2, stateful, served by a :class:`FakeAlpacaServer`.
+
+    Endpoints (JSON as Alpaca writes it: numbers as strings, timestamps ISO 8601):
+
+    * ``GET /v2/account`` -- equity, cash, buying power (cash less open buy orders when
+      ``multiplier`` is 1), ``trading_blocked`` (settable attribute), ...
+    * ``GET /v2/clock`` -- the fake's "now" (:meth:`set_now`; the real time until set), in New York
+      time, with ``is_open`` and the next open and close from the NYSE calendar.
+    * ``GET /v2/calendar?start&end`` -- NYSE sessions from exchange_calendars (early closes
+      included): ``{"date", "open": "09:30", "close": "16:00" | "13:00", "session_open": "0400",
+      "session_close": "2000", "settlement_date"}`` (T+1). Without ``start``/``end``: the year of "now".
+    * ``GET /v2/positions``, ``GET /v2/positions/{symbol_or_asset_id}`` -- 404
+      ``{"code": 40410000, "message": "position does not exist"}`` when flat; a short position has
+      a negative ``qty`` and ``side: short``.
+    * ``POST /v2/orders`` -- market orders only (``qty``, not ``notional``). Validation answers 422
+      (code 40010001): bad side/type/time_in_force/qty, fractional qty with a time_in_force other
+      than ``day``, a ``client_order_id`` over 128 characters or already used (``"client_order_id
+      must be unique"``), and -- with ``enforce_submission_windows`` -- Alpaca's documented windows:
+      ``opg`` is refused from 09:28 to 19:00 New York time, ``cls`` from 15:50 to 19:00, other
+      market orders from 16:00 to 19:00 (the exact wording of those messages is the fake's).
+      Refusals answer 403 (code 40310000): ``trading_blocked``, a buy above the buying power at
+      the mark price (``"insufficient buying power"``), a sell of more than the long position
+      available when ``shorting_enabled`` is False. New orders are ``accepted`` while the market
+      is closed, ``new`` while it is open.
+    * ``GET /v2/orders`` (``status`` open|closed|all, ``limit``, ``direction``, ``symbols``,
+      ``after``, ``until``), ``GET /v2/orders/{id}``, ``GET /v2/orders:by_client_order_id
+      ?client_order_id=`` (404 ``{"code": 40410000, "message": "order not found"}``),
+      ``DELETE /v2/orders/{id}`` (204; 422 once the order is final).
+
+    The market moves only when a test says so: :meth:`fill` (all or one open order, at a price:
+    position, cash and the mark move), :meth:`partial_fill`, :meth:`expire`, :meth:`set_price`.
+    Mark prices default to the last fill, then to the last close of the server's bars.
+    """
+
+    def __init__(
+        self,
+        server: FakeAlpacaServer,
+        *,
+        cash: float = 100_000.0,
+        now: datetime | None = None,
+        multiplier: int = 1,
+        shorting_enabled: bool = False,
+        enforce_submission_windows: bool = True,
+    ) -> None:
+        self.server = server
+        self.cash = float(cash)
+        self.last_equity = float(cash)
+        self.multiplier = multiplier
+        self.shorting_enabled = shorting_enabled
+        self.enforce_submission_windows = enforce_submission_windows
+        self.trading_blocked = False
+        self.created_at = datetime(2024, 1, 2, 14, 0, tzinfo=UTC)
+        self._now = now
+        self._lock = threading.RLock()
+        self._orders: dict[str, dict[str, Any]] = {}  # by id, in submission order
+        self._positions: dict[str, dict[str, float]] = {}  # symbol -> {"qty", "avg_entry_price"}
+        self._marks: dict[str, float] = {}
+        routes: list[tuple[str, str, Handler]] = [
+            ("GET", "/v2/account", self._get_account),
+            ("GET", "/v2/clock", self._get_clock),
+            ("GET", "/v2/calendar", self._get_calendar),
+            ("GET", "/v2/positions", self._list_positions),
+            ("GET", "/v2/positions/{symbol}", self._get_position),
+            ("POST", "/v2/orders", self._post_order),
+            ("GET", "/v2/orders", self._list_orders),
+            ("GET", "/v2/orders:by_client_order_id", self._get_order_by_client_id),
+            ("GET", "/v2/orders/{order_id}", self._get_order),
+            ("DELETE", "/v2/orders/{order_id}", self._delete_order),
+        ]
+        for method, template, handler in routes:
+            server.route(method, template, handler)
+
+    # ------------------------------------------------------------------ test controls
+
+    def now(self) -> datetime:
+        return self._now if self._now is not None else datetime.now(UTC)
+
+    def set_now(self, moment: datetime) -> None:
+        if moment.tzinfo is None:
+            raise ValueError("set_now needs a timezone-aware datetime")
+        self._now = moment
+
+    def set_price(self, symbol: str, price: float) -> None:
+        with self._lock:
+            self._marks[symbol] = float(price)
+
+    def mark(self, symbol: str) -> float | None:
+        with self._lock:
+            if symbol in self._marks:
+                return self._marks[symbol]
+        frame = self.server._bars.get(symbol)
+        if frame is not None and not frame.empty:
+            return float(frame["close"].iloc[-1])
+        return None
+
+    @property
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order as the API shows it, oldest first."""
+        with self._lock:
+            return [self._order_json(o) for o in self._orders.values()]
+
+    def order(self, client_order_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._by_client_id(client_order_id)
+            return self._order_json(found) if found else None
+
+    def position_qty(self, symbol: str) -> float:
+        with self._lock:
+            return self._positions.get(symbol, {}).get("qty", 0.0)
+
+    def fill(self, price: float, *, client_order_id: str | None = None) -> int:
+        """Fill the rest of every open order (or of one) at ``price``; returns how many filled."""
+        with self._lock:
+            count = 0
+            for order in self._open_orders(client_order_id):
+                self._execute(order, order["qty"] - order["filled_qty"], float(price))
+                order["status"] = "filled"
+                order["filled_at"] = order["updated_at"] = self.now()
+                count += 1
+            return count
+
+    def partial_fill(self, client_order_id: str, qty: float, price: float) -> None:
+        with self._lock:
+            (order,) = self._open_orders(client_order_id)
+            remaining = order["qty"] - order["filled_qty"]
+            if not 0 < qty < remaining:
+                raise ValueError(f"a partial fill needs 0 < qty < {remaining}")
+            self._execute(order, float(qty), float(price))
+            order["status"] = "partially_filled"
+            order["updated_at"] = self.now()
+
+    def expire(self, *, client_order_id: str | None = None) -> int:
+        """Expire every open order (or one), as an unfilled opg order after the open."""
+        with self._lock:
+            count = 0
+            for order in self._open_orders(client_order_id):
+                order["status"] = "expired"
+                order["expired_at"] = order["updated_at"] = self.now()
+                count += 1
+            return count
+
+    # ------------------------------------------------------------------ state
+
+    def _by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        return next((o for o in self._orders.values() if o["client_order_id"] == client_order_id), None)
+
+    def _open_orders(self, client_order_id: str | None) -> list[dict[str, Any]]:
+        chosen = [o for o in self._orders.values() if o["status"] in OPEN_ORDER_STATUSES]
+        if client_order_id is not None:
+            chosen = [o for o in chosen if o["client_order_id"] == client_order_id]
+            if not chosen:
+                raise KeyError(f"no open order with client_order_id {client_order_id!r}")
+        return chosen
+
+    def _execute(self, order: dict[str, Any], qty: float, price: float) -> None:
+        signed = qty if order["side"] == "buy" else -qty
+        symbol = order["symbol"]
+        held = self._positions.get(symbol, {"qty": 0.0, "avg_entry_price": 0.0})
+        before, after = held["qty"], held["qty"] + signed
+        if abs(after) < 1e-12:
+            self._positions.pop(symbol, None)
+        else:
+            if before == 0 or (before > 0) != (after > 0):
+                average = price  # opened, or flipped sides
+            elif abs(after) > abs(before):
+                average = (before * held["avg_entry_price"] + signed * price) / after
+            else:
+                average = held["avg_entry_price"]  # reduced: the entry price stays
+            self._positions[symbol] = {"qty": after, "avg_entry_price": average}
+        self.cash -= signed * price
+        done = order["filled_qty"]
+        order["filled_avg_price"] = ((order["filled_avg_price"] or 0.0) * done + price * qty) / (done + qty)
+        order["filled_qty"] = done + qty
+        self._marks[symbol] = price
+
+    def _market_values(self) -> tuple[float, float]:
+        long_value = short_value = 0.0
+        for symbol, held in self._positions.items():
+            value = held["qty"] * (self.mark(symbol) or held["avg_entry_price"])
+            if value > 0:
+                long_value += value
+            else:
+                short_value += value
+        return long_value, short_value
+
+    def _open_buy_notional(self) -> float:
+        total = 0.0
+        for order in self._orders.values():
+            if order["side"] == "buy" and order["status"] in OPEN_ORDER_STATUSES:
+                total += (order["qty"] - order["filled_qty"]) * (self.mark(order["symbol"]) or 0.0)
+        return total
+
+    def _buying_power(self) -> float:
+        long_value, short_value = self._market_values()
+        if self.multiplier <= 1:
+            power = self.cash
+        else:
+            power = (self.cash + long_value + short_value) * self.multiplier - long_value + short_value
+        return max(0.0, power - self._open_buy_notional())
+
+    def _sessions(self, start: date, end: date) -> list[Any]:
+        from finrl.trade.calendar import nyse_sessions
+
+        return nyse_sessions(start, end)
+
+    def _market_open(self, moment: datetime) -> bool:
+        day = moment.astimezone(NEW_YORK).date()
+        return any(s.open <= moment < s.close for s in self._sessions(day, day))
+
+    # ------------------------------------------------------------------ JSON
+
+    def _order_json(self, order: dict[str, Any]) -> dict[str, Any]:
+        side = order["side"]
+        return {
+            "id": order["id"],
+            "client_order_id": order["client_order_id"],
+            "created_at": _utc_iso(order["created_at"]),
+            "updated_at": _utc_iso(order["updated_at"]),
+            "submitted_at": _utc_iso(order["created_at"]),
+            "filled_at": _utc_iso(order["filled_at"]),
+            "expired_at": _utc_iso(order["expired_at"]),
+            "canceled_at": _utc_iso(order["canceled_at"]),
+            "failed_at": None,
+            "replaced_at": None,
+            "replaced_by": None,
+            "replaces": None,
+            "asset_id": _asset_id(order["symbol"]),
+            "symbol": order["symbol"],
+            "asset_class": "us_equity",
+            "notional": None,
+            "qty": _num(order["qty"]),
+            "filled_qty": _num(order["filled_qty"]),
+            "filled_avg_price": None if order["filled_avg_price"] is None else _num(order["filled_avg_price"]),
+            "order_class": "",
+            "order_type": "market",
+            "type": "market",
+            "side": side,
+            "position_intent": order["position_intent"],
+            "time_in_force": order["time_in_force"],
+            "limit_price": None,
+            "stop_price": None,
+            "status": order["status"],
+            "extended_hours": False,
+            "legs": None,
+            "trail_percent": None,
+            "trail_price": None,
+            "hwm": None,
+            "subtag": None,
+            "source": None,
+            "expires_at": None,
+        }
+
+    def _position_json(self, symbol: str, held: dict[str, float]) -> dict[str, Any]:
+        qty, entry = held["qty"], held["avg_entry_price"]
+        price = self.mark(symbol) or entry
+        market_value, cost_basis = qty * price, qty * entry
+        unrealized = market_value - cost_basis
+        return {
+            "asset_id": _asset_id(symbol),
+            "symbol": symbol,
+            "exchange": "ARCA",
+            "asset_class": "us_equity",
+            "asset_marginable": True,
+            "qty": _num(qty),
+            "qty_available": _num(qty),
+            "avg_entry_price": _num(entry),
+            "side": "long" if qty > 0 else "short",
+            "market_value": _num(market_value),
+            "cost_basis": _num(cost_basis),
+            "unrealized_pl": _num(unrealized),
+            "unrealized_plpc": _num(unrealized / abs(cost_basis) if cost_basis else 0.0),
+            "unrealized_intraday_pl": _num(unrealized),
+            "unrealized_intraday_plpc": _num(unrealized / abs(cost_basis) if cost_basis else 0.0),
+            "current_price": _num(price),
+            "lastday_price": _num(price),
+            "change_today": "0",
+        }
+
+    # ------------------------------------------------------------------ routes
+
+    def _get_account(self, _request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
+        with self._lock:
+            long_value, short_value = self._market_values()
+            equity = self.cash + long_value + short_value
+            power = self._buying_power()
+            body = {
+                "id": _ACCOUNT_ID,
+                "account_number": "PA3FAKE00001",
+                "status": "ACTIVE",
+                "crypto_status": "ACTIVE",
+                "currency": "USD",
+                "buying_power": _num(power),
+                "regt_buying_power": _num(power),
+                "daytrading_buying_power": "0",
+                "non_marginable_buying_power": _num(max(0.0, self.cash)),
+                "options_buying_power": _num(max(0.0, self.cash)),
+                "cash": _num(self.cash),
+                "accrued_fees": "0",
+                "pending_transfer_in": "0",
+                "portfolio_value": _num(equity),
+                "pattern_day_trader": False,
+                "trading_blocked": self.trading_blocked,
+                "transfers_blocked": False,
+                "account_blocked": False,
+                "created_at": _utc_iso(self.created_at),
+                "trade_suspended_by_user": False,
+                "multiplier": str(self.multiplier),
+                "shorting_enabled": self.shorting_enabled,
+                "equity": _num(equity),
+                "last_equity": _num(self.last_equity),
+                "long_market_value": _num(long_value),
+                "short_market_value": _num(short_value),
+                "position_market_value": _num(long_value - short_value),
+                "initial_margin": _num(long_value - short_value),
+                "maintenance_margin": _num(0.25 * (long_value - short_value)),
+                "last_maintenance_margin": "0",
+                "sma": "0",
+                "daytrade_count": 0,
+                "options_approved_level": 0,
+                "options_trading_level": 0,
+            }
+        return FakeResponse(200, body)
+
+    def _get_clock(self, _request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
+        moment = self.now()
+        day = moment.astimezone(NEW_YORK).date()
+        sessions = self._sessions(day - timedelta(days=1), day + timedelta(days=14))
+        next_open = next(s.open for s in sessions if s.open > moment)
+        next_close = next(s.close for s in sessions if s.close > moment)
+        body = {
+            "timestamp": moment.astimezone(NEW_YORK).isoformat(timespec="microseconds"),
+            "is_open": any(s.open <= moment < s.close for s in sessions),
+            "next_open": next_open.astimezone(NEW_YORK).isoformat(),
+            "next_close": next_close.astimezone(NEW_YORK).isoformat(),
+        }
+        return FakeResponse(200, body)
+
+    def _get_calendar(self, request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
+        year = self.now().astimezone(NEW_YORK).year
+        try:
+            start = date.fromisoformat(request.param("start") or f"{year}-01-01")
+            end = date.fromisoformat(request.param("end") or f"{year}-12-31")
+        except ValueError as exc:
+            return alpaca_error(400, f"invalid date: {exc}", 40010000)
+        if start > end:
+            return FakeResponse(200, [])
+        sessions = self._sessions(start, end + timedelta(days=10))
+        body = []
+        for i, session in enumerate(sessions):
+            if session.day > end:
+                break
+            settlement = sessions[i + 1].day if i + 1 < len(sessions) else session.day + timedelta(days=1)
+            body.append(
+                {
+                    "date": session.day.isoformat(),
+                    "open": session.open.astimezone(NEW_YORK).strftime("%H:%M"),
+                    "close": session.close.astimezone(NEW_YORK).strftime("%H:%M"),
+                    "session_open": "0400",
+                    "session_close": "2000",
+                    "settlement_date": settlement.isoformat(),
+                }
+            )
+        return FakeResponse(200, body)
+
+    def _list_positions(self, _request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
+        with self._lock:
+            return FakeResponse(200, [self._position_json(s, held) for s, held in sorted(self._positions.items())])
+
+    def _get_position(self, _request: RecordedRequest, params: dict[str, str]) -> FakeResponse:
+        key = params["symbol"]
+        with self._lock:
+            for symbol, held in self._positions.items():
+                if key in (symbol, _asset_id(symbol)):
+                    return FakeResponse(200, self._position_json(symbol, held))
+        return alpaca_error(404, "position does not exist", 40410000)
+
+    def _post_order(self, request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
+        try:
+            data = request.json()
+        except ValueError:
+            return alpaca_error(400, "request body format is invalid", 40010000)
+        if not isinstance(data, dict):
+            return alpaca_error(400, "request body format is invalid", 40010000)
+        invalid = self._validate_order(data)
+        if invalid is not None:
+            return invalid
+        with self._lock:
+            symbol, side, qty = data["symbol"], data["side"], _parse_qty(data["qty"])
+            assert qty is not None
+            cid = data.get("client_order_id") or str(uuid.uuid4())
+            if self._by_client_id(cid) is not None:
+                return alpaca_error(422, "client_order_id must be unique", 40010001)
+            refused = self._check_funds(symbol, side, qty)
+            if refused is not None:
+                return refused
+            moment = self.now()
+            held = self._positions.get(symbol, {}).get("qty", 0.0)
+            intent = ("buy_to_close" if held < 0 else "buy_to_open") if side == "buy" else None
+            if side == "sell":
+                intent = "sell_to_close" if held > 0 else "sell_to_open"
+            order = {
+                "id": str(uuid.uuid4()),
+                "client_order_id": cid,
+                "symbol": symbol,
+                "side": side,
+                "qty": qty,
+                "time_in_force": data["time_in_force"],
+                "position_intent": intent,
+                "status": "new" if self._market_open(moment) else "accepted",
+                "filled_qty": 0.0,
+                "filled_avg_price": None,
+                "created_at": moment,
+                "updated_at": moment,
+                "filled_at": None,
+                "expired_at": None,
+                "canceled_at": None,
+            }
+            self._orders[order["id"]] = order
+            return FakeResponse(200, self._order_json(order))
+
+    def _validate_order(self, data: dict[str, Any]) -> FakeResponse | None:
+        def bad(message: str) -> FakeResponse:
+            return alpaca_error(422, message, 40010001)
+
+        symbol = data.get("symbol")
+        if not isinstance(symbol, str) or not re.fullmatch(r"[A-Z][A-Z.]{0,11}", symbol):
+            return bad(f"invalid symbol: {symbol!r}")
+        if data.get("side") not in ("buy", "sell"):
+            return bad("invalid side")
+        if data.get("type", "market") != "market":
+            return bad(f"the fake accepts only market orders, not type {data.get('type')!r}")
+        tif = data.get("time_in_force")
+        if tif not in ORDER_TIME_IN_FORCE:
+            return bad(f"invalid time_in_force: {tif!r}")
+        if data.get("notional") is not None:
+            return bad("the fake accepts qty, not notional")
+        qty = _parse_qty(data.get("qty"))
+        if qty is None or qty <= 0:
+            return bad("qty must be > 0")
+        if qty != int(qty) and tif != "day":
+            return bad("fractional orders must be DAY orders")
+        if data.get("extended_hours"):
+            return bad("extended hours order must be DAY limit orders")
+        cid = data.get("client_order_id")
+        if cid is not None and (not isinstance(cid, str) or len(cid) > CLIENT_ORDER_ID_MAX):
+            return bad(f"client_order_id must be no more than {CLIENT_ORDER_ID_MAX} characters")
+        if self.enforce_submission_windows:
+            clock = self.now().astimezone(NEW_YORK).time()
+            minutes = clock.hour * 60 + clock.minute
+            evening = 19 * 60
+            if tif == "opg" and 9 * 60 + 28 <= minutes < evening:
+                return bad("opg orders must be submitted after 7:00pm and before 9:28am ET")
+            if tif == "cls" and 15 * 60 + 50 <= minutes < evening:
+                return bad("cls orders must be submitted after 7:00pm and before 3:50pm ET")
+            if tif not in ("opg", "cls") and 16 * 60 <= minutes < evening:
+                return bad("orders not eligible for extended hours are rejected between 4:00pm and 7:00pm ET")
+        return None
+
+    def _check_funds(self, symbol: str, side: str, qty: float) -> FakeResponse | None:
+        if self.trading_blocked:
+            return alpaca_error(403, "account is not authorized to trade", 40310000)
+        if side == "buy":
+            price = self.mark(symbol)
+            if price is not None and qty * price > self._buying_power() + 1e-9:
+                return alpaca_error(403, "insufficient buying power", 40310000)
+            return None
+        if self.shorting_enabled:
+            return None
+        held = self._positions.get(symbol, {}).get("qty", 0.0)
+        pending = sum(
+            o["qty"] - o["filled_qty"]
+            for o in self._orders.values()
+            if o["symbol"] == symbol and o["side"] == "sell" and o["status"] in OPEN_ORDER_STATUSES
+        )
+        available = max(0.0, held - pending)
+        if qty > available + 1e-12:
+            return alpaca_error(
+                403, f"insufficient qty available for order (requested: {_num(qty)}, available: {_num(available)})",
+                40310000,
+            )  # fmt: skip
+        return None
+
+    def _list_orders(self, request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
+        status = request.param("status") or "open"
+        if status not in ("open", "closed", "all"):
+            return alpaca_error(422, f"invalid status: {status}", 40010001)
+        direction = request.param("direction") or "desc"
+        if direction not in ("asc", "desc"):
+            return alpaca_error(422, f"invalid direction: {direction}", 40010001)
+        try:
+            limit = int(request.param("limit") or 50)
+            after = _parse_rfc3339(request.param("after")) if request.param("after") else None
+            until = _parse_rfc3339(request.param("until")) if request.param("until") else None
+        except ValueError as exc:
+            return alpaca_error(422, f"invalid query parameter: {exc}", 40010001)
+        if not 1 <= limit <= 500:
+            return alpaca_error(422, "limit must be between 1 and 500", 40010001)
+        symbols = {s for s in (request.param("symbols") or "").split(",") if s}
+        with self._lock:
+            chosen = []
+            for order in self._orders.values():
+                is_open = order["status"] in OPEN_ORDER_STATUSES
+                if (status == "open" and not is_open) or (status == "closed" and is_open):
+                    continue
+                if symbols and order["symbol"] not in symbols:
+                    continue
+                if after is not None and order["created_at"] <= after:
+                    continue
+                if until is not None and order["created_at"] >= until:
+                    continue
+                chosen.append(order)
+            if direction == "desc":
+                chosen.reverse()
+            return FakeResponse(200, [self._order_json(o) for o in chosen[:limit]])
+
+    def _get_order_by_client_id(self, request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
+        cid = request.param("client_order_id")
+        if not cid:
+            return alpaca_error(422, "client_order_id is missing", 40010001)
+        with self._lock:
+            order = self._by_client_id(cid)
+            if order is None:
+                return alpaca_error(404, "order not found", 40410000)
+            return FakeResponse(200, self._order_json(order))
+
+    def _find(self, order_id: str) -> tuple[dict[str, Any] | None, FakeResponse | None]:
+        try:
+            uuid.UUID(order_id)
+        except ValueError:
+            return None, alpaca_error(422, "order_id is missing", 40010001)
+        order = self._orders.get(order_id)
+        if order is None:
+            return None, alpaca_error(404, "order not found", 40410000)
+        return order, None
+
+    def _get_order(self, _request: RecordedRequest, params: dict[str, str]) -> FakeResponse:
+        with self._lock:
+            order, error = self._find(params["order_id"])
+            return error if order is None else FakeResponse(200, self._order_json(order))
+
+    def _delete_order(self, _request: RecordedRequest, params: dict[str, str]) -> FakeResponse:
+        with self._lock:
+            order, error = self._find(params["order_id"])
+            if order is None:
+                return error  # type: ignore[return-value]
+            if order["status"] not in OPEN_ORDER_STATUSES:
+                return alpaca_error(422, f'order is already in "{order["status"]}" state', 42210000)
+            order["status"] = "canceled"
+            order["canceled_at"] = order["updated_at"] = self.now()
+            return FakeResponse(204, None)

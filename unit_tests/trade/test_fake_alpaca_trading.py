@@ -1,0 +1,164 @@
+"""The fake Alpaca trading API itself: alpaca-py's own models parse every answer, and state moves right."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+import requests
+
+from unit_tests.fakes.alpaca_server import NEW_YORK, FakeAlpacaServer, FakeTradingAPI
+
+pytestmark = pytest.mark.integration
+
+KEY, SECRET = "fake-key-id", "fake-secret-key"
+HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAlpacaServer]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    with FakeAlpacaServer(api_key=KEY, api_secret=SECRET) as fake:
+        fake.enable_trading(now=datetime(2024, 3, 4, 19, 30, tzinfo=NEW_YORK)).set_price("SPY", 500.0)
+        yield fake
+
+
+@pytest.fixture
+def trading(server: FakeAlpacaServer) -> FakeTradingAPI:
+    assert server.trading is not None
+    return server.trading
+
+
+@pytest.fixture
+def client(server: FakeAlpacaServer) -> Any:
+    from alpaca.trading.client import TradingClient
+
+    return TradingClient(KEY, SECRET, url_override=server.base_url)
+
+
+def order(client: Any, qty: float, side: str, cid: str, tif: str = "opg") -> Any:
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import MarketOrderRequest
+
+    request = MarketOrderRequest(
+        symbol="SPY", qty=qty, side=OrderSide(side), time_in_force=TimeInForce(tif), client_order_id=cid
+    )
+    return client.submit_order(request)
+
+
+def test_trading_api_is_opt_in() -> None:
+    with FakeAlpacaServer(api_key=KEY, api_secret=SECRET) as plain:
+        assert requests.get(f"{plain.base_url}/v2/account", headers=HEADERS, timeout=5).status_code == 404
+
+
+def test_account_and_positions_follow_fills(client: Any, trading: FakeTradingAPI) -> None:
+    order(client, 10, "buy", "a")
+    account = client.get_account()
+    assert (account.cash, account.equity, account.status.value) == ("100000", "100000", "ACTIVE")
+    assert float(account.buying_power) == 100_000.0 - 10 * 500.0  # an open buy holds buying power
+    trading.fill(490.0)
+    trading.set_price("SPY", 495.0)
+    account = client.get_account()
+    assert float(account.cash) == 100_000.0 - 4_900.0 and float(account.equity) == 100_000.0 - 4_900.0 + 4_950.0
+    assert float(account.long_market_value) == 4_950.0
+    (position,) = client.get_all_positions()
+    assert (position.symbol, position.qty, position.side.value, position.avg_entry_price) == (
+        "SPY",
+        "10",
+        "long",
+        "490",
+    )
+    assert float(position.unrealized_pl) == 50.0 and position.exchange.value == "ARCA"
+    assert client.get_open_position(str(position.asset_id)).symbol == "SPY"  # by asset id too
+
+
+def test_orders_list_get_cancel(client: Any, trading: FakeTradingAPI) -> None:
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading.enums import QueryOrderStatus
+    from alpaca.trading.requests import GetOrdersRequest
+
+    first = order(client, 1, "buy", "one")
+    second = order(client, 2, "buy", "two")
+    assert [o.client_order_id for o in client.get_orders()] == ["two", "one"]  # open, newest first
+    assert client.get_order_by_id(first.id).client_order_id == "one"
+    assert client.get_order_by_client_id("two").id == second.id
+    client.cancel_order_by_id(second.id)
+    assert client.get_order_by_id(second.id).status.value == "canceled"
+    with pytest.raises(APIError) as info:
+        client.cancel_order_by_id(second.id)
+    assert info.value.status_code == 422
+    trading.fill(500.0)
+    closed = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED, direction="asc"))
+    assert [(o.client_order_id, o.status.value) for o in closed] == [("one", "filled"), ("two", "canceled")]
+    filled = client.get_order_by_id(first.id)
+    assert filled.filled_qty == "1" and filled.filled_avg_price == "500" and filled.filled_at is not None
+    with pytest.raises(APIError) as missing:
+        client.get_order_by_client_id("nope")
+    assert missing.value.status_code == 404 and missing.value.message == "order not found"
+
+
+def test_order_validation(client: Any, server: FakeAlpacaServer, trading: FakeTradingAPI) -> None:
+    from alpaca.common.exceptions import APIError
+
+    def refused(qty: float, side: str, cid: str, tif: str = "opg") -> tuple[int, int, str]:
+        with pytest.raises(APIError) as info:
+            order(client, qty, side, cid, tif)
+        return info.value.status_code, info.value.code, info.value.message
+
+    order(client, 1, "buy", "dup")
+    assert refused(1, "buy", "dup") == (422, 40010001, "client_order_id must be unique")
+    assert refused(0.5, "buy", "frac") == (422, 40010001, "fractional orders must be DAY orders")
+    assert refused(1, "buy", "x" * 129)[0] == 422
+    assert refused(1000, "buy", "big") == (403, 40310000, "insufficient buying power")
+    assert refused(1, "sell", "naked")[:2] == (403, 40310000)
+    trading.trading_blocked = True
+    assert refused(1, "buy", "blocked")[0] == 403
+    trading.trading_blocked = False
+    trading.set_now(datetime(2024, 3, 4, 15, 55, tzinfo=NEW_YORK))  # market open: new, but cls closed
+    assert order(client, 1, "buy", "open-day", "day").status.value == "new"
+    assert "cls orders" in refused(1, "buy", "late-cls", "cls")[2]
+    trading.set_now(datetime(2024, 3, 4, 17, 0, tzinfo=NEW_YORK))
+    assert "4:00pm and 7:00pm" in refused(1, "buy", "after-hours", "day")[2]
+    answer = requests.post(f"{server.base_url}/v2/orders", json={"symbol": "SPY"}, headers=HEADERS, timeout=5)
+    assert answer.status_code == 422 and answer.json()["code"] == 40010001
+
+
+def test_partial_fill_and_expiry(client: Any, trading: FakeTradingAPI) -> None:
+    order(client, 10, "buy", "p")
+    trading.partial_fill("p", 3, 499.0)
+    partial = client.get_order_by_client_id("p")
+    assert (partial.status.value, partial.filled_qty, partial.filled_avg_price) == ("partially_filled", "3", "499")
+    assert trading.expire() == 1
+    assert client.get_order_by_client_id("p").status.value == "expired" and trading.position_qty("SPY") == 3
+
+
+def test_clock_and_calendar(client: Any, trading: FakeTradingAPI) -> None:
+    from alpaca.trading.requests import GetCalendarRequest
+
+    clock = client.get_clock()
+    assert not clock.is_open and clock.next_open == datetime(2024, 3, 5, 9, 30, tzinfo=NEW_YORK)
+    trading.set_now(datetime(2024, 11, 29, 12, 0, tzinfo=NEW_YORK))
+    clock = client.get_clock()
+    assert clock.is_open and clock.next_close == datetime(2024, 11, 29, 13, 0, tzinfo=NEW_YORK)
+    days = client.get_calendar(GetCalendarRequest(start=date(2024, 11, 27), end=date(2024, 11, 29)))
+    assert [(d.date, d.open.time().isoformat(), d.close.time().isoformat()) for d in days] == [
+        (date(2024, 11, 27), "09:30:00", "16:00:00"),
+        (date(2024, 11, 29), "09:30:00", "13:00:00"),
+    ]
+    assert len(client.get_calendar()) == 252  # the year of "now" by default (2024)
+
+
+def test_scripted_failures_match_path_and_method(server: FakeAlpacaServer, trading: FakeTradingAPI) -> None:
+    server.fail_next(1, status=500, path="/v2/orders", method="POST", after_handling=True)
+    url = f"{server.base_url}/v2/orders"
+    assert requests.get(url, headers=HEADERS, timeout=5).status_code == 200  # a GET is not matched
+    body = {"symbol": "SPY", "qty": "1", "side": "buy", "type": "market", "time_in_force": "opg"}
+    assert requests.post(url, json=body, headers=HEADERS, timeout=5).status_code == 500
+    assert len(trading.orders) == 1  # handled, then the answer was replaced
+    server.timeout_next(1, seconds=1.0, path="/v2/orders", method="POST")
+    with pytest.raises(requests.Timeout):
+        requests.post(url, json=body, headers=HEADERS, timeout=0.2)
+    assert len(trading.orders) == 1  # a failure before handling has no effect
