@@ -1,8 +1,9 @@
 """The long-running paper-trading service: one decision per trading day, after the close.
 
 It asks the broker's clock and calendar what the latest completed session is (a session counts
-once ``decision_delay`` has passed since its real close, early closes included; holidays have no
-session), brings the account up to that close, and runs the daily cycle once per session. It
+once ``decision_delay`` has passed since its real close, early closes included, and not before
+``not_before`` New York time: Alpaca takes market-on-open orders only from 19:00 ET; holidays
+have no session), brings the account up to that close, and runs the daily cycle once per session. It
 sleeps in short slices between checks, writes a heartbeat for the container health check, keeps
 running through broker and data errors (logged, counted, the cycle retried on the next wake),
 and on SIGTERM/SIGINT finishes the step in progress and returns.
@@ -14,18 +15,21 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from finrl.errors import FinRLError
 from finrl.log import get_logger
 from finrl.signals import on_stop_signals
-from finrl.trade.broker import Broker, BrokerAuthError
+from finrl.trade.broker import Broker, BrokerAuthError, SessionTimes
 from finrl.trade.metrics import write_health
 from finrl.trade.trader import CycleResult, DailyTrader
 
 log = get_logger(__name__)
 
+MARKET_TZ = ZoneInfo("America/New_York")
+ALPACA_EARLIEST_DECISION = time(19, 5)  # Alpaca accepts opg orders only from 19:00 ET until 09:28 ET
 MarketRefresh = Callable[[date], None]  # bring the broker's account up to a session's close
 
 
@@ -37,6 +41,7 @@ class PaperTradingService:
         *,
         health_path: Path,
         decision_delay: timedelta = timedelta(minutes=15),
+        not_before: time | None = None,
         prepare: MarketRefresh | None = None,
         refresh: Callable[[], None] | None = None,
         heartbeat_seconds: float = 30.0,
@@ -45,21 +50,30 @@ class PaperTradingService:
         self.trader, self.broker = trader, broker
         self.health_path = Path(health_path)
         self.decision_delay = decision_delay
+        self.not_before = not_before  # New York time of day; Alpaca takes opg orders only 19:00-09:28 ET
         self.prepare = prepare
         self.refresh = refresh  # new market data before each check (the simulated market's clock)
         self.heartbeat_seconds = heartbeat_seconds
         self.stop = stop or threading.Event()
 
+    def decision_time(self, session: SessionTimes) -> datetime:
+        """When a session's decision is due: its close plus the delay, and not before ``not_before``."""
+        due = session.close + self.decision_delay
+        if self.not_before is not None:
+            earliest = datetime.combine(session.day, self.not_before, tzinfo=MARKET_TZ)
+            due = max(due, earliest)
+        return due
+
     def latest_session(self, now: datetime | None = None) -> date | None:
-        """The last session whose close (plus the decision delay) has passed."""
+        """The last session whose decision time has passed."""
         now = now or self.broker.now()
         recent = self.broker.sessions((now - timedelta(days=10)).date(), now.date())
-        done = [s.day for s in recent if s.close + self.decision_delay <= now]
+        done = [s.day for s in recent if self.decision_time(s) <= now]
         return done[-1] if done else None
 
     def next_decision_time(self, now: datetime) -> datetime | None:
         upcoming = self.broker.sessions(now.date(), (now + timedelta(days=10)).date())
-        times = [s.close + self.decision_delay for s in upcoming if s.close + self.decision_delay > now]
+        times = [self.decision_time(s) for s in upcoming if self.decision_time(s) > now]
         return times[0] if times else None
 
     def run_once(self) -> CycleResult | None:

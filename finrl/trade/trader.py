@@ -29,7 +29,14 @@ from finrl.log import get_logger
 from finrl.meta.env.execution import order_shares, position_of, target_position
 from finrl.meta.env.rollout import Policy
 from finrl.meta.env.spy_env import portfolio_features
-from finrl.trade.broker import Broker, BrokerAuthError, BrokerError, OrderState
+from finrl.trade.broker import (
+    AccountState,
+    Broker,
+    BrokerAuthError,
+    BrokerError,
+    BrokerUnavailableError,
+    OrderState,
+)
 from finrl.trade.journal import Journal
 from finrl.trade.metrics import TradingMetrics
 from finrl.trade.risk import RiskLimits, RiskVerdict, assess_account, check_order
@@ -71,7 +78,7 @@ class TraderState:
 @dataclass(frozen=True)
 class CycleResult:
     session: date
-    outcome: str  # no_trade | submitted | dry_run | exists | risk_blocked | halted | rejected
+    outcome: str  # no_trade | submitted | dry_run | exists | risk_blocked | halted | rejected | unavailable
     action: int | None = None
     target: int | None = None
     order_qty: float = 0.0  # signed
@@ -147,7 +154,7 @@ class DailyTrader:
         self.metrics.nav.set(account.equity)
         self.metrics.position.set(shares)
 
-        result = self._act(session, state, verdict, account.equity, shares, delta, close, action, target)
+        result = self._act(session, state, verdict, account, shares, delta, close, action, target)
         state.last_session, state.last_equity = session.isoformat(), account.equity
         state.save(self.state_path)
         self.metrics.cycles.labels(outcome=result.outcome).inc()
@@ -167,7 +174,7 @@ class DailyTrader:
         session: date,
         state: TraderState,
         verdict: RiskVerdict,
-        equity: float,
+        account: AccountState,
         shares: float,
         delta: float,
         close: float,
@@ -178,7 +185,7 @@ class DailyTrader:
         base = {"session": session, "action": action, "target": target, "order_qty": delta}
         if not delta:
             return CycleResult(outcome=outcome, **base)  # type: ignore[arg-type]
-        blocked = check_order(self.risk, verdict, equity, shares, delta, close)
+        blocked = check_order(self.risk, verdict, account.equity, shares, delta, close)
         if blocked:
             rule = blocked.split(":")[0]
             self.journal.record("risk_blocked", session=session, rule=rule, detail=blocked, order_qty=delta)
@@ -195,12 +202,23 @@ class DailyTrader:
             log.info("order_exists", client_order_id=cid, status=existing.status)
             self._track(state, existing)
             return CycleResult(outcome="exists", client_order_id=cid, **base)  # type: ignore[arg-type]
+        if account.trading_blocked:
+            self.journal.record("order_rejected", session=session, client_order_id=cid, error="trading blocked")
+            log.error("trading_blocked", client_order_id=cid, note="the broker has blocked trading on this account")
+            return CycleResult(outcome="rejected", client_order_id=cid, detail="account trading blocked", **base)  # type: ignore[arg-type]
         if self.config.dry_run:
             self.journal.record("intended_order", session=session, client_order_id=cid, side=side, qty=abs(delta))
             log.info("intended_order", client_order_id=cid, side=side, qty=abs(delta), dry_run=True)
             return CycleResult(outcome="dry_run", client_order_id=cid, **base)  # type: ignore[arg-type]
         try:
             order = self.broker.submit_market_order(self.config.symbol, abs(delta), side, cid, self._time_in_force())
+        except BrokerUnavailableError as exc:
+            # the order may exist at the broker after all: reconcile it by its id on the next cycle
+            state.pending.append(cid)
+            self.journal.record("order_unknown", session=session, client_order_id=cid, error=str(exc))
+            log.error("order_unknown", client_order_id=cid, error=str(exc), note="reconciled next cycle")
+            self.metrics.errors.labels(kind=type(exc).__name__).inc()
+            return CycleResult(outcome="unavailable", client_order_id=cid, detail=str(exc), **base)  # type: ignore[arg-type]
         except BrokerError as exc:
             self.journal.record("order_rejected", session=session, client_order_id=cid, error=str(exc))
             log.error("order_rejected", client_order_id=cid, error=str(exc))

@@ -211,3 +211,57 @@ def test_decision_waits_for_the_real_close(bundle: ModelBundle, tmp_path: Path, 
     trader, broker = make_trader(bundle, tmp_path, always(Action.HOLD))
     service = PaperTradingService(trader, broker, health_path=tmp_path / "health.json")
     assert service.latest_session(datetime.fromisoformat(now).replace(tzinfo=UTC)) == expected
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2024-12-02T23:30:00", date(2024, 11, 29)),  # 18:30 ET: Alpaca still refuses opg orders
+        ("2024-12-03T00:10:00", date(2024, 12, 2)),  # 19:10 ET
+        ("2024-11-30T00:10:00", date(2024, 11, 29)),  # half day: still 19:05 ET at the earliest
+    ],
+)
+def test_alpaca_decisions_wait_for_the_opg_window(
+    bundle: ModelBundle, tmp_path: Path, now: str, expected: date
+) -> None:
+    from finrl.trade.service import ALPACA_EARLIEST_DECISION
+
+    trader, broker = make_trader(bundle, tmp_path, always(Action.HOLD))
+    service = PaperTradingService(
+        trader, broker, health_path=tmp_path / "health.json", not_before=ALPACA_EARLIEST_DECISION
+    )
+    assert service.latest_session(datetime.fromisoformat(now).replace(tzinfo=UTC)) == expected
+
+
+def test_an_unanswered_submit_is_reconciled_later(bundle: ModelBundle, tmp_path: Path) -> None:
+    from finrl.trade.broker import BrokerUnavailableError
+
+    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY))
+    first, second = session_days(2)
+    broker.advance_to(first)
+    real_submit = broker.submit_market_order
+
+    def submit_then_lose_the_answer(*args: object, **kwargs: object) -> object:
+        real_submit(*args, **kwargs)  # the broker got it, the answer never arrived
+        raise BrokerUnavailableError("timed out")
+
+    broker.submit_market_order = submit_then_lose_the_answer  # type: ignore[method-assign]
+    result = trader.run_cycle(first)
+    assert result.outcome == "unavailable" and trader.state.pending == [result.client_order_id]
+    broker.advance_to(second)
+    assert trader.run_cycle(second).outcome == "no_trade"  # the fill arrived: long already
+    final = [e for e in Journal(tmp_path / "journal.jsonl").entries() if e["event"] == "order_final"]
+    assert final and final[0]["client_order_id"] == result.client_order_id and final[0]["status"] == "filled"
+
+
+def test_blocked_account_sends_nothing(bundle: ModelBundle, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY))
+    (day,) = session_days(1)
+    broker.advance_to(day)
+    real_account = broker.account
+    broker.account = lambda: replace(real_account(), trading_blocked=True)  # type: ignore[method-assign]
+    result = trader.run_cycle(day)
+    assert result.outcome == "rejected" and "blocked" in result.detail
+    assert json.loads((tmp_path / "account.json").read_text())["orders"] == {}

@@ -28,7 +28,7 @@ from finrl.trade.broker import Broker
 from finrl.trade.journal import Journal
 from finrl.trade.metrics import TradingMetrics
 from finrl.trade.risk import RiskLimits
-from finrl.trade.service import PaperTradingService
+from finrl.trade.service import ALPACA_EARLIEST_DECISION, PaperTradingService
 from finrl.trade.simulated import SimulatedBroker
 from finrl.trade.trader import DailyTrader, TraderConfig
 
@@ -307,6 +307,7 @@ def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTra
         broker,
         health_path=settings.logs_dir / "health.json",
         decision_delay=timedelta(minutes=settings.decision_delay_minutes),
+        not_before=ALPACA_EARLIEST_DECISION if settings.broker == "alpaca" else None,
         prepare=prepare,
         refresh=refresh,
     )
