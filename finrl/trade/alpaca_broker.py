@@ -137,17 +137,6 @@ class AlpacaBroker:
             raise BrokerAuthError("Alpaca needs ALPACA_API_KEY and ALPACA_API_SECRET: one or both are not set")
         self._client = _trading_client(api_key, api_secret, self.paper, self.base_url, timeout)
 
-    @classmethod
-    def from_settings(cls, settings: Any, **options: Any) -> AlpacaBroker:
-        """From the application's Settings (``alpaca_api_key``/``alpaca_api_secret`` SecretStr, ``alpaca_base_url``)."""
-
-        def secret(value: Any) -> str:
-            return value.get_secret_value() if value is not None else ""
-
-        return cls(
-            secret(settings.alpaca_api_key), secret(settings.alpaca_api_secret), settings.alpaca_base_url, **options
-        )
-
     def __repr__(self) -> str:  # never the keys
         return f"AlpacaBroker({'paper' if self.paper else 'LIVE'}, {self.base_url})"
 

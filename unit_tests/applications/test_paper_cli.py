@@ -127,3 +127,18 @@ def test_service_serves_metrics_and_stops_cleanly_on_sigterm(workdir: Path, tmp_
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert "signal_received" in events and events[-1] == "service_stop"
     assert "Traceback" not in stderr
+
+
+def test_alpaca_bad_keys_exit_non_zero_with_one_line_and_no_secret(workdir: Path, tmp_path: Path) -> None:
+    from unit_tests.fakes.alpaca_server import FakeAlpacaServer
+
+    secret = "SECRETabcdef0123456789"
+    with FakeAlpacaServer() as server:
+        server.enable_trading()
+        env = {"ALPACA_API_KEY": "PKWRONGKEY0000", "ALPACA_API_SECRET": secret, "ALPACA_BASE_URL": server.base_url}
+        result = paper(workdir, tmp_path, "--once", "--broker", "alpaca", "--log-json", env=env)
+    assert result.exit_code == 3, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "ALPACA_API_KEY" in errors[0], result.stderr
+    assert secret not in result.output + result.stderr and "PKWRONGKEY0000" not in result.output + result.stderr
+    assert "Traceback" not in result.stderr
