@@ -28,7 +28,7 @@ from finrl.agents.training import TrainingJob, train
 from finrl.log import configure_logging
 from finrl.meta.data.frames import fingerprint
 from finrl.meta.env.execution import Action
-from finrl.meta.features import FeatureSpec
+from finrl.meta.features import FeatureSpec, build_features
 from finrl.meta.preprocessing import split_by_dates
 from finrl.trade.alpaca_broker import DEFAULT_TIMEOUT, AlpacaBroker, TimeoutAdapter
 from finrl.trade.broker import (
@@ -41,6 +41,7 @@ from finrl.trade.calendar import nyse_sessions
 from finrl.trade.journal import Journal
 from finrl.trade.risk import RiskLimits
 from finrl.trade.trader import DailyTrader, TraderConfig, client_order_id
+from unit_tests.conftest import make_bars
 from unit_tests.fakes.alpaca_server import NEW_YORK, FakeAlpacaServer, FakeTradingAPI
 
 pytestmark = pytest.mark.integration
@@ -437,6 +438,13 @@ def test_paper_unless_the_live_url() -> None:
     live = AlpacaBroker(API_KEY, API_SECRET, "https://api.alpaca.markets")
     assert not live.paper and live._client._base_url == "https://api.alpaca.markets"
     assert "LIVE" in repr(live) and API_KEY not in repr(live)
+
+
+# --------------------------------------------------------------------------- the daily trader on Alpaca
+
+TRADER_BARS = make_bars(300, seed=11)
+TRADER_FEATURES = build_features(TRADER_BARS, FeatureSpec())
+D0, D1, D2 = (d.date() for d in TRADER_FEATURES.index[-3:])
 
 
 @pytest.fixture(scope="module")
