@@ -7,6 +7,8 @@
 #   make bench  benchmarks: env steps/s vs FinRL, PPO speed (prints ratios)
 #   make lock   regenerate poetry.lock and check it
 #   make clean  remove virtualenvs and caches (keeps models, datasets, results)
+#   make wheelhouse   CPU torch wheel into wheelhouse/ for the Docker build
+#   make docker-build build the image (finrl:latest) with docker compose
 #
 # Torch: installed first, as `torch==<version in poetry.lock>`, so that pip never
 # pulls the CUDA build and its nvidia-* wheels. Where your default index only
@@ -43,7 +45,7 @@ endif
 CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))' \
 	|| { echo "error: $(PYTHON) must be Python 3.11 or 3.12 (set PYTHON=...)" >&2; exit 1; }
 
-.PHONY: venv run test lint lock clean bench
+.PHONY: venv run test lint lock clean bench wheelhouse docker-build
 
 # venv: project virtualenv; reinstalled only when poetry.lock or pyproject.toml change
 venv: $(VENV_STAMP)
@@ -93,6 +95,22 @@ lint: venv
 lock: $(TOOLS_STAMP)
 	$(POETRY_LOCK) lock
 	$(POETRY_LOCK) check --lock
+
+# wheelhouse: the locked torch version as a CPU wheel for the image's Python (Docker build input)
+WHEELHOUSE_PYTHON ?= 3.11
+WHEELHOUSE_PLATFORM ?= manylinux_2_28_x86_64
+wheelhouse:
+	torch_version=$$($(PYTHON) tools/export_requirements.py torch-version poetry.lock); \
+	if compgen -G "wheelhouse/torch-$$torch_version[+-]*.whl" >/dev/null; then \
+		echo "wheelhouse: torch $$torch_version already present"; \
+	else \
+		$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version $(WHEELHOUSE_PYTHON) \
+			--platform $(WHEELHOUSE_PLATFORM) $(PIP_TORCH_ARGS) -d wheelhouse "torch==$$torch_version"; \
+	fi
+
+# docker-build: the runtime image, as docker compose builds it
+docker-build: wheelhouse
+	docker compose build train
 
 # clean: virtualenvs, exported requirements, build outputs and caches
 clean:
