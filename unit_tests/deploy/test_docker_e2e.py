@@ -1,0 +1,295 @@
+"""End to end with a real Docker engine: build the image, `docker compose up train` on the offline
+sample with a tiny timestep count, `docker compose up backtest` from the shared volumes,
+TensorBoard answering and healthy, the image's own healthcheck, a parallel learning-rate variant,
+Alpaca keys reaching the settings as Docker secrets, files owned by the non-root user, `down -v`.
+
+Skips where no engine answers (`docker info`); .ci/run starts a private one with
+../shared/tools/docker-sandbox and sets FINRL_DOCKER_REQUIRED=1, which turns the skip into a
+failure. The first build takes about 1.5 minutes (the torch wheel comes from wheelhouse/, filled
+by `make wheelhouse`); later builds are cached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from unit_tests.deploy.conftest import (
+    COMPOSE_FILE,
+    PAPER_TRADING_FILE,
+    PARALLEL_FILE,
+    REPO_ROOT,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+IMAGE = "finrl:e2e"
+FINRL_UID = 1000
+
+
+def _engine_problem() -> str | None:
+    docker = shutil.which("docker")
+    if docker is None:
+        return "no docker CLI on PATH"
+    info = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=60, check=False)
+    if info.returncode != 0:
+        return "no Docker engine answers `docker info` (CI starts one with ../shared/tools/docker-sandbox)"
+    compose = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=60, check=False)
+    if compose.returncode != 0:
+        return "the docker compose plugin is missing"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    """One Compose project with its own name, volumes and network, run from the repo root."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.project = f"finrl-e2e-{os.getpid()}"
+        empty_env = tmp / "empty.env"  # a developer's .env must not change the test
+        empty_env.write_text("")
+        self.tensorboard_port = _free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SPY_", "ALPACA_", "COMPOSE_"))}
+        self.env.update(
+            {
+                "FINRL_IMAGE": IMAGE,
+                "SPY_DATA_SOURCE": "sample",
+                "SPY_TOTAL_TIMESTEPS": "1024",
+                "SPY_LOG_JSON": "false",
+                "TENSORBOARD_PORT": str(self.tensorboard_port),
+            }
+        )
+        self.base = ["docker", "compose", "--project-name", self.project, "--env-file", str(empty_env)]
+        self.log: list[str] = []
+
+    def compose(
+        self, *args: str, files: tuple[Path, ...] = (COMPOSE_FILE,), env: dict[str, str] | None = None, timeout=600
+    ) -> subprocess.CompletedProcess[str]:
+        command = [*self.base]
+        for file in files:
+            command += ["-f", str(file)]
+        command += list(args)
+        started = time.monotonic()
+        result = subprocess.run(
+            command,
+            cwd=REPO_ROOT,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        self.log.append(f"{' '.join(args[:3])}: rc={result.returncode} {time.monotonic() - started:.1f}s")
+        return result
+
+    def ok(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        result = self.compose(*args, **kwargs)
+        assert result.returncode == 0, f"docker compose {' '.join(args)} -> {result.returncode}\n" + (
+            result.stdout[-6000:] + "\n" + result.stderr[-6000:]
+        )
+        return result
+
+    def inspect_volumes(self, service: str, code: str, **kwargs: Any) -> Any:
+        """Run Python in a fresh container of ``service`` (its volumes mounted) and parse its JSON output."""
+        result = self.ok("run", "--rm", "--no-deps", "-T", service, "python", "-c", code, **kwargs)
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# walks the artifact folders: every path with its owner, as the containers see them
+TREE = """
+import json, os
+out = {}
+for root in ("/app/trained_models", "/app/tensorboard_logs", "/app/datasets", "/app/results", "/app/logs"):
+    if not os.path.isdir(root):
+        continue
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames + [""]:
+            path = os.path.join(dirpath, name) if name else dirpath
+            st = os.lstat(path)
+            out[path] = [st.st_uid, st.st_gid]
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    problem = _engine_problem()
+    if problem:
+        if os.environ.get("FINRL_DOCKER_REQUIRED") == "1":
+            pytest.fail(f"FINRL_DOCKER_REQUIRED=1 but {problem}")
+        pytest.skip(problem)
+    if not os.environ.get("TORCH_INDEX_URL"):
+        # the CPU torch wheel for the build (a no-op when it is there already)
+        subprocess.run(["make", "wheelhouse", f"PYTHON={sys.executable}"], cwd=REPO_ROOT, check=True, timeout=900)
+    s = Stack(tmp_path_factory.mktemp("compose"))
+    try:
+        started = time.monotonic()
+        s.ok("build", "train", timeout=1500)
+        s.log.append(f"image build {time.monotonic() - started:.0f}s")
+        yield s
+    finally:
+        down = s.compose("--profile", "paper-trading", "down", "-v", "--remove-orphans", "--timeout", "10")
+        left = subprocess.run(
+            ["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={s.project}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print("\n".join(["e2e steps:", *s.log]))
+        assert down.returncode == 0, down.stderr
+        assert left.stdout.strip() == "", f"volumes left after down -v: {left.stdout}"
+
+
+def test_image_runs_as_finrl_with_healthcheck_and_training_command(stack: Stack) -> None:
+    config = json.loads(subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, check=True).stdout)
+    image = config[0]["Config"]
+    assert image["User"] == f"{FINRL_UID}:{FINRL_UID}"
+    assert image["Healthcheck"]["Test"] == ["CMD", "python", "-c", "import finrl"]
+    assert image["Healthcheck"]["Interval"] == 30 * 10**9
+    assert image["Cmd"] == ["python", "-m", "finrl.applications.spy_rl_trading.example_training"]
+    assert "PYTHONUNBUFFERED=1" in image["Env"]
+    stack.log.append(f"image size {config[0]['Size'] / 1e9:.2f} GB")
+
+
+def test_compose_up_train_writes_a_model_bundle_owned_by_finrl(stack: Stack) -> None:
+    result = stack.ok("up", "--exit-code-from", "train", "train")
+    assert "model:      /app/trained_models/ppo-spy-sample" in result.stdout, result.stdout[-3000:]
+    tree = stack.inspect_volumes("train", TREE)
+    assert "/app/trained_models/latest" in tree
+    bundles = [p for p in tree if p.endswith("/bundle.json") and p.startswith("/app/trained_models/ppo-")]
+    assert bundles, sorted(tree)
+    assert any(p.startswith("/app/tensorboard_logs/ppo-") for p in tree), "TensorBoard events"
+    assert any(p.startswith("/app/datasets/sample-") for p in tree), "dataset cache"
+    assert {tuple(owner) for owner in tree.values()} == {(FINRL_UID, FINRL_UID)}, "everything owned by finrl"
+
+
+def test_compose_up_backtest_reports_from_the_shared_volumes(stack: Stack) -> None:
+    # depends_on runs train to completion first (service_completed_successfully), then the backtest
+    result = stack.ok("up", "--exit-code-from", "backtest", "backtest")
+    assert "report: /app/results/" in result.stdout, result.stdout[-3000:]
+    tree = stack.inspect_volumes("backtest", TREE)
+    reports = [p for p in tree if p.startswith("/app/results/ppo-") and p.endswith("/metrics.json")]
+    assert reports, sorted(tree)
+    assert any(p.endswith("/report.html") for p in tree)
+    assert {tuple(owner) for owner in tree.values()} == {(FINRL_UID, FINRL_UID)}
+    ro = stack.compose("run", "--rm", "--no-deps", "-T", "backtest", "touch", "/app/trained_models/x")
+    assert ro.returncode != 0, "models are mounted read-only in the backtest"
+
+
+def test_tensorboard_answers_and_is_healthy_and_stops_on_sigterm(stack: Stack) -> None:
+    stack.ok("up", "-d", "--wait", "--wait-timeout", "120", "tensorboard")
+    container = stack.ok("ps", "-q", "tensorboard").stdout.strip()
+    health = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.Health.Status}}", container], capture_output=True, text=True
+    )
+    assert health.stdout.strip() == "healthy"
+    url = f"http://127.0.0.1:{stack.tensorboard_port}/data/runs"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        runs = json.loads(response.read())
+    assert any(run.startswith("ppo-spy-sample") for run in runs), runs
+    started = time.monotonic()
+    stack.ok("stop", "tensorboard")  # stop_grace_period is 30 s: a quick stop means SIGTERM was handled
+    assert time.monotonic() - started < 15
+
+
+def test_image_healthcheck_turns_healthy(stack: Stack) -> None:
+    name = f"{stack.project}-health"
+    subprocess.run(
+        ["docker", "run", "-d", "--rm", "--name", name, "--init", "--health-interval", "2s", IMAGE, "sleep", "60"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        status = ""
+        for _ in range(60):
+            status = subprocess.run(
+                ["docker", "inspect", "--format", "{{.State.Health.Status}}", name], capture_output=True, text=True
+            ).stdout.strip()
+            if status != "starting":
+                break
+            time.sleep(1)
+        assert status == "healthy"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+def test_parallel_variant_trains_into_its_own_folder(stack: Stack) -> None:
+    files = (COMPOSE_FILE, PARALLEL_FILE)
+    stack.ok("up", "--exit-code-from", "train-lr-1e-3", "train-lr-1e-3", files=files)
+    tree = stack.inspect_volumes("train", TREE)
+    assert "/app/trained_models/lr-1e-3/latest" in tree
+    assert any(p.startswith("/app/tensorboard_logs/lr-1e-3/") for p in tree)
+    bundle = stack.inspect_volumes(
+        "train",
+        "import json; print(json.dumps(json.load(open('/app/trained_models/lr-1e-3/latest/bundle.json'))))",
+    )
+    assert bundle["settings"]["learning_rate"] == 0.001
+
+
+def test_paper_trading_gets_alpaca_keys_as_docker_secrets(stack: Stack) -> None:
+    code = (
+        "import json, os\n"
+        "from finrl.applications.spy_rl_trading.settings import load_settings\n"
+        "s = load_settings()\n"
+        "print(json.dumps({'files': sorted(os.listdir('/run/secrets')),"
+        " 'key': s.alpaca_api_key.get_secret_value(), 'secret': s.alpaca_api_secret.get_secret_value(),"
+        " 'in_env': [k for k in os.environ if k.startswith('ALPACA_API')], 'base_url': s.alpaca_base_url}))"
+    )
+    seen = stack.inspect_volumes(
+        "paper-trading",
+        code,
+        env={
+            "ALPACA_API_KEY": "e2e-fake-key",
+            "ALPACA_API_SECRET": "e2e-fake-secret",
+            "COMPOSE_PROFILES": "paper-trading",
+        },
+    )
+    assert seen["files"] == ["alpaca_api_key", "alpaca_api_secret"]
+    assert (seen["key"], seen["secret"]) == ("e2e-fake-key", "e2e-fake-secret")
+    assert seen["in_env"] == [], "keys travel as secret files, not environment variables"
+    assert seen["base_url"].startswith("https://paper-api.")
+
+
+def test_unit_tests_pass_inside_the_test_image(stack: Stack) -> None:
+    """The Dockerfile's test stage: the runtime image plus the locked dev tools runs `pytest -m unit`."""
+    started = time.monotonic()
+    build = subprocess.run(
+        ["docker", "build", "--target", "test", "-t", f"{IMAGE}-test", "."],
+        cwd=REPO_ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr[-6000:]
+    tests = subprocess.run(["docker", "run", "--rm", f"{IMAGE}-test"], capture_output=True, text=True, timeout=900)
+    stack.log.append(f"test image build + unit tests {time.monotonic() - started:.0f}s")
+    assert tests.returncode == 0, tests.stdout[-6000:]
+    assert " passed" in tests.stdout.splitlines()[-1]
+
+
+def test_paper_trading_once_against_fake_alpaca(stack: Stack) -> None:
+    """HOOK (paper-trading e2e): run the paper-trading container with `--once` against
+    unit_tests/fakes/alpaca_server.py (ALPACA_BASE_URL pointing at it) and check the order and the
+    journal in the logs volume. Not written yet: it waits for the paper trading module and its
+    `--once` contract; nothing here pretends to test it."""
+    if not PAPER_TRADING_FILE.exists():
+        pytest.skip("TODO(paper-trading e2e): paper_trading.py does not exist yet")
+    pytest.skip("TODO(paper-trading e2e): --once against the fake Alpaca server is not written yet")

@@ -1,0 +1,181 @@
+"""Kubernetes manifests: schema-valid (kubernetes-validate --strict), appliable with
+`kubectl apply -f k8s/` and `kubectl apply -k k8s/`, secure and consistent with the image."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from unit_tests.deploy.conftest import (
+    ARTIFACT_DIRS,
+    K8S_DIR,
+    METRICS_PORT,
+    assert_entry_module,
+    check,
+    load_yaml_documents,
+    module_of,
+    tool,
+)
+
+pytestmark = pytest.mark.unit
+
+NAMESPACE = "finrl"
+SECRET_TEMPLATE = K8S_DIR / "templates" / "alpaca-secret.yaml"
+
+
+def applied_files() -> list[Path]:
+    """What `kubectl apply -f k8s/` reads: the folder's own .yaml/.yml/.json files (no recursion)."""
+    return sorted(p for p in K8S_DIR.iterdir() if p.is_file() and p.suffix in {".yaml", ".yml", ".json"})
+
+
+def resources() -> list[dict[str, Any]]:
+    return [doc for path in applied_files() for doc in load_yaml_documents(path)]
+
+
+def of_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in resources() if doc["kind"] == kind}
+
+
+def pod_specs() -> dict[str, dict[str, Any]]:
+    specs = {name: job["spec"]["template"]["spec"] for name, job in of_kind("Job").items()}
+    specs.update({name: d["spec"]["template"]["spec"] for name, d in of_kind("Deployment").items()})
+    return specs
+
+
+def test_kubernetes_validate_strict() -> None:
+    files = [str(p) for p in applied_files()] + [str(SECRET_TEMPLATE)]
+    check([tool("kubernetes-validate"), "--strict", "--quiet", *files])
+
+
+def test_apply_f_sees_only_kubernetes_objects_in_dependency_order() -> None:
+    """kubectl apply -f fails on a kustomization file with a .yaml name: ours is `Kustomization`."""
+    docs = resources()
+    assert all(doc.get("apiVersion") and doc.get("kind") for doc in docs)
+    assert not any(doc["kind"] == "Kustomization" for doc in docs)
+    assert docs[0]["kind"] == "Namespace" and docs[0]["metadata"]["name"] == NAMESPACE
+    assert all(doc["metadata"].get("namespace") == NAMESPACE for doc in docs[1:])
+    assert not any(doc["kind"] == "Secret" for doc in docs), "real keys never live in the repository"
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((K8S_DIR / "Kustomization").read_text())
+    assert kustomization["kind"] == "Kustomization"
+    assert kustomization["resources"] == [p.name for p in applied_files()]
+
+
+def test_kubectl_kustomize_builds_valid_resources(tmp_path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed (the kustomize build is checked where it is)")
+    built = check([kubectl, "kustomize", str(K8S_DIR)]).stdout
+    out = tmp_path / "built.yaml"
+    out.write_text(built)
+    docs = [d for d in yaml.safe_load_all(built) if d]
+    assert len(docs) == len(resources())
+    assert all(d["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kustomize" for d in docs)
+    check([tool("kubernetes-validate"), "--strict", "--quiet", str(out)])
+
+
+def test_storage_claims_cover_the_artifact_folders() -> None:
+    claims = of_kind("PersistentVolumeClaim")
+    assert set(claims) == {f"finrl-{name.replace('_', '-')}" for name in ARTIFACT_DIRS}
+    for name, spec in pod_specs().items():
+        for volume in spec["volumes"]:
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in claims, name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            for mount in container["volumeMounts"]:
+                claim = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+                if "persistentVolumeClaim" in claim:
+                    folder = claim["persistentVolumeClaim"]["claimName"].removeprefix("finrl-").replace("-", "_")
+                    assert mount["mountPath"] == f"/app/{folder}", (name, mount)
+
+
+def test_pods_run_non_root_with_requests_and_limits() -> None:
+    for name, spec in pod_specs().items():
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] == 1000 and pod["fsGroup"] == 1000, name
+        assert pod["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in spec["containers"] + spec.get("initContainers", []):
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"]), (name, container["name"])
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"]), (name, container["name"])
+            assert container["image"].split(":")[0] == "finrl"
+            if security["readOnlyRootFilesystem"] and container["name"] != "wait-for-model":
+                assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), (name, "/tmp")
+
+
+def test_workloads_run_existing_entry_modules() -> None:
+    commands = {name: module_of(spec["containers"][0].get("command", [])) for name, spec in pod_specs().items()}
+    assert commands["finrl-train"] == "finrl.applications.spy_rl_trading.example_training"
+    assert commands["finrl-backtest"] == "finrl.applications.spy_rl_trading.example_backtesting"
+    assert commands["finrl-tensorboard"] is None
+    assert pod_specs()["finrl-tensorboard"]["containers"][0]["command"][0] == "tensorboard"
+    for module in (commands["finrl-train"], commands["finrl-backtest"], commands["finrl-paper-trading"]):
+        assert_entry_module(module)
+
+
+def test_jobs_and_deployments_shapes() -> None:
+    jobs, deployments = of_kind("Job"), of_kind("Deployment")
+    assert set(jobs) == {"finrl-train", "finrl-backtest"}
+    assert set(deployments) == {"finrl-tensorboard", "finrl-paper-trading"}
+    waiter = jobs["finrl-backtest"]["spec"]["template"]["spec"]["initContainers"][0]
+    assert "/app/trained_models/latest/bundle.json" in waiter["command"][-1], "backtest waits for a model"
+    paper = deployments["finrl-paper-trading"]["spec"]
+    assert paper["replicas"] == 1 and paper["strategy"]["type"] == "Recreate", "never two traders at once"
+    services = of_kind("Service")
+    assert services["finrl-tensorboard"]["spec"]["ports"][0]["port"] == 6006
+    assert services["finrl-paper-trading-metrics"]["spec"]["ports"][0]["port"] == METRICS_PORT
+
+
+def test_config_and_secret_template_match_the_settings() -> None:
+    from finrl.applications.spy_rl_trading.settings import Settings
+
+    config = of_kind("ConfigMap")["finrl-config"]["data"]
+    fields = {f"SPY_{name.upper()}" for name in Settings.model_fields}
+    assert set(config) <= fields, f"unknown settings: {set(config) - fields}"
+    assert config["SPY_DATA_SOURCE"] == "yahoo"
+    assert config["SPY_METRICS_PORT"] == str(METRICS_PORT)
+    paper = pod_specs()["finrl-paper-trading"]
+    assert paper["containers"][0]["ports"][0]["containerPort"] == METRICS_PORT
+    (template,) = load_yaml_documents(SECRET_TEMPLATE)
+    secret_volume = next(v for v in paper["volumes"] if "secret" in v)["secret"]
+    assert secret_volume["secretName"] == template["metadata"]["name"]
+    assert {item["path"] for item in secret_volume["items"]} == set(template["stringData"])
+    assert set(template["stringData"]) == {"alpaca_api_key", "alpaca_api_secret"}, "settings' secret file names"
+    assert all(value.startswith("REPLACE_") for value in template["stringData"].values()), "no real keys"
+    mount = next(m for m in paper["containers"][0]["volumeMounts"] if m["name"] == "alpaca")
+    assert mount["mountPath"] == "/run/secrets" and mount["readOnly"] is True
+
+
+def test_secret_files_are_read_by_the_settings(tmp_path, monkeypatch) -> None:
+    """The file names in the Secret (and Compose's secrets) are what the settings read."""
+    from finrl.applications.spy_rl_trading.settings import load_settings
+
+    (tmp_path / "alpaca_api_key").write_text("key-from-file\n")
+    (tmp_path / "alpaca_api_secret").write_text("secret-from-file\n")
+    monkeypatch.setenv("SPY_SECRETS_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.alpaca_api_key.get_secret_value() == "key-from-file"
+    assert settings.alpaca_api_secret.get_secret_value() == "secret-from-file"
+
+
+def test_manifests_name_no_host_paths() -> None:
+    for path in [*applied_files(), SECRET_TEMPLATE, K8S_DIR / "Kustomization"]:
+        for doc in load_yaml_documents(path):
+            for container in _containers(doc):
+                for volume in container.get("volumeMounts", []):
+                    assert volume["mountPath"].startswith(("/app/", "/tmp", "/run/secrets")), volume
+    assert not any("hostPath" in str(doc) for doc in resources())
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+    return spec.get("containers", []) + spec.get("initContainers", [])
