@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 TRADING_DAYS = 252
@@ -68,6 +69,19 @@ def performance(ledger: pd.DataFrame, benchmark_nav: pd.Series, risk_free_rate: 
     in_market = (position[1:] != 0) | (position[:-1] != 0)
     fills = ledger["fill_price"].notna().to_numpy()
     traded_notional = float((ledger["shares"].diff().abs() * ledger["fill_price"]).fillna(0.0).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):  # a ruined NAV has no annual rate: NaN -> 0 below
+        return _empyrical_metrics(empyrical, nav, returns, benchmark, daily_rf) | {
+            "win_rate": float((returns.to_numpy()[in_market] > 0).mean()) if in_market.any() else 0.0,
+            "n_trades": int(fills.sum()),
+            "turnover": traded_notional / float(nav.mean()),
+            "exposure": float((position[1:] != 0).mean()) if len(position) > 1 else 0.0,  # closes held, not row 0
+            "total_costs": float(ledger["costs"].fillna(0.0).sum()),
+        }
+
+
+def _empyrical_metrics(
+    empyrical: Any, nav: pd.Series, returns: pd.Series, benchmark: pd.Series, daily_rf: float
+) -> dict[str, float]:
     alpha, beta = empyrical.alpha_beta(returns, benchmark, risk_free=daily_rf)
     return {
         "total_return": total_return(nav),
@@ -77,11 +91,6 @@ def performance(ledger: pd.DataFrame, benchmark_nav: pd.Series, risk_free_rate: 
         "sortino": _finite(empyrical.sortino_ratio(returns, required_return=daily_rf)),
         "max_drawdown": _finite(empyrical.max_drawdown(returns)),
         "calmar": _finite(empyrical.calmar_ratio(returns)),
-        "win_rate": float((returns.to_numpy()[in_market] > 0).mean()) if in_market.any() else 0.0,
-        "n_trades": int(fills.sum()),
-        "turnover": traded_notional / float(nav.mean()),
-        "exposure": float((position[1:] != 0).mean()) if len(position) > 1 else 0.0,  # closes held, not row 0
-        "total_costs": float(ledger["costs"].fillna(0.0).sum()),
         "alpha": _finite(alpha),
         "beta": _finite(beta),
     }

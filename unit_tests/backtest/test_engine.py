@@ -324,7 +324,7 @@ def test_feature_schema_mismatch_is_a_bundle_error(bundle: ModelBundle) -> None:
 
 def weekend_inside_the_test_window() -> tuple[date, date]:
     index = engine_data()[1].index
-    friday = next(d for d in index[TRAIN_DAYS + 5 :] if d.dayofweek == 4)
+    friday = next(d for d in index[TRAIN_DAYS + 5 :] if d.day_of_week == 4)
     return (friday + pd.Timedelta(days=1)).date(), (friday + pd.Timedelta(days=2)).date()
 
 
@@ -355,7 +355,7 @@ def test_a_gap_in_the_dates_is_a_data_error(bundle: ModelBundle) -> None:
 def test_a_single_missing_session_is_a_data_error(bundle: ModelBundle) -> None:
     _, features, _ = engine_data()
     index = features.index
-    mid_week = next(i for i in range(TRAIN_DAYS + 20, len(index)) if index[i].dayofweek == 2)
+    mid_week = next(i for i in range(TRAIN_DAYS + 20, len(index)) if index[i].day_of_week == 2)
     window = default_test_window(bundle, pd.DatetimeIndex(index))
     with pytest.raises(DataError):
         run_backtest(bundle, features.drop(index=[index[mid_week]]), window)
