@@ -32,7 +32,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     python -m pip install "poetry==${POETRY_VERSION}" "poetry-plugin-export==${POETRY_EXPORT_VERSION}" \
     && python -m venv /app/.venv
 
-COPY pyproject.toml poetry.lock README.md ./
+COPY pyproject.toml poetry.lock ./
 COPY tools/export_requirements.py tools/
 
 # the lock as hash-pinned requirements files (main group; dev group for the test stage);
@@ -67,8 +67,9 @@ RUN --mount=type=bind,source=wheelhouse,target=/wheelhouse \
 RUN --mount=type=cache,target=/root/.cache/pip \
     /app/.venv/bin/pip install --no-deps --require-hashes -r /build/requirements.txt
 
-# the package itself as a wheel, installed in the runtime stage: a code change leaves the large
-# dependency layer alone
+# the package itself as a wheel, installed in the runtime stage: a code or README change leaves
+# the large dependency layers alone
+COPY README.md ./
 COPY finrl ./finrl
 RUN poetry build --format wheel --output /build/dist
 

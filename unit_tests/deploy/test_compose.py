@@ -172,15 +172,30 @@ def test_paper_trading_profile_secrets_and_restart(with_paper) -> None:
     assert paper["profiles"] == ["paper-trading"]
     assert paper["restart"] == "unless-stopped"
     assert {s["source"] for s in paper["secrets"]} == {"alpaca_api_key", "alpaca_api_secret"}
-    assert with_paper["secrets"]["alpaca_api_key"]["environment"] == "ALPACA_API_KEY"
-    assert with_paper["secrets"]["alpaca_api_secret"]["environment"] == "ALPACA_API_SECRET"
+    for secret in ("alpaca_api_key", "alpaca_api_secret"):
+        default = Path(with_paper["secrets"][secret]["file"])
+        assert default == REPO_ROOT / "secrets" / "none" and default.read_text() == "", "no key by default"
     environment = paper["environment"]
-    assert "ALPACA_API_KEY" not in environment and "ALPACA_API_SECRET" not in environment
+    assert environment["ALPACA_API_KEY"] is None and environment["ALPACA_API_SECRET"] is None, "passed on if set"
     assert environment["ALPACA_BASE_URL"].startswith("https://paper-api.")
     assert environment["SPY_TRADING_MODE"] == "paper"
+    assert environment["SPY_BROKER"] == "alpaca"
+    assert paper["healthcheck"]["test"] == ["CMD", "spy-rl", "health"]
     assert environment["SPY_METRICS_PORT"] == str(METRICS_PORT)
     assert [p["target"] for p in paper["ports"]] == [METRICS_PORT]
     assert mounts(paper)["/app/trained_models"]["read_only"] is True
+
+
+def test_alpaca_keys_come_from_the_environment_or_from_secret_files(tmp_path) -> None:
+    key_file = tmp_path / "key"
+    config = compose_config(
+        tmp_path,
+        [COMPOSE_FILE],
+        ("paper-trading",),
+        env={"ALPACA_API_KEY": "from-env", "ALPACA_API_SECRET_FILE": str(key_file)},
+    )
+    assert config["services"]["paper-trading"]["environment"]["ALPACA_API_KEY"] == "from-env"
+    assert config["secrets"]["alpaca_api_secret"]["file"] == str(key_file)
 
 
 def test_parallel_variants_differ_in_learning_rate_and_folders(tmp_path) -> None:

@@ -242,28 +242,36 @@ def test_parallel_variant_trains_into_its_own_folder(stack: Stack) -> None:
     assert bundle["settings"]["learning_rate"] == 0.001
 
 
-def test_paper_trading_gets_alpaca_keys_as_docker_secrets(stack: Stack) -> None:
-    code = (
-        "import json, os\n"
-        "from finrl.applications.spy_rl_trading.settings import load_settings\n"
-        "s = load_settings()\n"
-        "print(json.dumps({'files': sorted(os.listdir('/run/secrets')),"
-        " 'key': s.alpaca_api_key.get_secret_value(), 'secret': s.alpaca_api_secret.get_secret_value(),"
-        " 'in_env': [k for k in os.environ if k.startswith('ALPACA_API')], 'base_url': s.alpaca_base_url}))"
-    )
-    seen = stack.inspect_volumes(
-        "paper-trading",
-        code,
-        env={
-            "ALPACA_API_KEY": "e2e-fake-key",
-            "ALPACA_API_SECRET": "e2e-fake-secret",
-            "COMPOSE_PROFILES": "paper-trading",
-        },
-    )
-    assert seen["files"] == ["alpaca_api_key", "alpaca_api_secret"]
-    assert (seen["key"], seen["secret"]) == ("e2e-fake-key", "e2e-fake-secret")
-    assert seen["in_env"] == [], "keys travel as secret files, not environment variables"
-    assert seen["base_url"].startswith("https://paper-api.")
+SEEN_KEYS = (
+    "import json, os\n"
+    "from finrl.applications.spy_rl_trading.settings import load_settings\n"
+    "s = load_settings()\n"
+    "value = lambda x: x.get_secret_value() if x else None\n"
+    "print(json.dumps({'key': value(s.alpaca_api_key), 'secret': value(s.alpaca_api_secret),"
+    " 'in_env': sorted(k for k in os.environ if k.startswith('ALPACA_API')),"
+    " 'files': {n: open('/run/secrets/' + n).read() for n in sorted(os.listdir('/run/secrets'))},"
+    " 'base_url': s.alpaca_base_url, 'broker': s.broker}))"
+)
+
+
+def test_paper_trading_alpaca_keys_from_docker_secrets_environment_or_none(stack: Stack, tmp_path: Path) -> None:
+    profile = {"COMPOSE_PROFILES": "paper-trading"}
+    (tmp_path / "key").write_text("file-key\n")
+    (tmp_path / "secret").write_text("file-secret\n")
+    for path in tmp_path.iterdir():
+        path.chmod(0o644)  # a bind mount: the container's user reads the host file
+    files = {"ALPACA_API_KEY_FILE": str(tmp_path / "key"), "ALPACA_API_SECRET_FILE": str(tmp_path / "secret")}
+    seen = stack.inspect_volumes("paper-trading", SEEN_KEYS, env={**profile, **files})
+    assert (seen["key"], seen["secret"], seen["in_env"]) == ("file-key", "file-secret", [])
+    assert seen["base_url"].startswith("https://paper-api.") and seen["broker"] == "alpaca"
+
+    keys = {"ALPACA_API_KEY": "env-key", "ALPACA_API_SECRET": "env-secret"}
+    seen = stack.inspect_volumes("paper-trading", SEEN_KEYS, env={**profile, **keys})
+    assert (seen["key"], seen["secret"]) == ("env-key", "env-secret")
+    assert seen["files"] == {"alpaca_api_key": "", "alpaca_api_secret": ""}
+
+    seen = stack.inspect_volumes("paper-trading", SEEN_KEYS, env=profile)
+    assert (seen["key"], seen["secret"], seen["in_env"]) == (None, None, [])
 
 
 def test_unit_tests_pass_inside_the_test_image(stack: Stack) -> None:

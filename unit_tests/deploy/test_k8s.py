@@ -130,6 +130,9 @@ def test_jobs_and_deployments_shapes() -> None:
     assert "/app/trained_models/latest/bundle.json" in waiter["command"][-1], "backtest waits for a model"
     paper = deployments["finrl-paper-trading"]["spec"]
     assert paper["replicas"] == 1 and paper["strategy"]["type"] == "Recreate", "never two traders at once"
+    trader = paper["template"]["spec"]["containers"][0]
+    assert trader["livenessProbe"]["exec"]["command"] == ["spy-rl", "health"]
+    assert {e["name"]: e["value"] for e in trader["env"]}["SPY_BROKER"] == "alpaca"
     services = of_kind("Service")
     assert services["finrl-tensorboard"]["spec"]["ports"][0]["port"] == 6006
     assert services["finrl-paper-trading-metrics"]["spec"]["ports"][0]["port"] == METRICS_PORT
