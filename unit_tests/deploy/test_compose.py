@@ -108,6 +108,7 @@ def test_services_share_image_network_init_and_limits(with_paper) -> None:
     assert images == {"finrl:latest"}, "tensorboard and paper trading use the project image"
     for name, service in services.items():
         assert service.get("init") is True, f"{name}: init: true so SIGTERM reaches the app"
+        assert service.get("read_only") is True and "/tmp" in service["tmpfs"], f"{name}: read-only root"
         assert "finrl-network" in service["networks"], name
         limits = service["deploy"]["resources"]["limits"]
         assert limits.get("cpus") and limits.get("memory"), f"{name} has no resource limits"

@@ -274,6 +274,26 @@ def test_paper_trading_alpaca_keys_from_docker_secrets_environment_or_none(stack
     assert (seen["key"], seen["secret"], seen["in_env"]) == (None, None, [])
 
 
+def test_paper_trading_service_is_healthy_serves_metrics_and_stops_on_sigterm(stack: Stack) -> None:
+    """The paper-trading service as Compose runs it (read-only root, models read-only), with the
+    simulated broker: `spy-rl health` turns the container healthy, /metrics answers on
+    SPY_METRICS_PORT, and SIGTERM stops it at once. (Alpaca itself: see the hook below.)"""
+    port = _free_port()
+    env = {"COMPOSE_PROFILES": "paper-trading", "SPY_BROKER": "simulated", "SPY_METRICS_PORT": str(port)}
+    stack.ok("up", "-d", "--wait", "--wait-timeout", "240", "paper-trading", env=env)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert "finrl_cycles_total" in metrics, metrics[:2000]
+    started = time.monotonic()
+    stack.ok("stop", "paper-trading", env=env)
+    assert time.monotonic() - started < 15
+    logs = stack.ok("logs", "paper-trading", env=env).stdout
+    assert "signal_received" in logs and "SIGTERM" in logs, logs[-3000:]
+    tree = stack.inspect_volumes("paper-trading", TREE, env=env)
+    assert "/app/logs/journal.jsonl" in tree and "/app/logs/health.json" in tree, sorted(tree)
+    assert {tuple(owner) for owner in tree.values()} == {(FINRL_UID, FINRL_UID)}
+
+
 def test_unit_tests_pass_inside_the_test_image(stack: Stack) -> None:
     """The Dockerfile's test stage: the runtime image plus the locked dev tools runs `pytest -m unit`."""
     started = time.monotonic()
