@@ -151,6 +151,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             text=True,
             check=False,
         )
+        # earlier builds of the e2e images, untagged by this one (only finrl's, by its label)
+        subprocess.run(
+            ["docker", "image", "prune", "-f", "--filter", "label=org.opencontainers.image.title=finrl"],
+            capture_output=True,
+            check=False,
+        )
         print("\n".join(["e2e steps:", *s.log]))
         assert down.returncode == 0, down.stderr
         assert left.stdout.strip() == "", f"volumes left after down -v: {left.stdout}"
