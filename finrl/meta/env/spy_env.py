@@ -98,7 +98,7 @@ def portfolio_features(
     )
 
 
-@dataclass
+@dataclass(slots=True)  # touched on every step: slots make the attribute updates cheaper
 class EpisodeStats:
     """Running sums of one episode, reported in ``info["episode_stats"]`` when it ends."""
 
