@@ -1,7 +1,9 @@
 """End to end with a real Docker engine: build the image, `docker compose up train` on the offline
 sample with a tiny timestep count, `docker compose up backtest` from the shared volumes,
 TensorBoard answering and healthy, the image's own healthcheck, a parallel learning-rate variant,
-Alpaca keys reaching the settings as Docker secrets, files owned by the non-root user, `down -v`.
+Alpaca keys reaching the settings as Docker secrets, the paper-trading service, `--once` orders
+against a fake Alpaca API on the project's network (docker-compose.e2e.yml beside this file),
+files owned by the non-root user, `down -v`.
 
 Skips where no engine answers (`docker info`); .ci/run starts a private one with
 ../shared/tools/docker-sandbox and sets FINRL_DOCKER_REQUIRED=1, which turns the skip into a
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ import pytest
 
 from unit_tests.deploy.conftest import (
     COMPOSE_FILE,
-    PAPER_TRADING_FILE,
+    PAPER_TRADING_MODULE,
     PARALLEL_FILE,
     REPO_ROOT,
 )
@@ -283,7 +286,7 @@ def test_paper_trading_alpaca_keys_from_docker_secrets_environment_or_none(stack
 def test_paper_trading_service_is_healthy_serves_metrics_and_stops_on_sigterm(stack: Stack) -> None:
     """The paper-trading service as Compose runs it (read-only root, models read-only), with the
     simulated broker: `spy-rl health` turns the container healthy, /metrics answers on
-    SPY_METRICS_PORT, and SIGTERM stops it at once. (Alpaca itself: see the hook below.)"""
+    SPY_METRICS_PORT, and SIGTERM stops it at once. (Alpaca: the `--once` test below.)"""
     port = _free_port()
     env = {"COMPOSE_PROFILES": "paper-trading", "SPY_BROKER": "simulated", "SPY_METRICS_PORT": str(port)}
     stack.ok("up", "-d", "--wait", "--wait-timeout", "240", "paper-trading", env=env)
@@ -319,11 +322,97 @@ def test_unit_tests_pass_inside_the_test_image(stack: Stack) -> None:
     assert " passed" in tests.stdout.splitlines()[-1]
 
 
+# unit_tests/fakes/alpaca_server.py in a container on the project's network (no published port)
+E2E_FILE = Path(__file__).with_name("docker-compose.e2e.yml")
+FAKE_ORDERS = (
+    "import urllib.request\n"
+    "print(urllib.request.urlopen('http://127.0.0.1:8080/__fake/orders', timeout=10).read().decode())"
+)
+# The e2e model (1024 timesteps) may hold while flat (it did when this was written): no order. This
+# bundle, derived from it (same features and normalisation), has an action head that always buys.
+ALWAYS_BUY = "e2e-always-buy"
+DERIVE_ALWAYS_BUY = f"""
+import json
+from pathlib import Path
+import torch
+from finrl.agents.bundle import MANIFEST_FILE, MODEL_FILE, load_bundle, sha256_file
+from finrl.meta.env.execution import Action
+models = Path('/app/trained_models')
+bundle = load_bundle('latest', models)
+model = bundle.load_model()
+head = model.policy.action_net
+with torch.no_grad():
+    head.weight.zero_()
+    head.bias.fill_(0.0)
+    head.bias[int(Action.BUY)] = 10.0
+target = models / '{ALWAYS_BUY}'
+target.mkdir()
+model.save(target / MODEL_FILE)
+manifest = json.loads((bundle.path / MANIFEST_FILE).read_text())
+manifest.update(run_name=target.name, files={{MODEL_FILE: sha256_file(target / MODEL_FILE)}})
+(target / MANIFEST_FILE).write_text(json.dumps(manifest))
+print(json.dumps({{'from': bundle.run_name, 'to': target.name}}))
+"""
+ALPACA_LOGS = "/app/logs/alpaca"  # in the logs volume, apart from the simulated broker's journal and state
+JOURNAL = f"import json; print(json.dumps([json.loads(line) for line in open('{ALPACA_LOGS}/journal.jsonl')]))"
+
+
 def test_paper_trading_once_against_fake_alpaca(stack: Stack) -> None:
-    """HOOK (paper-trading e2e): run the paper-trading container with `--once` against
-    unit_tests/fakes/alpaca_server.py (ALPACA_BASE_URL pointing at it) and check the order and the
-    journal in the logs volume. Not written yet: it waits for the paper trading module and its
-    `--once` contract; nothing here pretends to test it."""
-    if not PAPER_TRADING_FILE.exists():
-        pytest.skip("TODO(paper-trading e2e): paper_trading.py does not exist yet")
-    pytest.skip("TODO(paper-trading e2e): --once against the fake Alpaca server is not written yet")
+    """The paper-trading container, `--once --broker alpaca`, against the fake Alpaca API running in
+    a container beside it (its clock at 19:30 ET after the sample's last session, 2018-12-31, when
+    Alpaca takes market-on-open orders): one opg market order for 2019-01-02; a second `--once`
+    finds it by its client order id and sends nothing. The keys reach the trader, not its logs."""
+    key, secret = f"e2e-key-{uuid.uuid4().hex}", f"e2e-secret-{uuid.uuid4().hex}"
+    files = (COMPOSE_FILE, E2E_FILE)
+    env = {
+        "COMPOSE_PROFILES": "paper-trading",
+        "FAKE_ALPACA_API_KEY": key,
+        "FAKE_ALPACA_API_SECRET": secret,
+        "ALPACA_API_KEY": key,
+        "ALPACA_API_SECRET": secret,
+        "ALPACA_BASE_URL": "http://fake-alpaca:8080",
+    }
+    once = (
+        "run", "--rm", "--no-deps", "-T", "-e", "SPY_METRICS_PORT=0", "-e", f"SPY_LOGS_DIR={ALPACA_LOGS}",
+        "-e", f"SPY_MODEL={ALWAYS_BUY}",
+        "paper-trading", "python", "-m", PAPER_TRADING_MODULE, "--once", "--broker", "alpaca",
+    )  # fmt: skip
+
+    def fake_orders() -> dict[str, Any]:
+        result = stack.ok("exec", "-T", "fake-alpaca", "python", "-c", FAKE_ORDERS, files=files, env=env)
+        return json.loads(result.stdout)
+
+    derived = stack.inspect_volumes("train", DERIVE_ALWAYS_BUY)
+    assert derived["from"].startswith("ppo-spy-sample"), derived
+    stack.ok("up", "-d", "--wait", "--wait-timeout", "60", "fake-alpaca", files=files, env=env)
+    try:
+        first = stack.ok(*once, files=files, env=env)
+        assert "session: 2018-12-31" in first.stdout, first.stdout + first.stderr[-3000:]
+        assert "outcome: submitted" in first.stdout, first.stdout + first.stderr[-3000:]
+        assert f"model={ALWAYS_BUY}" in first.stdout + first.stderr and "action: 2" in first.stdout
+        assert "client_order_id: finrl-SPY-20190102" in first.stdout
+        seen = fake_orders()
+        assert seen["order_posts"] == 1, seen
+        (order,) = seen["orders"]
+        assert order["client_order_id"] == "finrl-SPY-20190102"
+        assert (order["symbol"], order["type"], order["time_in_force"]) == ("SPY", "market", "opg")
+        assert (order["side"], order["status"]) == ("buy", "accepted") and float(order["qty"]) > 0
+
+        second = stack.ok(*once, files=files, env=env)
+        assert "outcome: exists" in second.stdout, second.stdout + second.stderr[-3000:]
+        assert "client_order_id: finrl-SPY-20190102" in second.stdout
+        seen = fake_orders()
+        assert seen["order_posts"] == 1 and len(seen["orders"]) == 1, seen
+
+        fake_logs = stack.ok("logs", "fake-alpaca", files=files, env=env)
+        for output in (first.stdout, first.stderr, second.stdout, second.stderr, fake_logs.stdout, fake_logs.stderr):
+            assert key not in output and secret not in output, "an Alpaca key in the container output"
+    finally:
+        stack.compose("rm", "--stop", "--force", "fake-alpaca", files=files, env=env)
+
+    journal = stack.inspect_volumes("paper-trading", JOURNAL, env={"COMPOSE_PROFILES": "paper-trading"})
+    orders = [entry for entry in journal if entry["event"].startswith("order_")]
+    assert [entry["event"] for entry in orders] == ["order_submitted", "order_exists"], journal
+    assert {entry["client_order_id"] for entry in orders} == {"finrl-SPY-20190102"}
+    assert orders[0]["time_in_force"] == "opg" and orders[0]["order_id"] == order["id"]
+    assert [entry["event"] for entry in journal].count("decision") == 2

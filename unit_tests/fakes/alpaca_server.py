@@ -40,14 +40,24 @@ Usage::
         client = StockHistoricalDataClient(server.api_key, server.api_secret, url_override=server.base_url)
         trading = server.enable_trading(cash=100_000.0, now=datetime(2024, 3, 4, 19, 30, tzinfo=NEW_YORK))
         broker = TradingClient(server.api_key, server.api_secret, url_override=server.base_url)
+
+As a process (the Docker end-to-end test runs it in a container beside the paper trader), with
+trading enabled, a fixed clock, and two unauthenticated inspection routes, ``GET /__fake/health``
+and ``GET /__fake/orders`` (the orders and how many ``POST /v2/orders`` arrived); it serves until
+SIGTERM or SIGINT::
+
+    python -m unit_tests.fakes.alpaca_server --host 0.0.0.0 --port 8080 --now 2019-01-01T00:30:00Z \
+        --api-key KEY --api-secret SECRET
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import json
 import re
+import signal
 import threading
 import time
 import uuid
@@ -146,6 +156,7 @@ class _Route:
     template: str
     pattern: re.Pattern[str]
     handler: Handler
+    public: bool = False  # answered without the API keys (the fake's own inspection routes)
 
 
 def _compile_template(template: str) -> re.Pattern[str]:
@@ -172,7 +183,8 @@ class FakeAlpacaServer:
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`. ``bars`` maps symbols to
     frames of daily bars; :meth:`set_bars` replaces one later. ``max_page_size`` caps each page
-    below the client's ``limit`` so that tests can exercise pagination with a few bars.
+    below the client's ``limit`` so that tests can exercise pagination with a few bars. ``host``
+    and ``port`` are where it listens (a free port on loopback by default).
     """
 
     def __init__(
@@ -182,12 +194,15 @@ class FakeAlpacaServer:
         api_secret: str = "fake-secret-key",
         bars: Mapping[str, pd.DataFrame] | None = None,
         max_page_size: int = DATA_MAX_LIMIT,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         if max_page_size < 1:
             raise ValueError("max_page_size must be at least 1")
         self.api_key = api_key
         self.api_secret = api_secret
         self.max_page_size = max_page_size
+        self.host, self.port = host, port
         self._bars: dict[str, pd.DataFrame] = {}
         for symbol, frame in (bars or {}).items():
             self.set_bars(symbol, frame)
@@ -205,7 +220,7 @@ class FakeAlpacaServer:
     def start(self) -> FakeAlpacaServer:
         if self._httpd is not None:
             raise RuntimeError("the fake Alpaca server is already running")
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler_class(self))
+        self._httpd = ThreadingHTTPServer((self.host, self.port), _make_handler_class(self))
         self._httpd.daemon_threads = True
         httpd = self._httpd
         self._thread = threading.Thread(
@@ -242,12 +257,15 @@ class FakeAlpacaServer:
 
     # ------------------------------------------------------------------ configuration
 
-    def route(self, method: str, template: str, handler: Handler) -> None:
-        """Serve ``method template`` with ``handler``; a later route for the same key replaces it."""
+    def route(self, method: str, template: str, handler: Handler, *, public: bool = False) -> None:
+        """Serve ``method template`` with ``handler``; a later route for the same key replaces it.
+
+        A ``public`` route answers without the API keys (for the fake's own inspection routes).
+        """
         method = method.upper()
         with self._lock:
             self._routes = [r for r in self._routes if (r.method, r.template) != (method, template)]
-            self._routes.append(_Route(method, template, _compile_template(template), handler))
+            self._routes.append(_Route(method, template, _compile_template(template), handler, public))
 
     def set_bars(self, symbol: str, frame: pd.DataFrame) -> None:
         """Serve ``frame`` (date index; open, high, low, close, volume[, adj_close]) for ``symbol``."""
@@ -347,11 +365,11 @@ class FakeAlpacaServer:
         return response
 
     def _serve(self, request: RecordedRequest, routes: list[_Route]) -> FakeResponse:
-        if (
-            request.header("APCA-API-KEY-ID") != self.api_key
-            or request.header("APCA-API-SECRET-KEY") != self.api_secret
-        ):
-            return FakeResponse(401, {"message": "unauthorized."})
+        authorized = (
+            request.header("APCA-API-KEY-ID") == self.api_key
+            and request.header("APCA-API-SECRET-KEY") == self.api_secret
+        )
+        unauthorized = FakeResponse(401, {"message": "unauthorized."})
         path_known = False
         for route in routes:
             match = route.pattern.match(request.path)
@@ -359,7 +377,11 @@ class FakeAlpacaServer:
                 continue
             path_known = True
             if route.method == request.method:
+                if not (authorized or route.public):
+                    return unauthorized
                 return route.handler(request, match.groupdict())
+        if not authorized:
+            return unauthorized
         if path_known:
             return alpaca_error(405, "method not allowed")
         return alpaca_error(404, "Not Found")
@@ -1099,3 +1121,70 @@ class FakeTradingAPI:
             order["status"] = "canceled"
             order["canceled_at"] = order["updated_at"] = self.now()
             return FakeResponse(204, None)
+
+
+# --------------------------------------------------------------------------- as a process
+
+
+def _parse_now(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"--now needs a timezone (e.g. {text}Z): {text!r}")
+    return moment
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    api_key: str = "fake-key-id",
+    api_secret: str = "fake-secret-key",
+    now: datetime | None = None,
+    cash: float = 100_000.0,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve the fake with trading enabled until ``stop`` is set (SIGTERM/SIGINT from :func:`main`)."""
+    stop = stop or threading.Event()
+    server = FakeAlpacaServer(api_key=api_key, api_secret=api_secret, host=host, port=port)
+    trading = server.enable_trading(cash=cash, now=now)
+
+    def health(_request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
+        return FakeResponse(200, {"status": "ok", "now": _utc_iso(trading.now())})
+
+    def orders(_request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
+        posts = len(server.requests_to("/v2/orders", "POST"))
+        return FakeResponse(200, {"orders": trading.orders, "order_posts": posts})
+
+    server.route("GET", "/__fake/health", health, public=True)
+    server.route("GET", "/__fake/orders", orders, public=True)
+    with server:
+        print(f"fake alpaca listening on {host}:{server.base_url.rsplit(':', 1)[1]}", flush=True)
+        while not stop.wait(0.5):  # short waits: the signal handler runs promptly
+            pass
+    print("fake alpaca stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m unit_tests.fakes.alpaca_server", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--api-key", default="fake-key-id")
+    parser.add_argument("--api-secret", default="fake-secret-key")
+    parser.add_argument(
+        "--now", type=_parse_now, help="the trading clock, fixed (ISO 8601 with a zone); else real time"
+    )
+    parser.add_argument("--cash", type=float, default=100_000.0)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    serve(
+        host=args.host, port=args.port, api_key=args.api_key, api_secret=args.api_secret, now=args.now,
+        cash=args.cash, stop=stop,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
@@ -9,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from unit_tests.conftest import REPO_ROOT
 from unit_tests.fakes.alpaca_server import NEW_YORK, FakeAlpacaServer, FakeTradingAPI
 
 pytestmark = pytest.mark.integration
@@ -162,3 +168,42 @@ def test_scripted_failures_match_path_and_method(server: FakeAlpacaServer, tradi
     with pytest.raises(requests.Timeout):
         requests.post(url, json=body, headers=HEADERS, timeout=0.2)
     assert len(trading.orders) == 1  # a failure before handling has no effect
+
+
+def test_runs_as_a_process_with_a_fixed_clock_and_stops_on_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m unit_tests.fakes.alpaca_server` (the Docker e2e test's fake-alpaca container)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "unit_tests.fakes.alpaca_server", "--port", str(port),
+         "--now", "2019-01-01T00:30:00Z", "--api-key", "k", "--api-secret", "s"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                health = requests.get(f"{base}/__fake/health", timeout=5)  # public: no keys
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the fake never answered"
+                time.sleep(0.1)
+        assert health.json() == {"status": "ok", "now": "2019-01-01T00:30:00.000000Z"}
+        assert requests.get(f"{base}/v2/clock", timeout=5).status_code == 401
+        keys = {"APCA-API-KEY-ID": "k", "APCA-API-SECRET-KEY": "s"}
+        clock = requests.get(f"{base}/v2/clock", headers=keys, timeout=5).json()
+        assert clock["timestamp"].startswith("2018-12-31T19:30:00") and clock["is_open"] is False
+        body = {"symbol": "SPY", "qty": "3", "side": "buy", "type": "market", "time_in_force": "opg"}
+        assert requests.post(f"{base}/v2/orders", json=body, headers=keys, timeout=5).status_code == 200
+        seen = requests.get(f"{base}/__fake/orders", timeout=5).json()
+        assert seen["order_posts"] == 1 and [o["qty"] for o in seen["orders"]] == ["3"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert "listening" in out and "stopped" in out
