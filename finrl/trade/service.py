@@ -78,12 +78,18 @@ class PaperTradingService:
 
     def run_once(self) -> CycleResult | None:
         """One cycle for the latest completed session (``--once``); errors propagate to the caller."""
-        if self.refresh is not None:
-            self.refresh()
-        session = self.latest_session()
+        session = self._refreshed_latest_session()
         if session is None:
             log.warning("no_completed_session", note="no session closed in the last 10 days")
             return None
+        return self._run_cycle(session)
+
+    def _refreshed_latest_session(self) -> date | None:
+        if self.refresh is not None:
+            self.refresh()
+        return self.latest_session()
+
+    def _run_cycle(self, session: date) -> CycleResult:
         if self.prepare is not None:
             self.prepare(session)
         result = self.trader.run_cycle(session)
@@ -95,12 +101,9 @@ class PaperTradingService:
         while not self.stop.is_set():
             status, detail = "ok", {}
             try:
-                if self.refresh is not None:
-                    self.refresh()
-                session = self.latest_session()
+                session = self._refreshed_latest_session()
                 if session is not None and session.isoformat() != self.trader.state.last_session:
-                    result = self.run_once()
-                    detail = {"outcome": result.outcome} if result else {}
+                    detail = {"outcome": self._run_cycle(session).outcome}
             except BrokerAuthError as exc:
                 status, detail = "error", {"error": str(exc)}
                 log.error("broker_auth_failed", error=str(exc), note="fix the keys; retrying at the next wake")

@@ -15,7 +15,6 @@ import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -134,8 +133,6 @@ def _cli_type(field: str) -> type:
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
     if annotation in (bool, int, float, Path):
         return annotation  # type: ignore[return-value]
-    if annotation is date:
-        return str
     return str
 
 

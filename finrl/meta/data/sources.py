@@ -50,8 +50,10 @@ def _between(frame: pd.DataFrame | pd.Series, start: date | None, end: date | No
     return frame.loc[lo:hi]
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+def _file_token(path: Path) -> str:
+    """A cache token that changes with the file's content."""
+    path = Path(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
 
 
 # --------------------------------------------------------------------------- CSV
@@ -86,7 +88,7 @@ class CsvBarSource:
         return f"CSV file {self.path.name}"
 
     def cache_token(self) -> str:
-        return _file_digest(Path(self.path)) if Path(self.path).is_file() else "missing"
+        return _file_token(self.path)
 
     def fetch(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
         bars = canonical_bars(read_price_csv(self.path), what=str(self.path))
@@ -100,7 +102,7 @@ class CsvVixSource:
     needs_network: ClassVar[bool] = False
 
     def cache_token(self) -> str:
-        return _file_digest(Path(self.path)) if Path(self.path).is_file() else "missing"
+        return _file_token(self.path)
 
     def fetch_vix(self, start: date | None, end: date | None) -> pd.Series:
         frame = read_price_csv(self.path)
