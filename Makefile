@@ -1,14 +1,17 @@
 # Developer tasks for finrl (GNU make).
 #
-#   make venv   create/refresh .venv from poetry.lock (CPU-only torch)
+#   make venv   create/refresh .venv from poetry.lock: the package with its `train` extra
+#               (CPU-only torch, stable-baselines3, TensorBoard) and the dev group
 #   make run    train + backtest on the offline sample (spy-rl $(RUN_ARGS))
 #   make test   run pytest (PYTEST_ARGS)
+#   make test-fast    only the fast tests: pytest -m unit (PYTEST_ARGS)
 #   make lint   ruff check + ruff format --check
 #   make bench  benchmarks: env steps/s vs FinRL, PPO speed (prints ratios)
 #   make lock   regenerate poetry.lock and check it
 #   make clean  remove virtualenvs and caches (keeps models, datasets, results)
 #   make wheelhouse   CPU torch wheel into wheelhouse/ for the Docker build
-#   make docker-build build the image (finrl:latest) with docker compose
+#   make docker-build build both images with docker compose: finrl:latest (training, full)
+#               and finrl-inference:latest (backtests, paper trading; no torch)
 #
 # Torch: installed first, as `torch==<version in poetry.lock>`, so that pip never
 # pulls the CUDA build and its nvidia-* wheels. Where your default index only
@@ -45,7 +48,7 @@ endif
 CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))' \
 	|| { echo "error: $(PYTHON) must be Python 3.11 or 3.12 (set PYTHON=...)" >&2; exit 1; }
 
-.PHONY: venv run test lint lock clean bench wheelhouse docker-build
+.PHONY: venv run test test-fast lint lock clean bench wheelhouse docker-build
 
 # venv: project virtualenv; reinstalled only when poetry.lock or pyproject.toml change
 venv: $(VENV_STAMP)
@@ -56,7 +59,7 @@ $(VENV_STAMP): poetry.lock pyproject.toml tools/export_requirements.py | $(TOOLS
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	torch_version=$$($(PYTHON) tools/export_requirements.py torch-version poetry.lock); \
 	$(VENV)/bin/python -m pip install --no-deps $(PIP_TORCH_ARGS) "torch==$$torch_version"
-	$(POETRY) export --format requirements.txt --with dev --output $(VENV)/requirements.export.txt
+	$(POETRY) export --format requirements.txt --extras train --with dev --output $(VENV)/requirements.export.txt
 	$(PYTHON) tools/export_requirements.py strip-torch $(VENV)/requirements.export.txt $(REQUIREMENTS)
 	$(VENV)/bin/python -m pip install --no-deps --require-hashes -r $(REQUIREMENTS)
 	$(VENV)/bin/python -m pip install --no-deps -e .
@@ -86,6 +89,12 @@ test: venv
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
 
+# test-fast: the `unit` marker only (no integration, slow or docker tests); same exit-5 rule
+test-fast: venv
+	@rc=0; $(VENV)/bin/python -m pytest -m unit $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$rc
+
 # lint: ruff lint and formatting check
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)
@@ -108,9 +117,9 @@ wheelhouse:
 			--platform $(WHEELHOUSE_PLATFORM) $(PIP_TORCH_ARGS) -d wheelhouse "torch==$$torch_version"; \
 	fi
 
-# docker-build: the runtime image, as docker compose builds it
+# docker-build: both images, as docker compose builds them (train: full, backtest: inference)
 docker-build: wheelhouse
-	docker compose build train
+	docker compose build train backtest
 
 # clean: virtualenvs, exported requirements, build outputs and caches
 clean:
