@@ -38,7 +38,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write(target: Path, write: Callable[[IO[Any]], None], *, binary: bool = False) -> None:
+def atomic_write(target: Path, write: Callable[[IO[Any]], object], *, binary: bool = False) -> None:
     with (
         atomic_path(target) as tmp,
         tmp.open("wb" if binary else "w", encoding=None if binary else "utf-8") as f,

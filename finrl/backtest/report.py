@@ -68,10 +68,13 @@ def trades_table(result: BacktestResult) -> pd.DataFrame:
 
 def monthly_returns(nav: pd.Series) -> pd.DataFrame:
     """Year x month table of returns (the first month counts from the window's start)."""
+    if not isinstance(nav.index, pd.DatetimeIndex):
+        raise TypeError(f"monthly returns need a NAV indexed by date, not {type(nav.index).__name__}")
     month_end = nav.groupby(nav.index.to_period("M")).last()
     start = pd.Series([nav.iloc[0]], index=[month_end.index[0] - 1])
     returns = pd.concat([start, month_end]).pct_change().iloc[1:]
-    table = pd.DataFrame({"year": returns.index.year, "month": returns.index.month, "r": returns.to_numpy()})
+    months = pd.PeriodIndex(returns.index)  # already one: pandas-stubs type a concat's index as Index
+    table = pd.DataFrame({"year": months.year, "month": months.month, "r": returns.to_numpy()})
     return table.pivot(index="year", columns="month", values="r")
 
 
@@ -201,4 +204,5 @@ def summary_rows(metrics: dict[str, dict[str, float]]) -> list[list[str]]:
 
 
 def metrics_document(path: Path) -> dict[str, Any]:
-    return json.loads((Path(path) / "metrics.json").read_text())
+    document: dict[str, Any] = json.loads((Path(path) / "metrics.json").read_text())
+    return document

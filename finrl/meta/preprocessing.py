@@ -153,7 +153,7 @@ class FeatureNormalizer:
         if missing:
             raise DataError(f"data lacks feature column(s) the model was trained with: {', '.join(missing)}")
         values = frame[list(self.columns)].to_numpy(dtype=np.float64)
-        scaled = (values - np.asarray(self.mean)) / np.asarray(self.std)
+        scaled = (values - np.asarray(self.mean, dtype=np.float64)) / np.asarray(self.std, dtype=np.float64)
         return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:

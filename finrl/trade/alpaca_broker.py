@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 import requests
@@ -73,10 +73,23 @@ class TimeoutAdapter(HTTPAdapter):
         self.timeout = timeout
         super().__init__()
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        return super().send(
+            request,
+            stream=stream,
+            timeout=self.timeout if timeout is None else timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
 
 
 class _DuplicateOrderError(Exception):
@@ -239,7 +252,13 @@ class AlpacaBroker:
         log.warning("alpaca_order_found_after_failure", client_order_id=client_order_id)
         return _order_state(found)
 
-    def _call(self, what: str, fn: Callable[[], T], *, not_found: bool = False) -> T:
+    @overload
+    def _call(self, what: str, fn: Callable[[], T], *, not_found: Literal[False] = False) -> T: ...
+
+    @overload
+    def _call(self, what: str, fn: Callable[[], T], *, not_found: bool) -> T | None: ...
+
+    def _call(self, what: str, fn: Callable[[], T], *, not_found: bool = False) -> T | None:
         failure = ""
         for attempt in range(1, self.attempts + 1):
             try:
@@ -258,7 +277,13 @@ class AlpacaBroker:
         log.warning("alpaca_retry", call=what, attempt=attempt, error=self._scrub(exc.detail), wait_s=delay)
         self._sleep(delay)
 
-    def _once(self, fn: Callable[[], Any], *, not_found: bool = False) -> Any:
+    @overload
+    def _once(self, fn: Callable[[], T], *, not_found: Literal[False] = False) -> T: ...
+
+    @overload
+    def _once(self, fn: Callable[[], T], *, not_found: bool) -> T | None: ...
+
+    def _once(self, fn: Callable[[], T], *, not_found: bool = False) -> T | None:
         """One request: its result, None for an allowed 404, or a mapped error (_TransientError to retry)."""
         from alpaca.common.exceptions import APIError
         from pydantic import ValidationError

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -182,16 +182,16 @@ class DailyTrader:
         target: int,
     ) -> CycleResult:
         outcome = "halted" if state.halted and not delta else "no_trade"
-        base = {"session": session, "action": action, "target": target, "order_qty": delta}
+        base = CycleResult(session=session, outcome=outcome, action=action, target=target, order_qty=delta)
         if not delta:
-            return CycleResult(outcome=outcome, **base)  # type: ignore[arg-type]
+            return base
         blocked = check_order(self.risk, verdict, account.equity, shares, delta, close)
         if blocked:
             rule = blocked.split(":")[0]
             self.journal.record("risk_blocked", session=session, rule=rule, detail=blocked, order_qty=delta)
             log.warning("risk_blocked", rule=rule, detail=blocked)
             self.metrics.risk_blocks.labels(rule=rule).inc()
-            return CycleResult(outcome="risk_blocked", detail=blocked, **base)  # type: ignore[arg-type]
+            return replace(base, outcome="risk_blocked", detail=blocked)
 
         fill_session = self._next_session(session)
         cid = client_order_id(self.config.strategy, self.config.symbol, fill_session)
@@ -201,15 +201,15 @@ class DailyTrader:
             self.journal.record("order_exists", session=session, client_order_id=cid, status=existing.status)
             log.info("order_exists", client_order_id=cid, status=existing.status)
             self._track(state, existing)
-            return CycleResult(outcome="exists", client_order_id=cid, **base)  # type: ignore[arg-type]
+            return replace(base, outcome="exists", client_order_id=cid)
         if account.trading_blocked:
             self.journal.record("order_rejected", session=session, client_order_id=cid, error="trading blocked")
             log.error("trading_blocked", client_order_id=cid, note="the broker has blocked trading on this account")
-            return CycleResult(outcome="rejected", client_order_id=cid, detail="account trading blocked", **base)  # type: ignore[arg-type]
+            return replace(base, outcome="rejected", client_order_id=cid, detail="account trading blocked")
         if self.config.dry_run:
             self.journal.record("intended_order", session=session, client_order_id=cid, side=side, qty=abs(delta))
             log.info("intended_order", client_order_id=cid, side=side, qty=abs(delta), dry_run=True)
-            return CycleResult(outcome="dry_run", client_order_id=cid, **base)  # type: ignore[arg-type]
+            return replace(base, outcome="dry_run", client_order_id=cid)
         try:
             order = self.broker.submit_market_order(self.config.symbol, abs(delta), side, cid, self._time_in_force())
         except BrokerUnavailableError as exc:
@@ -218,7 +218,7 @@ class DailyTrader:
             self.journal.record("order_unknown", session=session, client_order_id=cid, error=str(exc))
             log.error("order_unknown", client_order_id=cid, error=str(exc), note="reconciled next cycle")
             self.metrics.errors.labels(kind=type(exc).__name__).inc()
-            return CycleResult(outcome="unavailable", client_order_id=cid, detail=str(exc), **base)  # type: ignore[arg-type]
+            return replace(base, outcome="unavailable", client_order_id=cid, detail=str(exc))
         except BrokerError as exc:
             self.journal.record("order_rejected", session=session, client_order_id=cid, error=str(exc))
             log.error("order_rejected", client_order_id=cid, error=str(exc))
@@ -226,7 +226,7 @@ class DailyTrader:
             self.metrics.errors.labels(kind=type(exc).__name__).inc()
             if isinstance(exc, BrokerAuthError):
                 raise  # bad keys: nothing later can work either
-            return CycleResult(outcome="rejected", client_order_id=cid, detail=str(exc), **base)  # type: ignore[arg-type]
+            return replace(base, outcome="rejected", client_order_id=cid, detail=str(exc))
         self.journal.record(
             "order_submitted", session=session, fill_session=fill_session, client_order_id=cid,
             order_id=order.id, side=side, qty=order.qty, time_in_force=order.time_in_force, status=order.status,
@@ -234,7 +234,7 @@ class DailyTrader:
         log.info("order_submitted", client_order_id=cid, side=side, qty=order.qty, fill_session=str(fill_session))
         self.metrics.orders.labels(side=side, status="submitted").inc()
         self._track(state, order)
-        return CycleResult(outcome="submitted", client_order_id=cid, **base)  # type: ignore[arg-type]
+        return replace(base, outcome="submitted", client_order_id=cid)
 
     def _reconcile(self, state: TraderState) -> None:
         """Record the final status of orders from earlier cycles (filled, expired, rejected...)."""

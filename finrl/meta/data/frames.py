@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import date
 
 import pandas as pd
 
@@ -30,9 +31,9 @@ def normalise_column_names(columns: Iterable[object]) -> list[str]:
     return [_ALIASES.get(n, n.replace(" ", "_")) for n in names]
 
 
-def to_date_index(values: Iterable[object], *, what: str) -> pd.DatetimeIndex:
+def to_date_index(values: Iterable[str | date | float], *, what: str) -> pd.DatetimeIndex:
     """Parse dates (strings, datetimes, tz-aware timestamps) to tz-naive calendar days."""
-    values = list(values)
+    values = tuple(values)
     try:
         index = pd.DatetimeIndex(pd.to_datetime(values, format="mixed"))
     except ValueError:
@@ -53,7 +54,7 @@ def canonical_bars(frame: pd.DataFrame, *, what: str) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{what}: missing column(s) {', '.join(missing)} (have: {', '.join(map(str, frame.columns))})")
-    out = frame.copy()
+    out: pd.DataFrame = frame.copy()
     if "adj_close" not in out.columns:
         out["adj_close"] = out["close"]
     columns = [*BAR_COLUMNS, *(["vix"] if "vix" in out.columns else [])]
@@ -67,6 +68,8 @@ def canonical_bars(frame: pd.DataFrame, *, what: str) -> pd.DataFrame:
 
 def fingerprint(frame: pd.DataFrame) -> str:
     """A content hash of the data that a model was trained on (dates, columns and values)."""
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise DataError(f"a data fingerprint needs a date index, not {type(frame.index).__name__}")
     digest = hashlib.sha256()
     digest.update(",".join(map(str, frame.columns)).encode())
     digest.update(frame.index.asi8.tobytes())

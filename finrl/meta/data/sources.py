@@ -10,13 +10,16 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, cast
 
 import pandas as pd
 
 from finrl.errors import DataError
 from finrl.log import get_logger
 from finrl.meta.data.frames import canonical_bars, normalise_column_names, to_date_index
+
+if TYPE_CHECKING:
+    from alpaca.data.models import BarSet
 
 log = get_logger(__name__)
 
@@ -26,9 +29,14 @@ SAMPLE_LABEL = "S&P 500 index daily bars (arch package sample, 1999-2018): an of
 class BarSource(Protocol):
     """Daily bars for one symbol; ``cache_token`` identifies the content for the cache key."""
 
-    name: str
-    needs_network: bool
-    label: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def needs_network(self) -> bool: ...
+
+    @property
+    def label(self) -> str: ...
 
     def cache_token(self) -> str: ...
 
@@ -36,15 +44,21 @@ class BarSource(Protocol):
 
 
 class VixSource(Protocol):
-    name: str
-    needs_network: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def needs_network(self) -> bool: ...
 
     def cache_token(self) -> str: ...
 
     def fetch_vix(self, start: date | None, end: date | None) -> pd.Series: ...
 
 
-def _between(frame: pd.DataFrame | pd.Series, start: date | None, end: date | None) -> pd.DataFrame | pd.Series:
+_Frame = TypeVar("_Frame", pd.DataFrame, pd.Series)
+
+
+def _between(frame: _Frame, start: date | None, end: date | None) -> _Frame:
     lo = pd.Timestamp(start) if start else None
     hi = pd.Timestamp(end) if end else None
     return frame.loc[lo:hi]
@@ -172,7 +186,8 @@ def _flatten_yahoo(raw: pd.DataFrame | None, symbol: str) -> pd.DataFrame:
     if isinstance(frame.columns, pd.MultiIndex):
         tickers = set(frame.columns.get_level_values(-1))
         if symbol in tickers:
-            frame = frame.xs(symbol, axis=1, level=-1)
+            # a level of the column MultiIndex selects columns: always a frame, the stubs say "or Series"
+            frame = cast(pd.DataFrame, frame.xs(symbol, axis=1, level=-1))
         elif len(tickers) == 1:
             frame.columns = frame.columns.get_level_values(0)
         else:
@@ -197,7 +212,7 @@ def parse_yahoo_frame(raw: pd.DataFrame | None, symbol: str) -> pd.DataFrame:
 def _yahoo_download(symbol: str, start: date | None, end: date | None) -> pd.DataFrame | None:
     import yfinance as yf
 
-    return yf.download(
+    raw: pd.DataFrame | None = yf.download(
         symbol,
         start=start.isoformat() if start else "1993-01-01",
         end=(end + timedelta(days=1)).isoformat() if end else None,  # yfinance's end is exclusive
@@ -207,6 +222,7 @@ def _yahoo_download(symbol: str, start: date | None, end: date | None) -> pd.Dat
         multi_level_index=True,
         threads=False,
     )
+    return raw
 
 
 @dataclass(frozen=True)
@@ -294,7 +310,8 @@ class AlpacaBarSource:
             feed=DataFeed(self.feed),
         )
         try:
-            barset = client.get_stock_bars(request)
+            # a client built without raw_data=True returns a BarSet; the stubs also allow the raw dict
+            barset = cast("BarSet", client.get_stock_bars(request))
         except APIError as exc:
             status = getattr(exc, "status_code", None)
             hint = " (check ALPACA_API_KEY / ALPACA_API_SECRET)" if status == 401 else ""
