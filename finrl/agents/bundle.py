@@ -1,6 +1,7 @@
 """The model bundle: everything needed to act exactly as in training, in one directory.
 
 ``<models_dir>/<run>/`` holds ``model.zip`` (the stable-baselines3 policy chosen for use),
+``policy.npz`` (the same policy as NumPy arrays: backtests and paper trading act without torch),
 ``final_model.zip``, ``checkpoints/`` and ``bundle.json``: normalisation statistics, feature
 specification, data fingerprint and windows, env/PPO configuration, settings, seed, library
 versions and training metrics, plus SHA-256 hashes of the model files. A run is assembled in a
@@ -15,15 +16,20 @@ import json
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
 
+from finrl.agents.numpy_policy import NumpyPolicy, PolicyError
 from finrl.errors import FinRLError
 from finrl.fileio import atomic_write_json, fsync_dir
+from finrl.log import get_logger
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.features import FeatureSpec
 from finrl.meta.preprocessing import DataSplit, DateWindow, FeatureNormalizer
@@ -32,8 +38,13 @@ BUNDLE_FORMAT = 1
 MANIFEST_FILE = "bundle.json"
 MODEL_FILE = "model.zip"
 FINAL_MODEL_FILE = "final_model.zip"
+POLICY_FILE = "policy.npz"  # the model.zip policy as NumPy arrays (torch-free inference)
+BUNDLE_FILES = (MODEL_FILE, FINAL_MODEL_FILE, POLICY_FILE)
 LATEST = "latest"
 _LIBRARIES = ("finrl", "torch", "stable-baselines3", "gymnasium", "numpy", "pandas", "stockstats")
+
+
+log = get_logger(__name__)
 
 
 class BundleError(FinRLError):
@@ -58,39 +69,111 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _parsed(parse: Callable[[Any], Any], dump: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """Validator and serializer for a library config object kept in the manifest as JSON."""
+
+    def validate(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+        try:
+            return parse(value)
+        except (TypeError, ValueError, KeyError, AttributeError, FinRLError) as exc:
+            raise ValueError(f"{type(exc).__name__}: {exc}") from None
+
+    return PlainValidator(validate), PlainSerializer(dump)
+
+
+def _split_from_dict(data: dict[str, Any]) -> DataSplit:
+    windows = {k: data.get(k) for k in ("validation", "test")}
+    return DataSplit(
+        DateWindow.from_dict(data["train"]),
+        *(DateWindow.from_dict(w) if w else None for w in windows.values()),
+    )
+
+
+FeatureSpecField = Annotated[FeatureSpec, *_parsed(FeatureSpec.from_dict, FeatureSpec.to_dict)]
+NormalizerField = Annotated[FeatureNormalizer, *_parsed(FeatureNormalizer.from_dict, FeatureNormalizer.to_dict)]
+EnvConfigField = Annotated[EnvConfig, *_parsed(EnvConfig.from_dict, EnvConfig.to_dict)]
+SplitField = Annotated[DataSplit, *_parsed(_split_from_dict, DataSplit.to_dict)]
+
+
+class Manifest(BaseModel):
+    """``bundle.json``, parsed and validated once: every field typed, unknown fields kept as they are."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", arbitrary_types_allowed=True)
+
+    format: int
+    run_name: str = Field(min_length=1)
+    seed: int
+    feature_spec: FeatureSpecField
+    normalizer: NormalizerField
+    env_config: EnvConfigField
+    split: SplitField
+    files: dict[str, str]
+    created_at: str | None = None
+    algorithm: str = "PPO"
+    data: dict[str, Any] = Field(default_factory=dict)
+    ppo_config: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, document: Any, source: Path) -> Manifest:
+        """The manifest in ``document``; a malformed field is one :class:`BundleError` line naming it."""
+        if not isinstance(document, dict):
+            raise BundleError(f"corrupt {source}: not a JSON object")
+        if document.get("format") != BUNDLE_FORMAT:
+            raise BundleError(
+                f"{source.parent}: bundle format {document.get('format')!r}, this finrl reads {BUNDLE_FORMAT}"
+            )
+        try:
+            return cls.model_validate(document)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "manifest"
+            more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+            raise BundleError(
+                f"corrupt {source}: field {where!r}: {error['msg'].removeprefix('Value error, ')}{more}"
+            ) from None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def data_fingerprint(self) -> str | None:
+        value = self.data.get("fingerprint")
+        return str(value) if value is not None else None
+
+
 @dataclass(frozen=True)
 class ModelBundle:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def run_name(self) -> str:
-        return str(self.manifest["run_name"])
+        return self.manifest.run_name
 
     @property
     def feature_spec(self) -> FeatureSpec:
-        return FeatureSpec.from_dict(self.manifest["feature_spec"])
+        return self.manifest.feature_spec
 
     @property
     def normalizer(self) -> FeatureNormalizer:
-        return FeatureNormalizer.from_dict(self.manifest["normalizer"])
+        return self.manifest.normalizer
 
     @property
     def env_config(self) -> EnvConfig:
-        return EnvConfig.from_dict(self.manifest["env_config"])
+        return self.manifest.env_config
 
     @property
     def split(self) -> DataSplit:
-        windows = self.manifest["split"]
-        return DataSplit(
-            DateWindow.from_dict(windows["train"]),
-            DateWindow.from_dict(windows["validation"]) if windows.get("validation") else None,
-            DateWindow.from_dict(windows["test"]) if windows.get("test") else None,
-        )
+        return self.manifest.split
 
     @property
     def seed(self) -> int:
-        return int(self.manifest["seed"])
+        return self.manifest.seed
 
     def check_features(self, features: pd.DataFrame) -> None:
         """Refuse data whose feature schema differs from the one the model was trained on."""
@@ -102,7 +185,31 @@ class ModelBundle:
                 f"the data lacks {', '.join(missing)}"
             )
 
+    def load_policy(self) -> NumpyPolicy:
+        """The deterministic policy as NumPy arrays: what backtests and paper trading act with (no torch)."""
+        if POLICY_FILE in self.manifest.files:
+            try:
+                return NumpyPolicy.load(self.path / POLICY_FILE)
+            except PolicyError as exc:
+                raise BundleError(str(exc)) from exc
+        return self._policy_from_model()
+
+    def _policy_from_model(self) -> NumpyPolicy:
+        """A bundle written before ``policy.npz`` existed: convert its model in memory where SB3 is installed."""
+        convert = f"spy-rl runs convert {self.path}"
+        if find_spec("stable_baselines3") is None:
+            raise BundleError(
+                f"{self.path} predates torch-free inference (no {POLICY_FILE}): "
+                f"convert it once with `{convert}` where finrl[train] is installed"
+            )
+        log.warning("bundle_without_policy_arrays", model=self.run_name, hint=f"convert it once: {convert}")
+        try:
+            return NumpyPolicy.from_sb3(self.load_model())
+        except PolicyError as exc:
+            raise BundleError(f"{self.path}: {exc}") from exc
+
     def load_model(self, device: str = "cpu") -> Any:
+        """The stable-baselines3 model (needs finrl[train]); acting needs only :meth:`load_policy`."""
         from stable_baselines3 import PPO
 
         try:
@@ -127,13 +234,37 @@ def publish_bundle(staging: Path, models_dir: Path, manifest: dict[str, Any]) ->
     run_name = str(manifest["run_name"])
     final = Path(models_dir) / run_name
     check_run_name_free(models_dir, run_name)
-    files = {name: sha256_file(staging / name) for name in (MODEL_FILE, FINAL_MODEL_FILE) if (staging / name).exists()}
-    full = {"format": BUNDLE_FORMAT, **manifest, "files": files, "versions": library_versions()}
-    atomic_write_json(staging / MANIFEST_FILE, full)
+    full = Manifest.parse(
+        {"format": BUNDLE_FORMAT, **manifest, "files": hash_files(staging), "versions": library_versions()},
+        staging / MANIFEST_FILE,
+    )
+    atomic_write_json(staging / MANIFEST_FILE, full.to_json())
     staging.rename(final)
     fsync_dir(Path(models_dir))
     point_latest(Path(models_dir), final)
     return ModelBundle(final, full)
+
+
+def hash_files(directory: Path) -> dict[str, str]:
+    """SHA-256 of every bundle file that is present: a load refuses any that changed."""
+    return {name: sha256_file(directory / name) for name in BUNDLE_FILES if (directory / name).exists()}
+
+
+def export_policy(directory: Path) -> None:
+    """Write ``policy.npz`` from ``directory/model.zip`` (training side: needs stable-baselines3)."""
+    from stable_baselines3 import PPO
+
+    NumpyPolicy.from_sb3(PPO.load(directory / MODEL_FILE, device="cpu")).save(directory / POLICY_FILE)
+
+
+def convert_bundle(bundle: ModelBundle) -> ModelBundle:
+    """Give a bundle written before ``policy.npz`` existed its policy arrays; the manifest is rewritten atomically."""
+    if POLICY_FILE in bundle.manifest.files:
+        return bundle
+    NumpyPolicy.from_sb3(bundle.load_model()).save(bundle.path / POLICY_FILE)
+    manifest = bundle.manifest.model_copy(update={"files": hash_files(bundle.path)})
+    atomic_write_json(bundle.path / MANIFEST_FILE, manifest.to_json())
+    return ModelBundle(bundle.path, manifest)
 
 
 def point_latest(models_dir: Path, target: Path) -> None:
@@ -162,25 +293,14 @@ def load_bundle(reference: str | Path, models_dir: Path) -> ModelBundle:
     if not manifest_path.is_file():
         raise BundleError(f"{path} is not a complete model bundle (no {MANIFEST_FILE})")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        document = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"corrupt {manifest_path}: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise BundleError(f"corrupt {manifest_path}: not a JSON object")
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path}: bundle format {manifest.get('format')!r}, this finrl reads {BUNDLE_FORMAT}")
-    for key in ("run_name", "feature_spec", "normalizer", "env_config", "split", "seed", "files"):
-        if key not in manifest:
-            raise BundleError(f"corrupt {manifest_path}: missing {key!r}")
-    for name, expected in manifest["files"].items():
+    manifest = Manifest.parse(document, manifest_path)
+    for name, expected in manifest.files.items():
         file = path / name
         if not file.is_file():
             raise BundleError(f"{path}: {name} is missing")
         if sha256_file(file) != expected:
             raise BundleError(f"{path}: {name} does not match its recorded SHA-256 (corrupt or modified)")
-    bundle = ModelBundle(path, manifest)
-    try:
-        bundle.feature_spec, bundle.normalizer, bundle.env_config, bundle.split  # noqa: B018 - parse eagerly
-    except (TypeError, ValueError, KeyError, FinRLError) as exc:
-        raise BundleError(f"corrupt {manifest_path}: {exc}") from exc
-    return bundle
+    return ModelBundle(path, manifest)

@@ -21,6 +21,7 @@ from finrl.agents.bundle import (
     MODEL_FILE,
     ModelBundle,
     check_run_name_free,
+    export_policy,
     publish_bundle,
     staging_dir,
 )
@@ -153,6 +154,7 @@ def _train(job: TrainingJob) -> TrainingResult:
         shutil.move(staging / "best_model.zip", staging / MODEL_FILE)
     else:
         shutil.copyfile(staging / FINAL_MODEL_FILE, staging / MODEL_FILE)
+    export_policy(staging)  # backtests and paper trading act from these arrays, without torch
     metrics = {
         "timesteps": int(model.num_timesteps),
         "wall_seconds": round(wall, 3),

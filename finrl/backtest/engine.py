@@ -19,7 +19,7 @@ from finrl.log import get_logger
 from finrl.meta.data.validation import trading_sessions
 from finrl.meta.env.execution import Action
 from finrl.meta.env.market_arrays import MarketArrays
-from finrl.meta.env.rollout import EpisodeLedger, run_policy, sb3_policy, scheduled_policy
+from finrl.meta.env.rollout import EpisodeLedger, Policy, run_policy, scheduled_policy
 from finrl.meta.preprocessing import DateWindow
 
 log = get_logger(__name__)
@@ -46,7 +46,7 @@ class BacktestResult:
             "days": len(self.prices),
             "train_window": self.bundle.split.train.to_dict(),
             "validation_window": self.bundle.split.validation.to_dict() if self.bundle.split.validation else None,
-            "data": self.bundle.manifest.get("data", {}),
+            "data": self.bundle.manifest.data,
             "execution": self.bundle.env_config.to_dict(),
             "warnings": list(self.warnings),
         }
@@ -99,9 +99,8 @@ def run_backtest(
 
     market = MarketArrays.from_features(frame, bundle.normalizer)
     config = bundle.env_config
-    model = bundle.load_model()
-    policies = {
-        AGENT: sb3_policy(model),
+    policies: dict[str, Policy] = {
+        AGENT: bundle.load_policy(),
         "buy_and_hold": scheduled_policy(np.full(len(frame), Action.BUY)),
         "flat": scheduled_policy(np.full(len(frame), Action.SELL)),
         "sma_crossover": scheduled_policy(sma_crossover_actions(frame)),

@@ -16,8 +16,10 @@ from finrl.agents.bundle import (
     LATEST,
     MANIFEST_FILE,
     MODEL_FILE,
+    POLICY_FILE,
     BundleError,
     ModelBundle,
+    convert_bundle,
     load_bundle,
     sha256_file,
 )
@@ -118,8 +120,30 @@ def test_wrong_format_number(copy: Path, number: object) -> None:
 @pytest.mark.parametrize("key", ["normalizer", "feature_spec", "env_config", "split", "files", "run_name"])
 def test_manifest_missing_a_key(copy: Path, key: str) -> None:
     edit_manifest(copy, **{key: None})
-    with pytest.raises(BundleError, match=f"missing '{key}'"):
+    with pytest.raises(BundleError, match=f"corrupt .*bundle.json: field '{key}': Field required"):
         load_bundle(copy, copy.parent)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("env_config", [], "field 'env_config': expected a JSON object, got list"),
+        ("env_config", {"execution": {"fill_at": "tomorrow"}}, "field 'env_config': ValueError: fill_at"),
+        ("files", "model.zip", "field 'files': Input should be a valid dictionary"),
+        ("split", {"train": "2020"}, "field 'split': TypeError"),
+        ("seed", "seven", "field 'seed': Input should be a valid integer"),
+        ("feature_spec", {"indicators": 5}, "field 'feature_spec': TypeError"),
+    ],
+)
+def test_manifest_field_of_the_wrong_type_is_one_line_naming_it(
+    copy: Path, key: str, value: object, fragment: str
+) -> None:
+    edit_manifest(copy, **{key: value})
+    with pytest.raises(BundleError) as caught:
+        load_bundle(copy, copy.parent)
+    message = str(caught.value)
+    assert fragment in message and "\n" not in message
+    assert message.startswith(f"corrupt {copy / MANIFEST_FILE}")
 
 
 def test_manifest_with_unusable_normalizer(copy: Path) -> None:
@@ -130,7 +154,7 @@ def test_manifest_with_unusable_normalizer(copy: Path) -> None:
         load_bundle(copy, copy.parent)
 
 
-@pytest.mark.parametrize("name", [MODEL_FILE, FINAL_MODEL_FILE])
+@pytest.mark.parametrize("name", [MODEL_FILE, FINAL_MODEL_FILE, POLICY_FILE])
 def test_modified_model_file_fails_its_sha256(copy: Path, name: str) -> None:
     data = bytearray((copy / name).read_bytes())
     data[len(data) // 2] ^= 0x01  # flip one bit
@@ -139,7 +163,7 @@ def test_modified_model_file_fails_its_sha256(copy: Path, name: str) -> None:
         load_bundle(copy, copy.parent)
 
 
-@pytest.mark.parametrize("name", [MODEL_FILE, FINAL_MODEL_FILE])
+@pytest.mark.parametrize("name", [MODEL_FILE, FINAL_MODEL_FILE, POLICY_FILE])
 def test_missing_model_file(copy: Path, name: str) -> None:
     (copy / name).unlink()
     with pytest.raises(BundleError, match=f"{name} is missing"):
@@ -203,3 +227,53 @@ def test_manifest_that_is_not_a_json_object(copy: Path, content: str) -> None:
     (copy / MANIFEST_FILE).write_text(content)
     with pytest.raises(BundleError, match="corrupt"):
         load_bundle(copy, copy.parent)
+
+
+# ---------------------------------------------------------------- torch-free policy arrays
+
+
+def legacy_copy(copy: Path) -> Path:
+    """The bundle as written before ``policy.npz`` existed."""
+    (copy / POLICY_FILE).unlink()
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    del manifest["files"][POLICY_FILE]
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return copy
+
+
+def test_policy_arrays_act_like_the_model(trained: TrainingResult) -> None:
+    bundle = load_bundle(trained.bundle.path, trained.bundle.path.parent)
+    policy, model = bundle.load_policy(), bundle.load_model()
+    observations = np.random.default_rng(3).normal(0, 3, (500, policy.observation_size)).astype(np.float32)
+    expected, _ = model.predict(observations, deterministic=True)
+    assert np.array_equal(policy.act_batch(observations), expected)
+
+
+def test_a_bundle_without_policy_arrays_still_loads_and_acts_the_same(trained: TrainingResult, copy: Path) -> None:
+    bundle = load_bundle(legacy_copy(copy), copy.parent)
+    observations = np.random.default_rng(4).normal(0, 3, (200, 15)).astype(np.float32)
+    converted_in_memory = bundle.load_policy()
+    assert np.array_equal(
+        converted_in_memory.act_batch(observations), trained.bundle.load_policy().act_batch(observations)
+    )
+
+
+def test_convert_adds_hashed_policy_arrays_and_keeps_the_rest(trained: TrainingResult, copy: Path) -> None:
+    before = json.loads((legacy_copy(copy) / MANIFEST_FILE).read_text())
+    converted = convert_bundle(load_bundle(copy, copy.parent))
+    after = json.loads((copy / MANIFEST_FILE).read_text())
+    assert after["files"][POLICY_FILE] == sha256_file(copy / POLICY_FILE)
+    assert {k: v for k, v in after.items() if k != "files"} == {k: v for k, v in before.items() if k != "files"}
+    reloaded = load_bundle(copy, copy.parent)
+    assert reloaded.manifest == converted.manifest
+    assert convert_bundle(reloaded) == reloaded  # converting twice changes nothing
+
+
+def test_corrupt_policy_arrays_with_matching_hash_are_a_bundle_error(copy: Path) -> None:
+    (copy / POLICY_FILE).write_bytes(b"not an npz")
+    edit_manifest(
+        copy,
+        files={**json.loads((copy / MANIFEST_FILE).read_text())["files"], POLICY_FILE: sha256_file(copy / POLICY_FILE)},
+    )
+    with pytest.raises(BundleError, match=r"cannot read .*policy\.npz"):
+        load_bundle(copy, copy.parent).load_policy()

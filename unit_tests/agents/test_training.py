@@ -22,6 +22,7 @@ from finrl.agents.bundle import (
     LATEST,
     MANIFEST_FILE,
     MODEL_FILE,
+    POLICY_FILE,
     BundleError,
     load_bundle,
     sha256_file,
@@ -161,7 +162,7 @@ def test_bundle_records_everything_needed_to_act_as_in_training(runs: dict[str, 
     assert training["timesteps"] >= 1024
     assert training["wall_seconds"] > 0 and training["steps_per_second"] > 0
     assert [h["timesteps"] for h in training["validation_history"]] == [256, 512, 768, 1024]
-    assert manifest["files"] == {name: sha256_file(path / name) for name in (MODEL_FILE, FINAL_MODEL_FILE)}
+    assert manifest["files"] == {name: sha256_file(path / name) for name in (MODEL_FILE, FINAL_MODEL_FILE, POLICY_FILE)}
 
 
 def test_latest_moves_to_each_new_run_and_no_staging_is_left(runs: dict[str, Any]) -> None:
@@ -246,7 +247,7 @@ def test_leftovers_of_an_earlier_staging_are_not_published(tmp_path: Path) -> No
     (stale / "best_model.zip").write_bytes(b"from another run")
     result = train(tiny_job(tmp_path, "fresh", total_timesteps=512, eval_freq=0, checkpoint_freq=0))
     published = sorted(str(p.relative_to(result.bundle.path)) for p in result.bundle.path.rglob("*"))
-    assert published == [MANIFEST_FILE, FINAL_MODEL_FILE, MODEL_FILE]
+    assert published == sorted([MANIFEST_FILE, FINAL_MODEL_FILE, MODEL_FILE, POLICY_FILE])
 
 
 # ---------------------------------------------------------------- interruption of a real process

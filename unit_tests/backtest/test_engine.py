@@ -95,8 +95,8 @@ def result(bundle_path: Path) -> BacktestResult:
 
 
 def with_split(bundle: ModelBundle, train: DateWindow, validation: DateWindow | None) -> ModelBundle:
-    split = {"train": train.to_dict(), "validation": validation.to_dict() if validation else None, "test": None}
-    return ModelBundle(bundle.path, {**bundle.manifest, "split": split})
+    split = DataSplit(train, validation, None)
+    return ModelBundle(bundle.path, bundle.manifest.model_copy(update={"split": split}))
 
 
 def day(i: int) -> date:

@@ -20,7 +20,6 @@ from finrl.errors import ConfigError
 from finrl.log import get_logger
 from finrl.meta.data.market_data import MarketData, load_market_data
 from finrl.meta.env.execution import CostModel, ExecutionConfig
-from finrl.meta.env.rollout import sb3_policy
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.features import FeatureSpec, build_features
 from finrl.meta.preprocessing import DataSplit, DateWindow, split_by_dates
@@ -136,7 +135,7 @@ def settings_for_bundle(settings: Settings, bundle: ModelBundle) -> Settings:
 
     ``end_date`` is never inherited: a backtest wants the days after the training data.
     """
-    trained = bundle.manifest.get("settings", {})
+    trained = bundle.manifest.settings
     inherited = {
         name: trained[name]
         for name in INHERITED_DATA_FIELDS
@@ -169,7 +168,7 @@ def run_backtests(settings: Settings, references: list[str]) -> list[BacktestRun
         data = prepared[key]
         window = test_window(effective, bundle, data.features)
         result = run_backtest(bundle, data.features, window, settings.risk_free_rate)
-        if data.market.fingerprint != bundle.manifest.get("data", {}).get("fingerprint"):
+        if data.market.fingerprint != bundle.manifest.data_fingerprint:
             result.warnings.append(
                 "the data differs from the training data (fingerprint mismatch): fine for new days, "
                 "check the source if the windows overlap"
@@ -284,7 +283,7 @@ def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTra
         broker = AlpacaBroker(credentials.api_key, credentials.api_secret, base_url=settings.alpaca_base_url)
     trader = DailyTrader(
         bundle=bundle,
-        policy=sb3_policy(bundle.load_model()),
+        policy=bundle.load_policy(),
         broker=broker,
         features_for=feed.features_until,
         journal=Journal(settings.logs_dir / "journal.jsonl"),
