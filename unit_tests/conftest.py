@@ -37,7 +37,7 @@ def sample_bars() -> pd.DataFrame:
 
 
 def nyse_days(start: str, periods: int) -> pd.DatetimeIndex:
-    from finrl.meta.data.validation import trading_sessions
+    from finrl.calendar import trading_sessions
 
     days = trading_sessions(pd.Timestamp(start), pd.Timestamp(start) + pd.Timedelta(days=periods * 2 + 30))
     return days[:periods]

@@ -14,11 +14,11 @@ from typing import Any
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HParam
 
-from finrl.backtest.metrics import sharpe_ratio, total_return
 from finrl.log import get_logger
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rollout import run_policy, sb3_policy
 from finrl.meta.env.spy_env import EnvConfig
+from finrl.performance import sharpe_ratio, total_return
 from finrl.signals import on_stop_signals
 
 log = get_logger(__name__)

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 
 from finrl.agents.bundle import ModelBundle
-from finrl.backtest.metrics import performance
+from finrl.calendar import trading_sessions
 from finrl.errors import DataError
 from finrl.log import get_logger
-from finrl.meta.data.validation import trading_sessions
 from finrl.meta.env.execution import Action
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rollout import EpisodeLedger, Policy, run_policy, scheduled_policy
 from finrl.meta.preprocessing import DateWindow
+from finrl.performance import performance
 
 log = get_logger(__name__)
 

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from finrl.backtest.engine import AGENT, BacktestResult
-from finrl.backtest.metrics import METRIC_NAMES, drawdown
 from finrl.fileio import fsync_dir
+from finrl.performance import METRIC_NAMES, drawdown
 
 ACTION_NAMES = {0: "sell", 1: "hold", 2: "buy"}
 REPORT_FILES = ("metrics.json", "nav.csv", "trades.csv", "equity.png", "report.html")

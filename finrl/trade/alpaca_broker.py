@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 import requests
 from requests.adapters import HTTPAdapter
 
+from finrl.calendar import SessionTimes
 from finrl.log import get_logger, register_secrets
 from finrl.trade.broker import (
     AccountState,
@@ -45,7 +46,6 @@ from finrl.trade.broker import (
     BrokerUnavailableError,
     OrderState,
     PositionState,
-    SessionTimes,
 )
 
 log = get_logger(__name__)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
+from finrl.calendar import SessionTimes
 from finrl.errors import FinRLError
 
 FINAL_ORDER_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced"})
@@ -63,15 +64,6 @@ class OrderState:
     @property
     def done(self) -> bool:
         return self.status in FINAL_ORDER_STATUSES
-
-
-@dataclass(frozen=True)
-class SessionTimes:
-    """One trading day with its real open and close (early closes included), timezone-aware."""
-
-    day: date
-    open: datetime
-    close: datetime
 
 
 class Broker(Protocol):

@@ -19,10 +19,11 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from finrl.calendar import SessionTimes
 from finrl.errors import FinRLError
 from finrl.log import get_logger
 from finrl.signals import on_stop_signals
-from finrl.trade.broker import Broker, BrokerAuthError, SessionTimes
+from finrl.trade.broker import Broker, BrokerAuthError
 from finrl.trade.metrics import write_health
 from finrl.trade.trader import CycleResult, DailyTrader
 

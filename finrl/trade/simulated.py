@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finrl.calendar import SessionTimes, nyse_sessions
 from finrl.fileio import atomic_write_json
 from finrl.meta.env.execution import ExecutionConfig, dividends_per_share, fill_order
 from finrl.trade.broker import (
@@ -26,9 +27,7 @@ from finrl.trade.broker import (
     BrokerRejectedError,
     OrderState,
     PositionState,
-    SessionTimes,
 )
-from finrl.trade.calendar import nyse_sessions
 
 
 class SimulatedBroker:

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from finrl.agents.bundle import LATEST, MANIFEST_FILE, point_latest
 from finrl.applications.spy_rl_trading.cli import app
-from finrl.backtest.metrics import METRIC_NAMES
 from finrl.backtest.report import REPORT_FILES
+from finrl.performance import METRIC_NAMES
 from unit_tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration

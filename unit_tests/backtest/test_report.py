@@ -16,8 +16,8 @@ import pytest
 
 from finrl.backtest import report as report_module
 from finrl.backtest.engine import AGENT, BASELINES, BacktestResult
-from finrl.backtest.metrics import METRIC_NAMES
 from finrl.backtest.report import REPORT_FILES, metrics_document, summary_rows, write_report
+from finrl.performance import METRIC_NAMES
 from unit_tests.backtest.test_engine import default_run, engine_bundle_path
 
 pytestmark = pytest.mark.integration

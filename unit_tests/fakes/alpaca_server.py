@@ -772,7 +772,7 @@ class FakeTradingAPI:
         return max(0.0, power - self._open_buy_notional())
 
     def _sessions(self, start: date, end: date) -> list[Any]:
-        from finrl.trade.calendar import nyse_sessions
+        from finrl.calendar import nyse_sessions
 
         return nyse_sessions(start, end)
 

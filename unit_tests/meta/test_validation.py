@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finrl.meta.data.validation import trading_sessions, validate_bars
+from finrl.calendar import trading_sessions
+from finrl.meta.data.validation import validate_bars
 from unit_tests.conftest import make_bars
 
 pytestmark = pytest.mark.unit

@@ -25,6 +25,7 @@ from finrl import log as flog
 from finrl.agents.bundle import ModelBundle
 from finrl.agents.ppo import PPOConfig
 from finrl.agents.training import TrainingJob, train
+from finrl.calendar import nyse_sessions
 from finrl.log import configure_logging
 from finrl.meta.data.frames import fingerprint
 from finrl.meta.env.execution import Action
@@ -37,7 +38,6 @@ from finrl.trade.broker import (
     BrokerRejectedError,
     BrokerUnavailableError,
 )
-from finrl.trade.calendar import nyse_sessions
 from finrl.trade.journal import Journal
 from finrl.trade.risk import RiskLimits
 from finrl.trade.trader import DailyTrader, TraderConfig, client_order_id

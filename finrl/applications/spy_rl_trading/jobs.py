@@ -205,8 +205,8 @@ def test_window(settings: Settings, bundle: ModelBundle, features: pd.DataFrame)
 
 def write_multi_seed_summary(settings: Settings, runs: list[BacktestRun]) -> Path:
     """Mean and spread of every metric across the models (seeds): a lucky seed is not skill."""
-    from finrl.backtest.metrics import summarize_runs
     from finrl.fileio import atomic_write_json
+    from finrl.performance import summarize_runs
 
     first = runs[0].result.window
     names = sorted(run.result.bundle.run_name for run in runs)

@@ -7,14 +7,13 @@ unusual (very large moves, adjustment-factor jumps) and are reported with their 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
+from finrl.calendar import trading_sessions
 from finrl.meta.data.frames import BAR_COLUMNS
 
-CALENDAR = "XNYS"
 MAX_DATES_SHOWN = 8
 JUMP_WARNING = 0.20  # |log return| above this in one day is worth a human look
 ADJUSTMENT_JUMP_WARNING = 0.05  # adj_close/close moving this much in a day: split or bad adjustment
@@ -42,19 +41,6 @@ def _dates(index: pd.Index) -> str:
     shown = ", ".join(f"{d:%Y-%m-%d}" for d in index[:MAX_DATES_SHOWN])
     more = len(index) - MAX_DATES_SHOWN
     return shown + (f" (+{more} more)" if more > 0 else "")
-
-
-@lru_cache(maxsize=4)
-def nyse_calendar(first_year: int):  # the exchange_calendars type is heavy to import at module level
-    import exchange_calendars as xc
-
-    return xc.get_calendar(CALENDAR, start=f"{min(first_year, 1990)}-01-01")
-
-
-def trading_sessions(first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
-    """NYSE sessions between two dates inclusive (tz-naive midnights)."""
-    sessions = nyse_calendar(first.year).sessions_in_range(first, last)
-    return pd.DatetimeIndex(sessions.tz_localize(None) if sessions.tz else sessions).astype("datetime64[ns]")
 
 
 def validate_bars(bars: pd.DataFrame, *, check_calendar: bool = True) -> ValidationReport:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finrl.backtest.metrics import (
+from finrl.performance import (
     METRIC_NAMES,
     TRADING_DAYS,
     daily_returns,

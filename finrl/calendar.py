@@ -1,0 +1,50 @@
+"""The NYSE calendar in one place: trading sessions for validation and backtests, and each
+session's real open and close (early closes included) for the paper trader's clock.
+
+``exchange_calendars`` is imported on first use: it is heavy, and most commands never need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from exchange_calendars import ExchangeCalendar
+
+CALENDAR = "XNYS"
+
+
+@dataclass(frozen=True)
+class SessionTimes:
+    """One trading day with its real open and close (early closes included), timezone-aware."""
+
+    day: date
+    open: datetime
+    close: datetime
+
+
+@lru_cache(maxsize=4)
+def nyse_calendar(first_year: int) -> ExchangeCalendar:
+    import exchange_calendars as xc
+
+    return xc.get_calendar(CALENDAR, start=f"{min(first_year, 1990)}-01-01")
+
+
+def trading_sessions(first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
+    """NYSE sessions between two dates inclusive (tz-naive midnights)."""
+    sessions = nyse_calendar(first.year).sessions_in_range(first, last)
+    return pd.DatetimeIndex(sessions.tz_localize(None) if sessions.tz else sessions).astype("datetime64[ns]")
+
+
+def nyse_sessions(start: date, end: date) -> list[SessionTimes]:
+    """Sessions from ``start`` to ``end`` inclusive with their UTC open and close times."""
+    schedule = nyse_calendar(start.year).schedule.loc[pd.Timestamp(start) : pd.Timestamp(end)]
+    return [
+        SessionTimes(day.date(), row["open"].to_pydatetime(), row["close"].to_pydatetime())
+        for day, row in schedule.iterrows()
+    ]
