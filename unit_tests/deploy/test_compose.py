@@ -29,6 +29,11 @@ pytestmark = pytest.mark.unit
 
 APP_SERVICES = {"train", "backtest", "tensorboard"}
 LR_SERVICES = {"train-lr-1e-4", "train-lr-3e-4", "train-lr-1e-3"}
+# which image each service runs: the full one (torch, for training) or the inference one (no torch)
+FULL = ("finrl:latest", "app")
+INFERENCE = ("finrl-inference:latest", "inference")
+IMAGE_OF = {"train": FULL, "tensorboard": FULL, "backtest": INFERENCE, "paper-trading": INFERENCE}
+E2E_FILE = REPO_ROOT / "unit_tests" / "deploy" / "docker-compose.e2e.yml"
 
 
 def compose_config(
@@ -102,10 +107,34 @@ def test_paper_trading_entry_module_exists(with_paper) -> None:
     assert_entry_module(module_of(with_paper["services"]["paper-trading"]["command"]))
 
 
-def test_services_share_image_network_init_and_limits(with_paper) -> None:
+def test_training_runs_the_full_image_backtests_and_paper_trading_the_inference_image(with_paper) -> None:
     services = with_paper["services"]
-    images = {service["image"] for service in services.values()}
-    assert images == {"finrl:latest"}, "tensorboard and paper trading use the project image"
+    assert set(services) == set(IMAGE_OF)
+    for name, service in services.items():
+        assert (service["image"], service["build"]["target"]) == IMAGE_OF[name], name
+        args = service["build"].get("args", {})
+        assert args["BASE_IMAGE"] == "python:3.11-slim", "both images on the same base"
+        if IMAGE_OF[name] == INFERENCE:
+            assert not any(arg.startswith("TORCH_") for arg in args), f"{name}: the inference image has no torch"
+        else:
+            assert args["TORCH_FLAVOUR"] == "cpu"
+
+
+def test_image_names_can_be_overridden(tmp_path) -> None:
+    env = {"FINRL_IMAGE": "registry.example/finrl:1.2", "FINRL_INFERENCE_IMAGE": "registry.example/finrl-inference:1.2"}
+    services = compose_config(tmp_path, [COMPOSE_FILE], ("paper-trading",), env=env)["services"]
+    assert services["train"]["image"] == services["tensorboard"]["image"] == env["FINRL_IMAGE"]
+    assert services["backtest"]["image"] == services["paper-trading"]["image"] == env["FINRL_INFERENCE_IMAGE"]
+
+
+def test_e2e_fake_alpaca_runs_in_the_inference_image(tmp_path) -> None:
+    config = compose_config(tmp_path, [COMPOSE_FILE, E2E_FILE], ("paper-trading",))
+    assert config["services"]["fake-alpaca"]["image"] == INFERENCE[0]
+    assert "build" not in config["services"]["fake-alpaca"], "built once, as the backtest's image"
+
+
+def test_services_share_network_init_and_limits(with_paper) -> None:
+    services = with_paper["services"]
     for name, service in services.items():
         assert service.get("init") is True, f"{name}: init: true so SIGTERM reaches the app"
         assert service.get("read_only") is True and "/tmp" in service["tmpfs"], f"{name}: read-only root"
@@ -113,7 +142,6 @@ def test_services_share_image_network_init_and_limits(with_paper) -> None:
         limits = service["deploy"]["resources"]["limits"]
         assert limits.get("cpus") and limits.get("memory"), f"{name} has no resource limits"
         assert service["build"]["context"] == str(REPO_ROOT)
-        assert service["build"]["target"] == "app"
     assert "finrl-network" in with_paper["networks"]
 
 
@@ -214,7 +242,8 @@ def test_parallel_variants_differ_in_learning_rate_and_folders(tmp_path) -> None
         seen_models.add(environment["SPY_TRAINED_MODELS_DIR"])
         seen_logs.add(environment["SPY_TENSORBOARD_LOG_DIR"])
         assert mounts(service) == mounts(train), f"{name} shares the training volumes"
-        assert service["image"] == train["image"]
+        assert service["image"] == train["image"] == FULL[0]
+        assert service["build"]["target"] == FULL[1]
     assert len(seen_rates) == len(seen_models) == len(seen_logs) == len(LR_SERVICES)
 
 

@@ -25,6 +25,13 @@ pytestmark = pytest.mark.unit
 
 NAMESPACE = "finrl"
 SECRET_TEMPLATE = K8S_DIR / "templates" / "alpaca-secret.yaml"
+# the full image (torch) trains and serves TensorBoard; the inference image (no torch) does the rest
+IMAGE_OF = {
+    "finrl-train": "finrl",
+    "finrl-tensorboard": "finrl",
+    "finrl-backtest": "finrl-inference",
+    "finrl-paper-trading": "finrl-inference",
+}
 
 
 def applied_files() -> list[Path]:
@@ -76,6 +83,8 @@ def test_kubectl_kustomize_builds_valid_resources(tmp_path) -> None:
     out.write_text(built)
     docs = [d for d in yaml.safe_load_all(built) if d]
     assert len(docs) == len(resources())
+    images = {c["image"] for d in docs for c in _containers(d)}
+    assert images == {"finrl:latest", "finrl-inference:latest"}
     assert all(d["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kustomize" for d in docs)
     check([tool("kubernetes-validate"), "--strict", "--quiet", str(out)])
 
@@ -107,9 +116,20 @@ def test_pods_run_non_root_with_requests_and_limits() -> None:
             assert security["capabilities"]["drop"] == ["ALL"]
             assert {"cpu", "memory"} <= set(container["resources"]["requests"]), (name, container["name"])
             assert {"cpu", "memory"} <= set(container["resources"]["limits"]), (name, container["name"])
-            assert container["image"].split(":")[0] == "finrl"
+            assert container["image"].split(":")[0] in {"finrl", "finrl-inference"}
             if security["readOnlyRootFilesystem"] and container["name"] != "wait-for-model":
                 assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), (name, "/tmp")
+
+
+def test_training_uses_the_full_image_backtest_and_paper_trading_the_inference_image() -> None:
+    specs = pod_specs()
+    assert set(specs) == set(IMAGE_OF)
+    for name, spec in specs.items():
+        for container in spec["containers"] + spec.get("initContainers", []):
+            image, _, tag = container["image"].partition(":")
+            assert (image, tag) == (IMAGE_OF[name], "latest"), (name, container["name"])
+    kustomization = yaml.safe_load((K8S_DIR / "Kustomization").read_text())
+    assert {entry["name"] for entry in kustomization["images"]} == set(IMAGE_OF.values()), "both retaggable"
 
 
 def test_workloads_run_existing_entry_modules() -> None:
