@@ -1,14 +1,17 @@
-"""End to end with a real Docker engine: build the image, `docker compose up train` on the offline
-sample with a tiny timestep count, `docker compose up backtest` from the shared volumes,
-TensorBoard answering and healthy, the image's own healthcheck, a parallel learning-rate variant,
-Alpaca keys reaching the settings as Docker secrets, the paper-trading service, `--once` orders
-against a fake Alpaca API on the project's network (docker-compose.e2e.yml beside this file),
-files owned by the non-root user, `down -v`.
+"""End to end with a real Docker engine: build both images (the full one with torch for training
+and TensorBoard, the inference one without it for backtests and paper trading) and report their
+sizes, `docker compose up train` on the offline sample with a tiny timestep count, `docker compose
+up backtest` from the shared volumes in the inference image, TensorBoard answering and healthy, the
+images' own healthchecks, a parallel learning-rate variant, Alpaca keys reaching the settings as
+Docker secrets, the paper-trading service (inference image), `--once` orders against a fake Alpaca
+API on the project's network (docker-compose.e2e.yml beside this file), files owned by the non-root
+user, `down -v`.
 
 Skips where no engine answers (`docker info`); .ci/run starts a private one with
 ../shared/tools/docker-sandbox and sets FINRL_DOCKER_REQUIRED=1, which turns the skip into a
-failure. The first build takes about 1.5 minutes (the torch wheel comes from wheelhouse/, filled
-by `make wheelhouse`); later builds are cached.
+failure. The first build of both images takes about 3 minutes (the torch wheel comes from
+wheelhouse/, filled by `make wheelhouse`); later builds are cached. The image sizes are printed
+(`pytest -rA` or `-s`) and written to image-sizes.txt in the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from unit_tests.deploy.conftest import (
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-IMAGE = "finrl:e2e"
+IMAGE = "finrl:e2e"  # full: training, TensorBoard
+INFERENCE_IMAGE = "finrl-inference:e2e"  # no torch: backtests, paper trading
 FINRL_UID = 1000
 
 
@@ -52,6 +56,16 @@ def _engine_problem() -> str | None:
     if compose.returncode != 0:
         return "the docker compose plugin is missing"
     return None
+
+
+def _docker(*args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, f"docker {' '.join(args)} -> {result.returncode}\n{result.stderr[-3000:]}"
+    return result
+
+
+def _image(name: str) -> dict[str, Any]:
+    return json.loads(_docker("image", "inspect", name).stdout)[0]
 
 
 def _free_port() -> int:
@@ -72,6 +86,7 @@ class Stack:
         self.env.update(
             {
                 "FINRL_IMAGE": IMAGE,
+                "FINRL_INFERENCE_IMAGE": INFERENCE_IMAGE,
                 "SPY_DATA_SOURCE": "sample",
                 "SPY_TOTAL_TIMESTEPS": "1024",
                 "SPY_LOG_JSON": "false",
@@ -80,6 +95,7 @@ class Stack:
         )
         self.base = ["docker", "compose", "--project-name", self.project, "--env-file", str(empty_env)]
         self.log: list[str] = []
+        self.tmp = tmp
 
     def compose(
         self, *args: str, files: tuple[Path, ...] = (COMPOSE_FILE,), env: dict[str, str] | None = None, timeout=600
@@ -107,6 +123,11 @@ class Stack:
             result.stdout[-6000:] + "\n" + result.stderr[-6000:]
         )
         return result
+
+    def image_of(self, service: str, **kwargs: Any) -> str:
+        """The image the service's (last) container ran."""
+        container = self.ok("ps", "-a", "-q", service, **kwargs).stdout.split()[0]
+        return _docker("inspect", "--format", "{{.Config.Image}}", container).stdout.strip()
 
     def inspect_volumes(self, service: str, code: str, **kwargs: Any) -> Any:
         """Run Python in a fresh container of ``service`` (its volumes mounted) and parse its JSON output."""
@@ -142,9 +163,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         subprocess.run(["make", "wheelhouse", f"PYTHON={sys.executable}"], cwd=REPO_ROOT, check=True, timeout=900)
     s = Stack(tmp_path_factory.mktemp("compose"))
     try:
+        # one `compose build` of both targets (the services that define them); the later stages of
+        # the full image reuse the inference image's dependency layers
+        started = time.monotonic()
+        s.ok("build", "backtest", timeout=1500)
+        s.log.append(f"inference image build {time.monotonic() - started:.0f}s")
         started = time.monotonic()
         s.ok("build", "train", timeout=1500)
-        s.log.append(f"image build {time.monotonic() - started:.0f}s")
+        s.log.append(f"full image build {time.monotonic() - started:.0f}s")
         yield s
     finally:
         down = s.compose("--profile", "paper-trading", "down", "-v", "--remove-orphans", "--timeout", "10")
@@ -165,15 +191,46 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert left.stdout.strip() == "", f"volumes left after down -v: {left.stdout}"
 
 
-def test_image_runs_as_finrl_with_healthcheck_and_training_command(stack: Stack) -> None:
-    config = json.loads(subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, check=True).stdout)
-    image = config[0]["Config"]
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [
+        (IMAGE, "finrl.applications.spy_rl_trading.example_training"),
+        (INFERENCE_IMAGE, "finrl.applications.spy_rl_trading.example_backtesting"),
+    ],
+    ids=["full", "inference"],
+)
+def test_image_runs_as_finrl_with_healthcheck_and_default_command(stack: Stack, name: str, module: str) -> None:
+    image = _image(name)["Config"]
     assert image["User"] == f"{FINRL_UID}:{FINRL_UID}"
     assert image["Healthcheck"]["Test"] == ["CMD", "python", "-c", "import finrl"]
     assert image["Healthcheck"]["Interval"] == 30 * 10**9
-    assert image["Cmd"] == ["python", "-m", "finrl.applications.spy_rl_trading.example_training"]
+    assert image["Cmd"] == ["python", "-m", module]
     assert "PYTHONUNBUFFERED=1" in image["Env"]
-    stack.log.append(f"image size {config[0]['Size'] / 1e9:.2f} GB")
+
+
+def test_image_sizes_are_reported(stack: Stack) -> None:
+    """Both sizes, printed and written to image-sizes.txt; the inference image must be the smaller."""
+    sizes = {name: _image(name)["Size"] for name in (IMAGE, INFERENCE_IMAGE)}
+    lines = [f"{name}: {size / 1e6:.0f} MB" for name, size in sizes.items()]
+    (stack.tmp / "image-sizes.txt").write_text("\n".join(lines) + "\n")
+    print("image sizes: " + "; ".join(lines) + f" (written to {stack.tmp / 'image-sizes.txt'})")
+    stack.log.extend(f"image size {line}" for line in lines)
+    assert sizes[INFERENCE_IMAGE] < sizes[IMAGE], "the inference image leaves torch out"
+    assert sizes[INFERENCE_IMAGE] < 1.5e9, "sanity bound"
+
+
+def test_inference_image_has_no_torch_and_its_cli_works(stack: Stack) -> None:
+    for module in ("torch", "stable_baselines3", "tensorboard"):
+        result = subprocess.run(
+            ["docker", "run", "--rm", INFERENCE_IMAGE, "python", "-c", f"import {module}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, (module, result.stderr[-2000:])
+    assert _docker("run", "--rm", INFERENCE_IMAGE, "python", "-c", "import finrl").returncode == 0
+    version = _docker("run", "--rm", INFERENCE_IMAGE, "spy-rl", "version")
+    assert "finrl" in version.stdout, version.stdout
 
 
 def test_compose_up_train_writes_a_model_bundle_owned_by_finrl(stack: Stack) -> None:
@@ -192,6 +249,8 @@ def test_compose_up_backtest_reports_from_the_shared_volumes(stack: Stack) -> No
     # depends_on runs train to completion first (service_completed_successfully), then the backtest
     result = stack.ok("up", "--exit-code-from", "backtest", "backtest")
     assert "report: /app/results/" in result.stdout, result.stdout[-3000:]
+    assert stack.image_of("backtest") == INFERENCE_IMAGE, "backtests run without torch"
+    assert stack.image_of("train") == IMAGE
     tree = stack.inspect_volumes("backtest", TREE)
     reports = [p for p in tree if p.startswith("/app/results/ppo-") and p.endswith("/metrics.json")]
     assert reports, sorted(tree)
@@ -217,10 +276,11 @@ def test_tensorboard_answers_and_is_healthy_and_stops_on_sigterm(stack: Stack) -
     assert time.monotonic() - started < 15
 
 
-def test_image_healthcheck_turns_healthy(stack: Stack) -> None:
+@pytest.mark.parametrize("image", [IMAGE, INFERENCE_IMAGE], ids=["full", "inference"])
+def test_image_healthcheck_turns_healthy(stack: Stack, image: str) -> None:
     name = f"{stack.project}-health"
     subprocess.run(
-        ["docker", "run", "-d", "--rm", "--name", name, "--init", "--health-interval", "2s", IMAGE, "sleep", "60"],
+        ["docker", "run", "-d", "--rm", "--name", name, "--init", "--health-interval", "2s", image, "sleep", "60"],
         check=True,
         capture_output=True,
     )
@@ -290,6 +350,7 @@ def test_paper_trading_service_is_healthy_serves_metrics_and_stops_on_sigterm(st
     port = _free_port()
     env = {"COMPOSE_PROFILES": "paper-trading", "SPY_BROKER": "simulated", "SPY_METRICS_PORT": str(port)}
     stack.ok("up", "-d", "--wait", "--wait-timeout", "240", "paper-trading", env=env)
+    assert stack.image_of("paper-trading", env=env) == INFERENCE_IMAGE, "paper trading runs without torch"
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         metrics = response.read().decode()
     assert "finrl_cycles_total" in metrics, metrics[:2000]
@@ -330,12 +391,13 @@ FAKE_ORDERS = (
 )
 # The e2e model (1024 timesteps) may hold while flat (it did when this was written): no order. This
 # bundle, derived from it (same features and normalisation), has an action head that always buys.
+# Derived in the full image (torch); its policy.npz is what the inference image acts with.
 ALWAYS_BUY = "e2e-always-buy"
 DERIVE_ALWAYS_BUY = f"""
 import json
 from pathlib import Path
 import torch
-from finrl.agents.bundle import MANIFEST_FILE, MODEL_FILE, load_bundle, sha256_file
+from finrl.agents.bundle import MANIFEST_FILE, MODEL_FILE, export_policy, hash_files, load_bundle
 from finrl.meta.env.execution import Action
 models = Path('/app/trained_models')
 bundle = load_bundle('latest', models)
@@ -348,8 +410,9 @@ with torch.no_grad():
 target = models / '{ALWAYS_BUY}'
 target.mkdir()
 model.save(target / MODEL_FILE)
+export_policy(target)
 manifest = json.loads((bundle.path / MANIFEST_FILE).read_text())
-manifest.update(run_name=target.name, files={{MODEL_FILE: sha256_file(target / MODEL_FILE)}})
+manifest.update(run_name=target.name, files=hash_files(target))
 (target / MANIFEST_FILE).write_text(json.dumps(manifest))
 print(json.dumps({{'from': bundle.run_name, 'to': target.name}}))
 """
@@ -358,8 +421,8 @@ JOURNAL = f"import json; print(json.dumps([json.loads(line) for line in open('{A
 
 
 def test_paper_trading_once_against_fake_alpaca(stack: Stack) -> None:
-    """The paper-trading container, `--once --broker alpaca`, against the fake Alpaca API running in
-    a container beside it (its clock at 19:30 ET after the sample's last session, 2018-12-31, when
+    """The paper-trading container (inference image), `--once --broker alpaca`, against the fake
+    Alpaca API running in a container beside it (its clock at 19:30 ET after the sample's last session, 2018-12-31, when
     Alpaca takes market-on-open orders): one opg market order for 2019-01-02; a second `--once`
     finds it by its client order id and sends nothing. The keys reach the trader, not its logs."""
     key, secret = f"e2e-key-{uuid.uuid4().hex}", f"e2e-secret-{uuid.uuid4().hex}"
