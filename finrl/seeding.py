@@ -8,7 +8,10 @@ import sys
 
 
 def seed_everything(seed: int, *, torch_deterministic: bool = True) -> None:
-    """Seed Python, NumPy and (if already imported or importable) torch.
+    """Seed Python, NumPy and torch where it is already imported.
+
+    Only training imports torch (and imports it before seeding); commands that never train
+    do not pay torch's start-up to seed a generator they never use.
 
     PYTHONHASHSEED only affects interpreters started afterwards (worker processes), so it is
     exported for them; the current interpreter's hash seed cannot change any more.
@@ -20,15 +23,9 @@ def seed_everything(seed: int, *, torch_deterministic: bool = True) -> None:
 
     np.random.seed(seed)
 
-    if "torch" in sys.modules or _torch_available():
+    if "torch" in sys.modules:
         import torch
 
         torch.manual_seed(seed)
         if torch_deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def _torch_available() -> bool:
-    from importlib.util import find_spec
-
-    return find_spec("torch") is not None

@@ -1,4 +1,5 @@
-"""Shared fixtures: real sample bars, generated bars on the NYSE calendar, the shared data folder."""
+"""Shared fixtures: real sample bars, generated bars on the NYSE calendar, the shared data folder,
+and tiny model bundles trained once per session with ``spy-rl train`` on the offline sample."""
 
 from __future__ import annotations
 
@@ -82,3 +83,39 @@ def shared_data() -> Path:
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path, index_label="date")
     return path
+
+
+# a model that trains in about a second: enough to exercise every path that reads a bundle
+TINY_TRAINING = ("--timesteps", "1024", "--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--eval-freq", "0",
+                 "--checkpoint-freq", "0")  # fmt: skip
+
+
+def isolated_env(root: Path) -> dict[str, str | None]:
+    """For session fixtures, which run before the autouse per-test isolation: no SPY_*/ALPACA_* leaks in."""
+    import os
+
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith(("SPY_", "ALPACA_"))}
+    env.update({"SPY_ENV_FILE": str(root / "absent.env"), "SPY_SECRETS_DIR": str(root / "absent-secrets")})
+    return env
+
+
+@pytest.fixture(scope="session")
+def sample_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two tiny bundles (seeds 1 and 2, r1 and r2) trained with ``spy-rl train`` on the offline sample.
+
+    Read-only for tests: copy one before changing it. Their datasets cache is ``<models>/../datasets``.
+    """
+    from typer.testing import CliRunner
+
+    from finrl.applications.spy_rl_trading.cli import app
+
+    root = tmp_path_factory.mktemp("sample-bundles")
+    bundles = {}
+    for name, seed in (("r1", 1), ("r2", 2)):
+        args = ["train", "--source", "sample", *TINY_TRAINING, "--seed", str(seed), "--run-name", name,
+                "--models-dir", root / "models", "--datasets-dir", root / "datasets",
+                "--tensorboard-dir", root / "tensorboard"]  # fmt: skip
+        result = CliRunner().invoke(app, [str(a) for a in args], env=isolated_env(root), catch_exceptions=False)
+        assert result.exit_code == 0, result.output + result.stderr
+        bundles[name] = root / "models" / name
+    return bundles

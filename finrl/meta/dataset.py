@@ -1,17 +1,34 @@
-"""The feature dataset written beside the cached bars: what ``spy-rl data fetch`` leaves on disk."""
+"""Market data with its features: what training, backtests and the trader read, and the
+feature dataset written beside the cached bars (what ``spy-rl data fetch`` leaves on disk)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from finrl.fileio import atomic_write, atomic_write_json
-from finrl.meta.data.market_data import MarketData
-from finrl.meta.features import FeatureSpec
+from finrl.meta.data.market_data import MarketData, load_market_data
+from finrl.meta.data.request import DataRequest
+from finrl.meta.features import FeatureSpec, build_features
 
 FEATURES_FILE = "features.csv"
 FEATURES_META_FILE = "features.json"
+
+
+@dataclass(frozen=True)
+class FeatureData:
+    """Validated bars, the feature specification, and the features computed from them."""
+
+    market: MarketData
+    spec: FeatureSpec
+    features: pd.DataFrame
+
+
+def load_feature_data(request: DataRequest, datasets_dir: Path, spec: FeatureSpec) -> FeatureData:
+    market = load_market_data(request, datasets_dir)
+    return FeatureData(market, spec, build_features(market.bars, spec))
 
 
 def write_feature_dataset(data: MarketData, features: pd.DataFrame, spec: FeatureSpec) -> Path:

@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 import requests
@@ -47,6 +47,9 @@ from finrl.trade.broker import (
     OrderState,
     PositionState,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = get_logger(__name__)
 
@@ -163,6 +166,12 @@ class AlpacaBroker:
             buying_power=_float(account.buying_power),
             trading_blocked=bool(account.trading_blocked or account.account_blocked or account.trade_suspended_by_user),
         )
+
+    def follow_market(self, bars: pd.DataFrame) -> None:
+        """Alpaca's market is real: nothing to replay."""
+
+    def prepare_session(self, session: date) -> None:
+        """Alpaca settles fills and dividends itself."""
 
     def now(self) -> datetime:
         clock = self._call("clock", self._client.get_clock)

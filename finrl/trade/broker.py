@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from finrl.calendar import SessionTimes
 from finrl.errors import FinRLError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FINAL_ORDER_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced"})
 
@@ -82,3 +85,9 @@ class Broker(Protocol):
     def submit_market_order(
         self, symbol: str, qty: float, side: str, client_order_id: str, time_in_force: str
     ) -> OrderState: ...
+
+    def follow_market(self, bars: pd.DataFrame) -> None:
+        """New market data arrived (a simulated market replays it; a real broker has its own)."""
+
+    def prepare_session(self, session: date) -> None:
+        """Bring the account up to ``session``'s close before deciding (fills, dividends, marks)."""

@@ -1,15 +1,10 @@
-"""Prometheus metrics of the paper-trading service and its health file."""
+"""Prometheus metrics of the paper-trading service."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-
-from finrl.fileio import atomic_write_json
 
 
 class TradingMetrics:
@@ -29,21 +24,3 @@ class TradingMetrics:
     def serve(self, port: int, address: str = "0.0.0.0") -> Any:
         server, _thread = start_http_server(port, addr=address, registry=self.registry)
         return server
-
-
-def write_health(path: Path, status: str, **detail: Any) -> None:
-    atomic_write_json(Path(path), {"status": status, "heartbeat": datetime.now(UTC).isoformat(), **detail})
-
-
-def health_ok(path: Path, max_age_seconds: float) -> tuple[bool, str]:
-    """For the container health check: a fresh heartbeat and no fatal status."""
-    try:
-        health = json.loads(Path(path).read_text())
-        age = (datetime.now(UTC) - datetime.fromisoformat(health["heartbeat"])).total_seconds()
-    except (OSError, ValueError, KeyError) as exc:
-        return False, f"no readable health file {path}: {exc}"
-    if health.get("status") == "fatal":
-        return False, f"fatal: {health.get('error', '?')}"
-    if age > max_age_seconds:
-        return False, f"stale heartbeat ({age:.0f} s old)"
-    return True, f"{health.get('status')} ({age:.0f} s ago)"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -24,14 +24,14 @@ from finrl.errors import FinRLError
 from finrl.log import get_logger
 from finrl.signals import on_stop_signals
 from finrl.trade.broker import Broker, BrokerAuthError
-from finrl.trade.metrics import write_health
+from finrl.trade.feed import MarketFeed
+from finrl.trade.health import write_health
 from finrl.trade.trader import CycleResult, DailyTrader
 
 log = get_logger(__name__)
 
 MARKET_TZ = ZoneInfo("America/New_York")
 ALPACA_EARLIEST_DECISION = time(19, 5)  # Alpaca accepts opg orders only from 19:00 ET until 09:28 ET
-MarketRefresh = Callable[[date], None]  # bring the broker's account up to a session's close
 
 
 class PaperTradingService:
@@ -43,8 +43,7 @@ class PaperTradingService:
         health_path: Path,
         decision_delay: timedelta = timedelta(minutes=15),
         not_before: time | None = None,
-        prepare: MarketRefresh | None = None,
-        refresh: Callable[[], None] | None = None,
+        feed: MarketFeed | None = None,
         heartbeat_seconds: float = 30.0,
         stop: threading.Event | None = None,
     ) -> None:
@@ -52,8 +51,7 @@ class PaperTradingService:
         self.health_path = Path(health_path)
         self.decision_delay = decision_delay
         self.not_before = not_before  # New York time of day; Alpaca takes opg orders only 19:00-09:28 ET
-        self.prepare = prepare
-        self.refresh = refresh  # new market data before each check (the simulated market's clock)
+        self.feed = feed  # refreshed before each check; the broker follows it (a simulated market's clock)
         self.heartbeat_seconds = heartbeat_seconds
         self.stop = stop or threading.Event()
 
@@ -86,13 +84,12 @@ class PaperTradingService:
         return self._run_cycle(session)
 
     def _refreshed_latest_session(self) -> date | None:
-        if self.refresh is not None:
-            self.refresh()
+        if self.feed is not None and self.feed.refresh():
+            self.broker.follow_market(self.feed.bars)
         return self.latest_session()
 
     def _run_cycle(self, session: date) -> CycleResult:
-        if self.prepare is not None:
-            self.prepare(session)
+        self.broker.prepare_session(session)
         result = self.trader.run_cycle(session)
         write_health(self.health_path, "ok", last_session=session.isoformat(), outcome=result.outcome)
         return result

@@ -57,6 +57,12 @@ class SimulatedBroker:
         value = self._state["last_session"]
         return date.fromisoformat(value) if value else None
 
+    def follow_market(self, bars: pd.DataFrame) -> None:
+        self.update_bars(bars)
+
+    def prepare_session(self, session: date) -> None:
+        self.advance_to(session)
+
     def advance_to(self, session: date) -> None:
         """Process every bar after the last one seen up to ``session``: dividends, fills, marks."""
         if session not in self._row:

@@ -20,25 +20,17 @@ from finrl.agents.bundle import LATEST, MANIFEST_FILE, point_latest
 from finrl.applications.spy_rl_trading.cli import app
 from finrl.backtest.report import REPORT_FILES
 from finrl.performance import METRIC_NAMES
-from unit_tests.conftest import REPO_ROOT
+from unit_tests.conftest import REPO_ROOT, TINY_TRAINING
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
 
-TINY = ["--timesteps", "1024", "--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--eval-freq", "0",
-        "--checkpoint-freq", "0"]  # fmt: skip
+TINY = list(TINY_TRAINING)
 STRATEGIES = ("agent", "buy_and_hold", "flat", "sma_crossover")
 
 
 def invoke(*args: str, env: dict[str, str | None] | None = None):
     return runner.invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
-
-
-def isolated_env(root: Path) -> dict[str, str | None]:
-    """For session fixtures, which run before the autouse per-test isolation: no SPY_*/ALPACA_* leaks in."""
-    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith(("SPY_", "ALPACA_"))}
-    env.update({"SPY_ENV_FILE": str(root / "absent.env"), "SPY_SECRETS_DIR": str(root / "absent-secrets")})
-    return env
 
 
 def assert_ok(result) -> None:
@@ -53,22 +45,6 @@ def assert_one_line_failure(result, fragment: str, code: int = 1) -> str:
     assert fragment in errors[0], errors[0]
     assert "Traceback" not in result.output + result.stderr
     return errors[0]
-
-
-@pytest.fixture(scope="session")
-def sample_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two tiny bundles (seeds 1 and 2) trained with ``spy-rl train`` on the offline sample."""
-    root = tmp_path_factory.mktemp("cli-bundles")
-    bundles = {}
-    for name, seed in (("r1", 1), ("r2", 2)):
-        result = invoke(
-            "train", "--source", "sample", *TINY, "--seed", str(seed), "--run-name", name,
-            "--models-dir", root / "models", "--datasets-dir", root / "datasets",
-            "--tensorboard-dir", root / "tensorboard", env=isolated_env(root),
-        )  # fmt: skip
-        assert_ok(result)
-        bundles[name] = root / "models" / name
-    return bundles
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from finrl.applications.spy_rl_trading.settings import ALPACA_PAPER_URL, Settings, env_name, load_settings
 from finrl.errors import ConfigError
-from finrl.meta.data.market_data import DataRequest
+from finrl.meta.data.request import DataRequest
 
 pytestmark = pytest.mark.unit
 

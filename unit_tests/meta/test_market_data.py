@@ -10,7 +10,8 @@ import pytest
 
 from finrl.errors import DataError, DataValidationError
 from finrl.meta.data import sources
-from finrl.meta.data.market_data import BARS_FILE, DataRequest, load_market_data
+from finrl.meta.data.market_data import BARS_FILE, load_market_data
+from finrl.meta.data.request import DataRequest
 from unit_tests.conftest import make_bars, write_csv
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from finrl.applications.spy_rl_trading.cli import app
-from finrl.meta.data.market_data import DataRequest, load_market_data
+from finrl.meta.data.market_data import load_market_data
+from finrl.meta.data.request import DataRequest
 from finrl.meta.features import FeatureSpec, build_features
 
 pytestmark = [pytest.mark.integration, pytest.mark.shared_data]

@@ -16,7 +16,8 @@ from finrl.agents.ppo import PPOConfig
 from finrl.agents.training import TrainingJob, train
 from finrl.backtest.engine import run_backtest
 from finrl.errors import DataError
-from finrl.meta.data.market_data import DataRequest, load_market_data
+from finrl.meta.data.market_data import load_market_data
+from finrl.meta.data.request import DataRequest
 from finrl.meta.env.execution import Action
 from finrl.meta.env.rollout import Policy, sb3_policy, scheduled_policy
 from finrl.meta.features import FeatureSpec, build_features

@@ -24,7 +24,6 @@ from rich.markup import escape
 from finrl.applications.spy_rl_trading.settings import Settings, env_name, load_settings
 from finrl.errors import FinRLError
 from finrl.log import configure_logging, register_secrets
-from finrl.seeding import seed_everything
 
 
 @dataclass(frozen=True)
@@ -179,12 +178,15 @@ def settings_command(*flag_groups: tuple[Flag, ...]) -> Callable[[Callable[..., 
 
 
 def start_command(ctx: typer.Context, **overrides: Any) -> Settings:
-    """Load settings (root flags + command flags), then set up logging, secrets masking and seeds."""
+    """Load settings (root flags + command flags), then set up logging and secrets masking.
+
+    Nothing is seeded here: only training draws random numbers, and it seeds Python, NumPy and
+    torch itself from ``--seed`` (so commands that never train never import NumPy or torch for it).
+    """
     root = ctx.find_root().obj or {}
     settings = load_settings(**{**root, **{k: v for k, v in overrides.items() if v is not None}})
     register_secrets(settings.secret_values())
     configure_logging(settings.log_level, json=settings.log_json)
-    seed_everything(settings.random_seed)
     return settings
 
 

@@ -8,16 +8,25 @@ variables (``SPY_*``; Alpaca's under the deployment doc's names) > ``.env`` file
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finrl.errors import ConfigError
-from finrl.meta.data.market_data import AlpacaCredentials, DataRequest
+from finrl.meta.data.request import AlpacaCredentials, DataRequest
+
+if TYPE_CHECKING:  # the views below import the library lazily: settings load on every command, even `health`
+    import pandas as pd
+
+    from finrl.agents.ppo import PPOConfig
+    from finrl.meta.env.execution import ExecutionConfig
+    from finrl.meta.env.spy_env import EnvConfig
+    from finrl.meta.features import FeatureSpec
+    from finrl.meta.preprocessing import DataSplit
 
 ENV_PREFIX = "SPY_"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -183,6 +192,75 @@ class Settings(BaseSettings):
             offline=self.offline,
             alpaca=self.alpaca_credentials(),
         )
+
+    def feature_spec(self) -> FeatureSpec:
+        from finrl.meta.features import FeatureSpec
+
+        return FeatureSpec(use_vix=self.use_vix)
+
+    def execution_config(self) -> ExecutionConfig:
+        from finrl.meta.env.execution import CostModel, ExecutionConfig
+
+        return ExecutionConfig(
+            costs=CostModel(self.commission_bps, self.spread_bps, self.slippage_bps),
+            position_fraction=self.position_fraction,
+            allow_short=self.allow_short,
+            fractional_shares=self.fractional_shares,
+            fill_at=self.fill_at,
+        )
+
+    def env_config(self) -> EnvConfig:
+        from finrl.meta.env.spy_env import EnvConfig
+
+        return EnvConfig(
+            execution=self.execution_config(),
+            initial_cash=self.initial_cash,
+            episode_length=self.episode_length or None,
+        )
+
+    def ppo_config(self) -> PPOConfig:
+        from finrl.agents.ppo import PPOConfig
+
+        return PPOConfig(
+            learning_rate=self.learning_rate,
+            n_steps=self.n_steps,
+            batch_size=self.batch_size,
+            n_epochs=self.n_epochs,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            clip_range=self.clip_range,
+            ent_coef=self.ent_coef,
+            target_kl=self.target_kl,
+            net_arch=tuple(int(n) for n in self.net_arch.split(",")),
+            n_envs=self.n_envs,
+            torch_threads=self.torch_threads,
+            device=self.device,
+        )
+
+    def data_split(self, features: pd.DataFrame) -> DataSplit:
+        """Train / validation / test windows over the feature days (explicit dates win, else 70/15/15)."""
+        import pandas as pd
+
+        from finrl.meta.preprocessing import split_by_dates
+
+        return split_by_dates(
+            pd.DatetimeIndex(features.index),
+            train_start=self.train_start,
+            train_end=self.train_end,
+            val_start=self.val_start,
+            val_end=self.val_end,
+            test_start=self.test_start,
+            test_end=self.test_end,
+            with_validation=self.eval_freq > 0,
+        )
+
+    def effective_run_name(self) -> str:
+        """--run-name, or a name from the symbol, source, seed and a millisecond UTC stamp."""
+        if self.run_name:
+            return self.run_name
+        now = datetime.now(UTC)
+        stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond // 1000:03d}Z"  # runs a second apart differ
+        return f"ppo-{self.symbol.lower()}-{self.data_source}-seed{self.random_seed}-{stamp}"
 
     def alpaca_credentials(self) -> AlpacaCredentials | None:
         if self.alpaca_api_key is None or self.alpaca_api_secret is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from finrl.errors import DataError, DataValidationError
 from finrl.fileio import atomic_write, atomic_write_json
 from finrl.log import get_logger
 from finrl.meta.data.frames import fingerprint
+from finrl.meta.data.request import DataRequest
 from finrl.meta.data.sources import (
     AlpacaBarSource,
     BarSource,
@@ -39,29 +40,6 @@ log = get_logger(__name__)
 SOURCES = ("yahoo", "csv", "alpaca", "sample")
 BARS_FILE = "bars.csv"
 METADATA_FILE = "metadata.json"
-
-
-@dataclass(frozen=True)
-class AlpacaCredentials:
-    api_key: str
-    api_secret: str
-    data_url: str | None = None  # market-data host override (tests, proxies)
-    feed: str = "iex"
-
-
-@dataclass(frozen=True)
-class DataRequest:
-    """What data to load; every field maps to a flag and an ``SPY_*`` setting."""
-
-    source: str = "sample"
-    symbol: str = "SPY"
-    start: date | None = None
-    end: date | None = None
-    csv_path: Path | None = None
-    vix_csv_path: Path | None = None
-    use_vix: bool = True
-    offline: bool = False
-    alpaca: AlpacaCredentials | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

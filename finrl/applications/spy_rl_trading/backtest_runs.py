@@ -1,0 +1,113 @@
+"""Backtest orchestration for ``spy-rl backtest``: bundles by reference, data as each was trained
+on (unless the user says otherwise), the test window, reports, and the multi-seed summary."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from finrl.agents.bundle import MANIFEST_FILE, ModelBundle, load_bundle
+from finrl.applications.spy_rl_trading.settings import Settings
+from finrl.backtest.engine import BacktestResult, default_test_window, run_backtest
+from finrl.backtest.report import write_report
+from finrl.fileio import atomic_write_json
+from finrl.meta.dataset import FeatureData, load_feature_data
+from finrl.meta.preprocessing import DateWindow
+from finrl.performance import summarize_runs
+
+# data settings a backtest (or the paper trader) takes from the model's training run unless the user sets them
+INHERITED_DATA_FIELDS = ("data_source", "symbol", "csv_path", "vix_csv_path", "use_vix", "start_date")
+
+
+def settings_for_bundle(settings: Settings, bundle: ModelBundle) -> Settings:
+    """The user's settings, with unset data fields filled from the bundle's training settings.
+
+    ``end_date`` is never inherited: a backtest wants the days after the training data.
+    """
+    trained = bundle.manifest.settings
+    inherited = {
+        name: trained[name]
+        for name in INHERITED_DATA_FIELDS
+        if name not in settings.model_fields_set and name in trained
+    }
+    if not inherited:
+        return settings
+    parsed = Settings.model_validate({**settings.snapshot(), **inherited})  # types checked, no env read
+    return settings.model_copy(update={name: getattr(parsed, name) for name in inherited})
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    result: BacktestResult
+    directory: Path
+
+
+def run_backtests(settings: Settings, references: list[str]) -> list[BacktestRun]:
+    """Backtest each bundle (a path, run name, ``latest`` or a folder of bundles) on its test window."""
+    bundles = [load_bundle(path, settings.trained_models_dir) for path in expand_references(references)]
+    runs: list[BacktestRun] = []
+    loaded: dict[str, FeatureData] = {}
+    for bundle in bundles:
+        effective = settings_for_bundle(settings, bundle)
+        key = repr(effective.data_request()) + repr(bundle.feature_spec)
+        if key not in loaded:
+            # the user's --vix/--no-vix shapes the data; a mismatch with the bundle is then reported as such
+            spec = replace(bundle.feature_spec, use_vix=effective.use_vix)
+            loaded[key] = load_feature_data(effective.data_request(), effective.datasets_dir, spec)
+        data = loaded[key]
+        window = test_window(effective, bundle, data.features)
+        result = run_backtest(bundle, data.features, window, settings.risk_free_rate)
+        if data.market.fingerprint != bundle.manifest.data_fingerprint:
+            result.warnings.append(
+                "the data differs from the training data (fingerprint mismatch): fine for new days, "
+                "check the source if the windows overlap"
+            )
+        directory = write_report(result, settings.results_dir / f"{bundle.run_name}__{window.start}_{window.end}")
+        runs.append(BacktestRun(result, directory))
+    return runs
+
+
+def expand_references(references: list[str]) -> list[Path | str]:
+    """A folder holding several bundles (a seed sweep) stands for all of them."""
+    expanded: list[Path | str] = []
+    for reference in references or ["latest"]:
+        path = Path(reference)
+        if path.is_dir() and not (path / MANIFEST_FILE).exists():
+            members = sorted(p for p in path.iterdir() if (p / MANIFEST_FILE).is_file() and not p.is_symlink())
+            if members:
+                expanded.extend(members)
+                continue
+        expanded.append(reference)
+    return expanded
+
+
+def test_window(settings: Settings, bundle: ModelBundle, features: pd.DataFrame) -> DateWindow:
+    """--test-start/--test-end where given, else the days after what the model saw."""
+    index = pd.DatetimeIndex(features.index)
+    if settings.test_start and settings.test_end:
+        return DateWindow(settings.test_start, settings.test_end)
+    if settings.test_start:
+        return DateWindow(settings.test_start, index[-1].date())
+    default = default_test_window(bundle, index)
+    return DateWindow(default.start, settings.test_end or default.end)
+
+
+def write_multi_seed_summary(settings: Settings, runs: list[BacktestRun]) -> Path:
+    """Mean and spread of every metric across the models (seeds): a lucky seed is not skill."""
+    first = runs[0].result.window
+    names = sorted(run.result.bundle.run_name for run in runs)
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
+    directory = settings.results_dir / f"multi-{len(runs)}-models__{first.start}_{first.end}__{digest}"
+    per_model = {run.result.bundle.run_name: run.result.metrics for run in runs}
+    document = {
+        "models": names,
+        "agent": summarize_runs([m["agent"] for m in per_model.values()]),
+        "buy_and_hold": summarize_runs([m["buy_and_hold"] for m in per_model.values()]),
+        "per_model": per_model,
+        "reports": {run.result.bundle.run_name: str(run.directory) for run in runs},
+    }
+    atomic_write_json(directory / "summary.json", document)
+    return directory

@@ -1,0 +1,70 @@
+"""Settings and a model bundle in, the paper-trading service out: broker, feed, risk, journal."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from finrl.agents.bundle import load_bundle
+from finrl.applications.spy_rl_trading.backtest_runs import settings_for_bundle
+from finrl.applications.spy_rl_trading.settings import Settings
+from finrl.errors import ConfigError
+from finrl.log import get_logger
+from finrl.trade.broker import Broker
+from finrl.trade.feed import MarketFeed
+from finrl.trade.journal import Journal
+from finrl.trade.metrics import TradingMetrics
+from finrl.trade.risk import RiskLimits
+from finrl.trade.service import ALPACA_EARLIEST_DECISION, PaperTradingService
+from finrl.trade.simulated import SimulatedBroker
+from finrl.trade.trader import DailyTrader, TraderConfig
+
+log = get_logger(__name__)
+
+
+def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTradingService:
+    """The trader, broker and service for ``spy-rl paper`` from settings and the chosen bundle."""
+    bundle = load_bundle(settings.model, settings.trained_models_dir)
+    effective = settings_for_bundle(settings, bundle)
+    feed = MarketFeed(effective.data_request(), effective.datasets_dir, bundle.feature_spec)
+    broker: Broker
+    if settings.broker == "simulated":
+        broker = SimulatedBroker(
+            settings.logs_dir / "simulated_account.json", feed.bars, bundle.env_config.execution,
+            bundle.env_config.initial_cash,
+        )  # fmt: skip
+    else:
+        credentials = settings.alpaca_credentials()
+        if credentials is None:
+            raise ConfigError("--broker alpaca needs ALPACA_API_KEY and ALPACA_API_SECRET (or their secret files)")
+        from finrl.trade.alpaca_broker import AlpacaBroker
+
+        broker = AlpacaBroker(credentials.api_key, credentials.api_secret, base_url=settings.alpaca_base_url)
+    trader = DailyTrader(
+        bundle=bundle,
+        policy=bundle.load_policy(),
+        broker=broker,
+        features_for=feed.features_until,
+        journal=Journal(settings.logs_dir / "journal.jsonl"),
+        state_path=settings.logs_dir / "trader_state.json",
+        risk=RiskLimits(
+            max_drawdown=settings.max_drawdown,
+            max_daily_loss=settings.max_daily_loss,
+            max_position_fraction=settings.max_position_fraction,
+            max_order_notional=settings.max_order_notional,
+        ),
+        config=TraderConfig(symbol=settings.symbol.upper(), strategy=settings.strategy_name, dry_run=settings.dry_run),
+        metrics=metrics,
+    )
+    log.info(
+        "paper_trading_ready", broker=broker.name, model=bundle.run_name, mode=settings.trading_mode,
+        dry_run=settings.dry_run, symbol=settings.symbol,
+    )  # fmt: skip
+    return PaperTradingService(
+        trader,
+        broker,
+        # a simulated market's clock is its data: it follows each refresh; Alpaca's trader reloads on demand
+        feed=feed if settings.broker == "simulated" else None,
+        health_path=settings.logs_dir / "health.json",
+        decision_delay=timedelta(minutes=settings.decision_delay_minutes),
+        not_before=ALPACA_EARLIEST_DECISION if settings.broker == "alpaca" else None,
+    )

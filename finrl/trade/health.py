@@ -1,0 +1,31 @@
+"""The paper-trading service's heartbeat file, and the check the container probes run on it.
+
+Kept apart from the Prometheus metrics: ``spy-rl health`` runs every 30 s and imports only this.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from finrl.fileio import atomic_write_json
+
+
+def write_health(path: Path, status: str, **detail: Any) -> None:
+    atomic_write_json(Path(path), {"status": status, "heartbeat": datetime.now(UTC).isoformat(), **detail})
+
+
+def health_ok(path: Path, max_age_seconds: float) -> tuple[bool, str]:
+    """For the container health check: a fresh heartbeat and no fatal status."""
+    try:
+        health = json.loads(Path(path).read_text())
+        age = (datetime.now(UTC) - datetime.fromisoformat(health["heartbeat"])).total_seconds()
+    except (OSError, ValueError, KeyError) as exc:
+        return False, f"no readable health file {path}: {exc}"
+    if health.get("status") == "fatal":
+        return False, f"fatal: {health.get('error', '?')}"
+    if age > max_age_seconds:
+        return False, f"stale heartbeat ({age:.0f} s old)"
+    return True, f"{health.get('status')} ({age:.0f} s ago)"
