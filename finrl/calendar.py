@@ -37,8 +37,8 @@ def nyse_calendar(first_year: int) -> ExchangeCalendar:
 
 def trading_sessions(first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
     """NYSE sessions between two dates inclusive (tz-naive midnights)."""
-    sessions = nyse_calendar(first.year).sessions_in_range(first, last)
-    return pd.DatetimeIndex(sessions.tz_localize(None) if sessions.tz else sessions).astype("datetime64[ns]")
+    sessions = pd.DatetimeIndex(nyse_calendar(first.year).sessions_in_range(first, last))
+    return pd.DatetimeIndex((sessions.tz_localize(None) if sessions.tz else sessions).astype("datetime64[ns]"))
 
 
 def nyse_sessions(start: date, end: date) -> list[SessionTimes]:

@@ -70,18 +70,22 @@ class NumpyPolicy:
 
     def logits(self, observations: np.ndarray) -> np.ndarray:
         """The action head's output for a batch ``[n, obs]`` (or one observation): logits or Gaussian means."""
-        x = np.asarray(observations, dtype=np.float32).astype(np.float64)  # SB3 feeds float32 tensors
+        x: np.ndarray = np.asarray(observations, dtype=np.float32).astype(np.float64)  # SB3 feeds float32
         activate = _ACTIVATIONS[self.activation]
         for weight, bias in self.hidden:
             x = activate(x @ weight.T + bias)
-        return x @ self.action_weight.T + self.action_bias
+        out: np.ndarray = x @ self.action_weight.T + self.action_bias
+        return out
 
     def act_batch(self, observations: np.ndarray) -> np.ndarray:
         """Deterministic actions for a batch of observations."""
         out = self.logits(np.atleast_2d(observations))
-        if self.distribution == "categorical":
-            return out.argmax(axis=-1)
-        return np.clip(out, self.action_low, self.action_high)
+        actions: np.ndarray = (
+            out.argmax(axis=-1)
+            if self.distribution == "categorical"
+            else np.clip(out, self.action_low, self.action_high)
+        )
+        return actions
 
     def act(self, observation: np.ndarray) -> Any:
         """The deterministic action for one observation: an ``int`` (discrete) or an array (continuous)."""
@@ -110,7 +114,7 @@ class NumpyPolicy:
     def save(self, path: Path) -> None:
         """Write ``policy.npz`` (no pickles: :meth:`load` reads it with ``allow_pickle=False``)."""
         buffer = io.BytesIO()
-        np.savez(buffer, **self.to_arrays())
+        np.savez(buffer, **self.to_arrays())  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
         atomic_write(Path(path), lambda f: f.write(buffer.getvalue()), binary=True)
 
     @classmethod

@@ -90,7 +90,7 @@ def run_backtest(
     frame = window.slice(features, what="test window")
     if len(frame) < 2:
         raise DataError(f"the test window {window.start}..{window.end} holds {len(frame)} day(s): need at least 2")
-    missing = trading_sessions(frame.index[0], frame.index[-1]).difference(frame.index)
+    missing = trading_sessions(frame.index[0], frame.index[-1]).difference(pd.DatetimeIndex(frame.index))
     if len(missing):  # a missing session would silently stretch a fill and a return over two days
         raise DataError(f"{len(missing)} NYSE session(s) missing in the test window, first {missing[0]:%Y-%m-%d}")
     warnings = leakage_warnings(bundle, window)

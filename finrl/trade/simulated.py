@@ -149,7 +149,8 @@ class SimulatedBroker:
     def _load(self, initial_cash: float) -> dict[str, Any]:
         if self.state_path.is_file():
             try:
-                return json.loads(self.state_path.read_text())
+                state: dict[str, Any] = json.loads(self.state_path.read_text())
+                return state
             except json.JSONDecodeError as exc:
                 raise BrokerRejectedError(f"corrupt simulated account {self.state_path}: {exc}") from exc
         return {"cash": float(initial_cash), "shares": 0.0, "avg_entry_price": None, "last_session": None, "orders": {}}

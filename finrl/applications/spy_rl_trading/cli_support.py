@@ -128,10 +128,10 @@ PAPER_FLAGS: tuple[Flag, ...] = (
 def _cli_type(field: str) -> type:
     """The plain type typer parses for ``field``; dates and choices stay strings for pydantic."""
     annotation = Settings.model_fields[field].annotation
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):  # X | None, Optional[X]
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
     if annotation in (bool, int, float, Path):
-        return annotation  # type: ignore[return-value]
+        return annotation  # type: ignore[return-value]  # narrowed to one of these types just above
     return str
 
 
@@ -140,7 +140,8 @@ def _option_parameter(flag: Flag) -> inspect.Parameter:
     default = info.default if info.default is not None else ""
     shown = f" (default: {default})" if default not in ("", None) else ""
     help_text = escape(f"{info.description or flag.field}{shown}  [env: {env_name(flag.field)}]")
-    annotation = Annotated[_cli_type(flag.field) | None, typer.Option(*flag.option_names(), help=help_text)]
+    option = typer.Option(*flag.option_names(), help=help_text)
+    annotation = Annotated[_cli_type(flag.field) | None, option]  # type: ignore[valid-type]  # built at run time
     return inspect.Parameter(flag.field, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
 
@@ -170,7 +171,7 @@ def settings_command(*flag_groups: tuple[Flag, ...]) -> Callable[[Callable[..., 
                 settings = start_command(ctx, **overrides)
                 return func(ctx, settings, **kwargs)
 
-        wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # typer reads it
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
         return wrapper
 

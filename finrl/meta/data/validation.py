@@ -95,8 +95,9 @@ def validate_bars(bars: pd.DataFrame, *, check_calendar: bool = True) -> Validat
             err(f"{len(extra)} date(s) that are not NYSE trading days: {_dates(extra)}")
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_returns = np.log(bars["adj_close"]).diff()
-        factor_moves = np.log(bars["adj_close"] / bars["close"]).diff()
+        adjusted, close = bars["adj_close"].to_numpy(dtype=float), bars["close"].to_numpy(dtype=float)
+        log_returns = pd.Series(np.log(adjusted), index=bars.index).diff()
+        factor_moves = pd.Series(np.log(adjusted / close), index=bars.index).diff()
     jumps = index[(log_returns.abs() > JUMP_WARNING).to_numpy()]
     if len(jumps):
         warn(f"daily moves above {JUMP_WARNING:.0%} on {_dates(jumps)}")

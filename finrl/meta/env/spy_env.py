@@ -164,7 +164,9 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
 
     # ------------------------------------------------------------------ gymnasium API
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         last = len(self.market) - 1  # the final decision needs a next day to fill on
         length = self.config.episode_length or last
@@ -185,7 +187,7 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
                             nav=self._nav, reward=0.0)  # fmt: skip
         return self._observation(), {"nav": self._nav, "position": 0}
 
-    def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         act = int(action)
         position = self._position
         if act == Action.HOLD:
@@ -247,7 +249,8 @@ class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
         row[n], row[n + 1], row[n + 2] = portfolio_features(
             self._position, self._cash, self._nav, self._close[self._t], self._entry_price
         )
-        return row.copy()
+        observation: np.ndarray = row.copy()
+        return observation
 
     @property
     def nav(self) -> float:
