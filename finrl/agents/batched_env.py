@@ -1,0 +1,291 @@
+"""All training markets stepped in one call: a stable-baselines3 ``VecEnv`` without per-env objects.
+
+``BatchedSpyEnv(market, config, n_envs)`` is a drop-in for
+``DummyVecEnv([partial(SpyTradingEnv, market, config)] * n_envs)``: the same observations,
+rewards, dones and infos, bit for bit, including auto-reset (``terminal_observation``,
+``TimeLimit.truncated``), ``reset_infos`` and seeding (env ``i`` gets ``seed + i`` and draws its
+episode starts from a generator made exactly as gymnasium makes ``np_random``). It lives on the
+training side because it imports stable-baselines3; ``SpyTradingEnv`` stays the reference.
+
+Where the time goes, measured on 2 cores (benchmarks/): a NumPy call on 16 values costs about
+as much as 15-25 Python float operations, and a step needs ~55 of them, while one env's step
+in plain Python is ~1.5 us. So the per-env arithmetic runs in one tight Python loop over lists
+(no env objects, no info deep copies, no per-env observation copies), and NumPy does what it is
+good at here: one gather of the day rows and one block write build the whole observation batch.
+
+Bit-identity: the loop evaluates ``order_shares``, ``fill_order`` and ``portfolio_features``
+with the same operations in the same order, on Python floats, as ``SpyTradingEnv.step`` does
+(unit_tests/agents/test_batched_env.py pins them against the scalar env); logarithms are
+``math.log`` (``np.log`` may differ in the last bit).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+
+from finrl.meta.env.market_arrays import MarketArrays
+from finrl.meta.env.spy_env import (
+    CASH_FRACTION_BOUND,
+    PORTFOLIO_FEATURES,
+    EnvConfig,
+    EpisodeStats,
+    SpyTradingEnv,
+    portfolio_features,
+)
+
+RUIN_REWARD = -10.0  # as SpyTradingEnv: ruin is final and costs more than any log return
+VALID_ACTIONS = frozenset((0, 1, 2))
+
+
+class BatchedSpyEnv(VecEnv):
+    """``n_envs`` independent ``SpyTradingEnv`` episodes on one market, state held in lists."""
+
+    def __init__(self, market: MarketArrays, config: EnvConfig | None = None, n_envs: int = 1) -> None:
+        if n_envs < 1:
+            raise ValueError(f"n_envs must be at least 1, got {n_envs}")
+        self.market = market
+        self.config = config or EnvConfig()
+        reference = SpyTradingEnv(market, self.config)  # validates the config and defines the spaces
+        execution = self.config.execution
+        self._nf = market.n_features
+        self._rows = np.zeros((len(market), self._nf + len(PORTFOLIO_FEATURES)), dtype=np.float32)
+        self._rows[:, : self._nf] = market.features
+        # Python floats: indexing a list is ~3x faster than a NumPy array, as in SpyTradingEnv
+        self._close: list[float] = market.close.tolist()
+        self._dividends: list[float] = market.dividends.tolist()
+        fill = market.open if execution.fill_at == "next_open" else market.close
+        self._fill_prices: list[float] = fill.tolist()
+        self._last = len(market) - 1  # the final decision needs a next day to fill on
+        self._length = self.config.episode_length or self._last
+        self._random_start = self.config.episode_length is not None and self.config.random_start
+        self._sell_target = -1 if execution.allow_short else 0
+        self._initial_cash = self.config.initial_cash
+        # per-env state: SpyTradingEnv's attributes, one slot per env
+        n = n_envs
+        self._t = [0] * n
+        self._end = [0] * n
+        self._position = [0] * n
+        self._cash = [self._initial_cash] * n
+        self._shares = [0.0] * n
+        self._nav = [self._initial_cash] * n
+        self._entry_price = [math.nan] * n
+        self._stats = [EpisodeStats() for _ in range(n)]
+        # gymnasium's lazily created np_random and its seed, per env
+        self._rngs: list[np.random.Generator | None] = [None] * n
+        self._rng_seeds: list[int | None] = [None] * n
+        self._actions: list[int] = [1] * n
+        super().__init__(n, reference.observation_space, reference.action_space)
+        self.metadata = dict(SpyTradingEnv.metadata)
+
+    # ------------------------------------------------------------------ VecEnv API
+
+    def reset(self) -> np.ndarray:
+        for i in range(self.num_envs):
+            self._reset_one(i, self._seeds[i], self._options[i] or None)
+        self._reset_seeds()
+        self._reset_options()
+        return self._observations(range(self.num_envs))
+
+    def step_async(self, actions: np.ndarray) -> None:
+        array = np.asarray(actions).reshape(self.num_envs)
+        acts: list[int] = array.astype(np.int64, copy=False).tolist()  # int(action), as SpyTradingEnv does
+        if not VALID_ACTIONS.issuperset(acts):
+            bad = next(a for a in acts if a not in VALID_ACTIONS)
+            raise ValueError(f"invalid action {bad!r}: expected 0 (sell), 1 (hold) or 2 (buy)")
+        self._actions = acts
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """``SpyTradingEnv.step`` for every env, inlined: same operations, same order."""
+        close, dividends, fill_prices = self._close, self._dividends, self._fill_prices
+        t_, end_, position_, cash_, shares_ = self._t, self._end, self._position, self._cash, self._shares
+        nav_, entry_, stats_ = self._nav, self._entry_price, self._stats
+        costs = self.config.execution.costs
+        up, down = 1 + costs.price_impact, 1 - costs.price_impact
+        rate = costs.commission_rate
+        fraction = self.config.execution.position_fraction
+        fractional = self.config.execution.fractional_shares
+        sell_target, log, nan = self._sell_target, math.log, math.nan
+        rewards: list[float] = []
+        portfolio: list[tuple[float, float, float]] = []
+        infos: list[dict[str, Any]] = []
+        done: list[int] = []
+        for i, act in enumerate(self._actions):
+            position = position_[i]
+            target = position if act == 1 else (1 if act == 2 else sell_target)
+            nxt = t_[i] + 1
+            cash, shares = cash_[i], shares_[i]
+            # order_shares: sized at t's close with the cash known then (before t+1's dividend)
+            delta = 0.0
+            if target != position:
+                if target == 0:
+                    delta = -shares
+                else:
+                    sizing = close[nxt - 1]
+                    entry_price = sizing * (up if target > 0 else down)
+                    exit_price = sizing * (down if shares > 0 else up)
+                    close_cost = abs(shares) * (abs(exit_price - sizing) + exit_price * rate)
+                    equity = cash + shares * sizing
+                    budget = max(0.0, equity - close_cost) * fraction / (entry_price * (1 + rate))
+                    size = math.floor(budget * 1e9) / 1e9 if fractional else math.floor(budget + 1e-9)
+                    delta = target * size - shares
+            dividend = dividends[nxt]
+            if dividend and shares:
+                cash += shares * dividend  # paid to holders at t's close
+            stats = stats_[i]
+            cost = 0.0
+            traded = bool(delta)
+            if traded:  # fill_order at t+1's open (or close)
+                reference = fill_prices[nxt]
+                price = reference * up if delta > 0 else reference * down
+                commission = abs(delta) * price * rate
+                cost = commission + abs(delta) * abs(price - reference)
+                cash -= delta * price + commission
+                shares += delta
+                position = position_[i] = int(shares > 0) - int(shares < 0)
+                entry_[i] = price if position else nan
+                stats.trades += 1
+                stats.costs += cost
+                stats.traded_notional += abs(delta) * price
+            price_now = close[nxt]
+            nav = cash + shares * price_now
+            reward = log(nav / nav_[i]) if nav > 0 else -math.inf
+            cash_[i], shares_[i], nav_[i], t_[i] = cash, shares, nav, nxt
+            terminated = nav <= 0
+            truncated = nxt >= end_[i] and not terminated
+            stats.steps += 1
+            stats.actions[act] += 1
+            if position:
+                stats.days_long += position > 0
+                stats.days_short += position < 0
+                # portfolio_features while held
+                cash_fraction = cash / nav if nav > 0 else 0.0
+                unrealized = position * log(price_now / entry_[i])
+                portfolio.append(
+                    (
+                        position,
+                        max(-CASH_FRACTION_BOUND, min(CASH_FRACTION_BOUND, cash_fraction)),
+                        max(-1.0, min(1.0, unrealized)),
+                    )
+                )
+            else:
+                portfolio.append((0.0, 1.0 if nav > 0 else 0.0, 0.0))
+            if terminated or truncated:
+                if not terminated:
+                    stats.sum_reward += reward
+                    stats.sum_reward_sq += reward * reward
+                info = {"nav": nav, "position": position, "costs": cost, "traded": traded}
+                info["episode_stats"] = stats.summary(self._initial_cash, nav)
+                info["TimeLimit.truncated"] = truncated
+                done.append(i)
+            else:
+                stats.sum_reward += reward
+                stats.sum_reward_sq += reward * reward
+                info = {"nav": nav, "position": position, "costs": cost, "traded": traded, "TimeLimit.truncated": False}
+            infos.append(info)
+            rewards.append(RUIN_REWARD if terminated else reward)
+        obs = self._rows[t_]  # one gather: a fresh array of day rows
+        obs[:, self._nf :] = portfolio
+        dones = np.zeros(self.num_envs, dtype=bool)
+        if done:
+            dones[done] = True
+            for i in done:
+                infos[i]["terminal_observation"] = obs[i].copy()
+                self._reset_one(i, None, None)
+            obs[done] = self._observations(done)
+        return obs, np.array(rewards, dtype=np.float32), dones, infos
+
+    def close(self) -> None:
+        """Nothing to release: the env holds arrays and lists only."""
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """What ``DummyVecEnv.get_attr`` would return from each ``SpyTradingEnv`` (its public state)."""
+        return [self._attr(attr_name, i) for i in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Only ``np_random`` can be set: the rest is shared configuration or state the step owns."""
+        if attr_name != "np_random":
+            raise AttributeError(f"{type(self).__name__} cannot set {attr_name!r} (only np_random)")
+        for i in self._get_indices(indices):
+            self._rngs[i], self._rng_seeds[i] = value, -1  # gymnasium's marker for an unknown seed
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        """``reset(seed=..., options=...)`` per env, returning ``(observation, info)`` as ``SpyTradingEnv.reset``."""
+        if method_name != "reset" or method_args:
+            raise AttributeError(f"{type(self).__name__} supports env_method('reset', seed=..., options=...) only")
+        out = []
+        for i in self._get_indices(indices):
+            self._reset_one(i, method_kwargs.get("seed"), method_kwargs.get("options"))
+            out.append((self._observations([i])[0], dict(self.reset_infos[i])))
+        return out
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]  # no gymnasium wrappers inside
+
+    # ------------------------------------------------------------------ helpers
+
+    def _rng(self, i: int) -> np.random.Generator:
+        rng = self._rngs[i]
+        if rng is None:  # as gymnasium's np_random property: a random seed on first use
+            rng, self._rng_seeds[i] = seeding.np_random()
+            self._rngs[i] = rng
+        return rng
+
+    def _reset_one(self, i: int, seed: int | None, options: dict[str, Any] | None) -> None:
+        """``SpyTradingEnv.reset`` for env ``i``: the same draws from the same generator."""
+        if seed is not None:
+            self._rngs[i], self._rng_seeds[i] = seeding.np_random(seed)
+        start = 0
+        if self._random_start:
+            start = int(self._rng(i).integers(0, self._last - self._length + 1))
+        if options and "start" in options:
+            start = int(options["start"])
+            if not 0 <= start < self._last:
+                raise ValueError(f"options['start']={start} is outside the window's decision days 0..{self._last - 1}")
+        self._t[i], self._end[i] = start, min(start + self._length, self._last)
+        self._cash[i], self._shares[i], self._position[i] = self._initial_cash, 0.0, 0
+        self._nav[i], self._entry_price[i] = self._initial_cash, math.nan
+        self._stats[i] = EpisodeStats()
+        self.reset_infos[i] = {"nav": self._initial_cash, "position": 0}
+
+    def _observations(self, index: Iterable[int]) -> np.ndarray:
+        """Observations of the envs in ``index``, float32 ``[k, obs]`` (after a reset, or on request)."""
+        envs = list(index)
+        obs = self._rows[[self._t[i] for i in envs]]
+        obs[:, self._nf :] = [
+            portfolio_features(
+                self._position[i], self._cash[i], self._nav[i], self._close[self._t[i]], self._entry_price[i]
+            )
+            for i in envs
+        ]
+        return obs
+
+    def _attr(self, name: str, i: int) -> Any:
+        shared = {
+            "market": self.market,
+            "config": self.config,
+            "observation_space": getattr(self, "observation_space", None),  # absent inside VecEnv.__init__
+            "action_space": getattr(self, "action_space", None),
+            "metadata": SpyTradingEnv.metadata,
+            "render_mode": None,
+            "spec": None,
+        }
+        if name in shared:
+            return shared[name]
+        if name == "np_random":
+            return self._rng(i)
+        if name == "np_random_seed":
+            self._rng(i)
+            return self._rng_seeds[i]
+        state = {"nav": self._nav, "day_index": self._t, "position": self._position, "stats": self._stats}
+        if name in state:
+            return state[name][i]
+        raise AttributeError(f"{type(self).__name__} has no per-env attribute {name!r}")

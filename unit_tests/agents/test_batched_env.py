@@ -1,0 +1,214 @@
+"""BatchedSpyEnv: bit-identical to a DummyVecEnv of SpyTradingEnv over whole episodes, resets,
+seeds and options; the VecEnv contract; identical PPO weights either way."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from finrl.agents.batched_env import BatchedSpyEnv
+from finrl.meta.env.execution import CostModel, ExecutionConfig
+from finrl.meta.env.market_arrays import MarketArrays
+from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
+
+pytestmark = pytest.mark.unit
+
+
+def make_market(kind: str, days: int = 160, seed: int = 0) -> MarketArrays:
+    """Random-walk prices with gaps; ``dividends``: a payout every 20 days; ``ruin``: 3x spikes and 97% crashes."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.0, 0.02, days)))
+    open_ = close * np.exp(rng.normal(0.0, 0.01, days))
+    dividends = np.zeros(days)
+    if kind == "dividends":
+        dividends[5::20] = close[4::20][: len(dividends[5::20])] * 0.004
+    if kind == "ruin":
+        for day in range(15, days, 30):  # open and close jump: shorts are wiped out
+            close[day:] *= 3.0
+            open_[day:] *= 3.0
+        for day in range(30, days, 30):  # gap up at the open, crash by the close: a long with debt goes under
+            open_[day] *= 1.2
+            close[day:] *= 0.03
+            open_[day + 1 :] *= 0.03
+    features = rng.normal(0.0, 1.0, (days, 4)).astype(np.float32)
+    return MarketArrays(
+        dates=np.array(pd.bdate_range("2020-01-06", periods=days), dtype="datetime64[ns]"),
+        features=features,
+        open=open_,
+        close=close,
+        dividends=dividends,
+        feature_bound=10.0,
+    )
+
+
+def config(
+    allow_short: bool = False,
+    fractional: bool = False,
+    fill_at: str = "next_open",
+    episode_length: int | None = 40,
+    random_start: bool = True,
+    position_fraction: float = 1.0,
+) -> EnvConfig:
+    execution = ExecutionConfig(
+        costs=CostModel(commission_bps=1.0, spread_bps=2.0, slippage_bps=3.0),
+        position_fraction=position_fraction,
+        allow_short=allow_short,
+        fractional_shares=fractional,
+        fill_at=fill_at,  # type: ignore[arg-type]
+    )
+    return EnvConfig(
+        execution=execution, initial_cash=10_000.0, episode_length=episode_length, random_start=random_start
+    )
+
+
+def dummy(market: MarketArrays, cfg: EnvConfig, n_envs: int) -> DummyVecEnv:
+    return DummyVecEnv([partial(SpyTradingEnv, market, cfg)] * n_envs)
+
+
+def assert_same_infos(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.keys() == y.keys()
+        for key in x:
+            if key == "terminal_observation":
+                assert x[key].dtype == y[key].dtype == np.float32
+                assert np.array_equal(x[key], y[key]), key
+            else:
+                assert type(x[key]) is type(y[key]), key
+                assert x[key] == y[key], (key, x[key], y[key])
+
+
+def play_both(market: MarketArrays, cfg: EnvConfig, n_envs: int, seed: int, steps: int = 250) -> dict[str, int]:
+    """Random actions, seeds, options and mid-episode resets into both VecEnvs; every output must match."""
+    ours, theirs = BatchedSpyEnv(market, cfg, n_envs), dummy(market, cfg, n_envs)
+    rng = np.random.default_rng(seed)
+    seen = {"done": 0, "ruin": 0, "trades": 0}
+    for env in (ours, theirs):
+        env.seed(seed)
+    a, b = ours.reset(), theirs.reset()
+    assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b)
+    assert ours.reset_infos == theirs.reset_infos
+    for _ in range(steps):
+        actions = rng.integers(0, 3, size=n_envs)
+        oa, ra, da, ia = ours.step(actions)
+        ob, rb, db, ib = theirs.step(actions)
+        assert oa.dtype == ob.dtype and np.array_equal(oa, ob)
+        assert ra.dtype == rb.dtype == np.float32 and np.array_equal(ra, rb)
+        assert np.array_equal(da, db)
+        assert_same_infos(ia, ib)
+        assert ours.reset_infos == theirs.reset_infos
+        seen["done"] += int(da.sum())
+        seen["ruin"] += int((ra == -10.0).sum())
+        seen["trades"] += sum(info["traded"] for info in ia)
+        draw = rng.random()
+        if draw < 0.01:  # a reset from a new seed, some envs to a chosen start day
+            reseed = int(rng.integers(0, 1000))
+            options = [
+                {"start": int(rng.integers(0, len(market) - 1))} if rng.random() < 0.5 else {} for _ in range(n_envs)
+            ]
+            for env in (ours, theirs):
+                env.seed(reseed)
+                env.set_options(options)
+            a, b = ours.reset(), theirs.reset()
+            assert np.array_equal(a, b) and ours.reset_infos == theirs.reset_infos
+        elif draw < 0.02:  # a reset without a seed continues each env's own generator
+            assert np.array_equal(ours.reset(), theirs.reset())
+    assert ours.get_attr("np_random_seed") == theirs.get_attr("np_random_seed")
+    return seen
+
+
+CASES = list(itertools.product((False, True), (False, True), ("next_open", "next_close")))
+
+
+@pytest.mark.parametrize("n_envs", [1, 16])
+@pytest.mark.parametrize(("allow_short", "fractional", "fill_at"), CASES)
+@pytest.mark.parametrize("kind", ["dividends", "ruin"])
+def test_identical_to_dummy_vec_env(kind: str, allow_short: bool, fractional: bool, fill_at: str, n_envs: int) -> None:
+    market = make_market(kind)
+    cfg = config(allow_short, fractional, fill_at)
+    seen = {"done": 0, "ruin": 0, "trades": 0}
+    for seed in (0, 7):
+        for key, count in play_both(market, cfg, n_envs, seed).items():
+            seen[key] += count
+    assert seen["done"] > 0 and seen["trades"] > 0
+    if kind == "ruin" and n_envs == 16:
+        assert seen["ruin"] > 0  # the ruin path was exercised
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        config(episode_length=None),  # the whole window, one episode after another
+        config(episode_length=30, random_start=False),
+        config(allow_short=True, position_fraction=0.5, fractional=True),
+        replace(config(), execution=ExecutionConfig(costs=CostModel(0.0, 0.0, 0.0))),
+    ],
+    ids=["whole-window", "fixed-start", "half-position", "no-costs"],
+)
+def test_identical_for_other_configs(cfg: EnvConfig) -> None:
+    play_both(make_market("dividends", seed=3), cfg, 5, seed=11, steps=400)
+
+
+def test_real_features_market_identical(sample_bars: pd.DataFrame) -> None:
+    from finrl.meta.features import FeatureSpec, build_features
+    from finrl.meta.preprocessing import FeatureNormalizer
+
+    spec = FeatureSpec()
+    frame = build_features(sample_bars, spec).iloc[:400]
+    market = MarketArrays.from_features(frame, FeatureNormalizer.fit(frame, spec.observation_columns))
+    play_both(market, EnvConfig(), 16, seed=42, steps=300)
+
+
+def test_vec_env_contract() -> None:
+    market, cfg = make_market("dividends"), config()
+    env = BatchedSpyEnv(market, cfg, 4)
+    reference = SpyTradingEnv(market, cfg)
+    assert isinstance(env, VecEnv) and env.num_envs == 4
+    assert env.observation_space == reference.observation_space and env.action_space == reference.action_space
+    env.seed(5)
+    obs = env.reset()
+    assert obs.shape == (4, *env.observation_space.shape) and obs.dtype == np.float32
+    assert all(env.observation_space.contains(row) for row in obs)
+    for _ in range(100):
+        obs, rewards, dones, infos = env.step(np.array([env.action_space.sample() for _ in range(4)]))
+        assert obs.shape == (4, *env.observation_space.shape) and obs.dtype == np.float32
+        assert rewards.shape == (4,) and rewards.dtype == np.float32
+        assert dones.shape == (4,) and dones.dtype == np.bool_
+        assert len(infos) == 4 and all(env.observation_space.contains(row) for row in obs)
+    assert env.get_attr("render_mode") == [None] * 4
+    assert env.get_attr("config", indices=[1]) == [cfg]
+    assert env.get_attr("day_index", 2) == [int(env._t[2])]
+    assert env.env_is_wrapped(object, indices=[0, 3]) == [False, False]  # type: ignore[arg-type]
+    ((first, info),) = env.env_method("reset", seed=3, indices=0)
+    assert np.array_equal(first, SpyTradingEnv(market, cfg).reset(seed=3)[0]) and info["nav"] == cfg.initial_cash
+    generator = np.random.default_rng(0)
+    env.set_attr("np_random", generator, indices=1)
+    assert env.get_attr("np_random", 1) == [generator] and env.get_attr("np_random_seed", 1) == [-1]
+    with pytest.raises(AttributeError):
+        env.get_attr("no_such_thing")
+    with pytest.raises(AttributeError):
+        env.set_attr("nav", 1.0)
+    with pytest.raises(ValueError, match="invalid action 3"):
+        env.step(np.array([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="exceeds the window"):
+        BatchedSpyEnv(market, config(episode_length=len(market)), 2)
+
+
+def test_vec_monitor_reports_episodes() -> None:
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    env = VecMonitor(BatchedSpyEnv(make_market("dividends"), config(episode_length=10), 3))
+    env.seed(0)
+    env.reset()
+    episodes = []
+    for _ in range(25):
+        _, _, _, infos = env.step(np.ones(3, dtype=np.int64))
+        episodes += [info["episode"] for info in infos if "episode" in info]
+    assert len(episodes) == 6 and all(e["l"] == 10 for e in episodes)
