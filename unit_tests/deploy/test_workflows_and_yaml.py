@@ -38,6 +38,7 @@ def test_docker_workflow_builds_tests_and_smoke_trains() -> None:
     runs = "\n".join(step.get("run", "") for step in steps(workflow("docker.yml")))
     assert "make wheelhouse" in runs
     assert "docker build --target app" in runs and "docker build --target test" in runs
+    assert "docker build --target inference -t finrl-inference:latest" in runs, "the slim image is built too"
     assert re.search(r"docker run --rm finrl:test\b", runs), "unit tests in the container"
     assert "example_training --timesteps 1024" in runs and "SPY_DATA_SOURCE=sample" in runs
     assert "pytest -m docker unit_tests/deploy" in runs
