@@ -19,7 +19,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -197,11 +196,13 @@ class ModelBundle:
     def _policy_from_model(self) -> NumpyPolicy:
         """A bundle written before ``policy.npz`` existed: convert its model in memory where SB3 is installed."""
         convert = f"spy-rl runs convert {self.path}"
-        if find_spec("stable_baselines3") is None:
+        try:
+            import stable_baselines3  # noqa: F401  # the inference install has no SB3
+        except ImportError:
             raise BundleError(
                 f"{self.path} predates torch-free inference (no {POLICY_FILE}): "
                 f"convert it once with `{convert}` where finrl[train] is installed"
-            )
+            ) from None
         log.warning("bundle_without_policy_arrays", model=self.run_name, hint=f"convert it once: {convert}")
         try:
             return NumpyPolicy.from_sb3(self.load_model())
