@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -43,6 +43,8 @@ from finrl.seeding import seed_everything
 
 log = get_logger(__name__)
 
+VecEnvKind = Literal["batched", "dummy"]
+
 
 class TrainingInterruptedError(FinRLError):
     """Training stopped on a signal; a checkpoint was saved and ``latest`` was left alone."""
@@ -54,6 +56,8 @@ class TrainingInterruptedError(FinRLError):
 
 @dataclass(frozen=True)
 class TrainingJob:
+    """One training run, fully specified by the caller: no setting defaults here (``Settings`` holds them)."""
+
     features: pd.DataFrame  # output of build_features over the whole dataset
     feature_spec: FeatureSpec
     data_info: dict[str, Any]  # MarketData.describe(): source, label, fingerprint, range
@@ -61,14 +65,15 @@ class TrainingJob:
     run_name: str
     models_dir: Path
     tensorboard_dir: Path
-    ppo: PPOConfig = field(default_factory=PPOConfig)
-    env: EnvConfig = field(default_factory=EnvConfig)
-    seed: int = 42
-    total_timesteps: int = 200_000
-    eval_freq: int = 20_000
-    checkpoint_freq: int = 100_000
+    ppo: PPOConfig
+    env: EnvConfig
+    seed: int
+    total_timesteps: int
+    eval_freq: int  # validate every N timesteps and keep the best; 0: off
+    checkpoint_freq: int  # 0: off
     settings: dict[str, Any] = field(default_factory=dict)  # recorded in the bundle, secrets excluded
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
+    vec_env: VecEnvKind = "batched"  # "dummy": SB3's DummyVecEnv of SpyTradingEnv, same results, slower
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def train(job: TrainingJob) -> TrainingResult:
 def _train(job: TrainingJob) -> TrainingResult:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+    from stable_baselines3.common.vec_env import VecMonitor
 
     seed_everything(job.seed)
     train_frame = job.split.train.slice(job.features, what="training window")
@@ -106,7 +111,8 @@ def _train(job: TrainingJob) -> TrainingResult:
     )
 
     check_run_name_free(job.models_dir, job.run_name)  # before minutes of training, not after
-    envs = VecMonitor(DummyVecEnv([partial(SpyTradingEnv, train_market, env_config)] * job.ppo.n_envs))
+    # VecMonitor: SB3's rollout/ep_rew_mean and ep_len_mean come from its "episode" infos
+    envs = VecMonitor(training_envs(train_market, env_config, job.ppo.n_envs, job.vec_env))
     model = PPO(
         "MlpPolicy", envs, seed=job.seed, tensorboard_log=str(job.tensorboard_dir), verbose=0, **job.ppo.sb3_kwargs()
     )
@@ -186,6 +192,19 @@ def _train(job: TrainingJob) -> TrainingResult:
         raise
     log.info("training_done", run=job.run_name, path=str(bundle.path), wall_s=round(wall, 1), **_headline(metrics))
     return TrainingResult(bundle, metrics)
+
+
+def training_envs(market: MarketArrays, config: EnvConfig, n_envs: int, kind: VecEnvKind = "batched") -> Any:
+    """The ``n_envs`` training envs as one SB3 ``VecEnv``; both kinds give bit-identical transitions."""
+    if kind == "batched":
+        from finrl.agents.batched_env import BatchedSpyEnv
+
+        return BatchedSpyEnv(market, config, n_envs)
+    if kind == "dummy":
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        return DummyVecEnv([partial(SpyTradingEnv, market, config)] * n_envs)
+    raise ValueError(f"vec_env must be 'batched' or 'dummy', got {kind!r}")
 
 
 def _fit_episode_length(config: EnvConfig, days: int) -> EnvConfig:
