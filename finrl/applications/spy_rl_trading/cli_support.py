@@ -23,7 +23,6 @@ from rich.markup import escape
 
 from finrl.applications.spy_rl_trading.settings import Settings, env_name, load_settings
 from finrl.errors import FinRLError
-from finrl.log import configure_logging, register_secrets
 
 
 @dataclass(frozen=True)
@@ -145,11 +144,14 @@ def _option_parameter(flag: Flag) -> inspect.Parameter:
     return inspect.Parameter(flag.field, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
 
-def settings_command(*flag_groups: tuple[Flag, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def settings_command(
+    *flag_groups: tuple[Flag, ...], logs: bool = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command ``func(ctx, settings, **own_options)`` the settings flags of ``flag_groups``.
 
     The wrapper loads settings (root flags, then these flags, over the environment), sets up
-    logging and seeds, and turns user errors into one line and an exit code.
+    logging (unless ``logs`` is false: a command that logs nothing skips structlog's import),
+    and turns user errors into one line and an exit code.
     """
     groups = (*flag_groups, LOG_FLAGS)  # every command takes the logging flags (entry modules have no root)
     flags = list({flag.field: flag for group in reversed(groups) for flag in reversed(group)}.values())[::-1]
@@ -168,7 +170,7 @@ def settings_command(*flag_groups: tuple[Flag, ...]) -> Callable[[Callable[..., 
         def wrapper(ctx: typer.Context, **kwargs: Any) -> Any:
             overrides = {f.field: kwargs.pop(f.field) for f in flags}
             with user_errors():
-                settings = start_command(ctx, **overrides)
+                settings = start_command(ctx, logs=logs, **overrides)
                 return func(ctx, settings, **kwargs)
 
         wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # typer reads it
@@ -178,7 +180,7 @@ def settings_command(*flag_groups: tuple[Flag, ...]) -> Callable[[Callable[..., 
     return decorate
 
 
-def start_command(ctx: typer.Context, **overrides: Any) -> Settings:
+def start_command(ctx: typer.Context, *, logs: bool = True, **overrides: Any) -> Settings:
     """Load settings (root flags + command flags), then set up logging and secrets masking.
 
     Nothing is seeded here: only training draws random numbers, and it seeds Python, NumPy and
@@ -186,8 +188,11 @@ def start_command(ctx: typer.Context, **overrides: Any) -> Settings:
     """
     root = ctx.find_root().obj or {}
     settings = load_settings(**{**root, **{k: v for k, v in overrides.items() if v is not None}})
-    register_secrets(settings.secret_values())
-    configure_logging(settings.log_level, json=settings.log_json)
+    if logs:
+        from finrl.log import configure_logging, register_secrets
+
+        register_secrets(settings.secret_values())
+        configure_logging(settings.log_level, json=settings.log_json)
     return settings
 
 
