@@ -47,11 +47,11 @@ VALID_ACTIONS = frozenset((0, 1, 2))
 class BatchedSpyEnv(VecEnv):
     """``n_envs`` independent ``SpyTradingEnv`` episodes on one market, state held in lists."""
 
-    def __init__(self, market: MarketArrays, config: EnvConfig | None = None, n_envs: int = 1) -> None:
+    def __init__(self, market: MarketArrays, config: EnvConfig, n_envs: int = 1) -> None:
         if n_envs < 1:
             raise ValueError(f"n_envs must be at least 1, got {n_envs}")
         self.market = market
-        self.config = config or EnvConfig()
+        self.config = config
         reference = SpyTradingEnv(market, self.config)  # validates the config and defines the spaces
         execution = self.config.execution
         self._nf = market.n_features

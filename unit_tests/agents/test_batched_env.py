@@ -4,7 +4,6 @@ seeds and options; the VecEnv contract; identical PPO weights either way."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -55,9 +54,10 @@ def config(
     episode_length: int | None = 40,
     random_start: bool = True,
     position_fraction: float = 1.0,
+    costs: CostModel = CostModel(commission_bps=1.0, spread_bps=2.0, slippage_bps=3.0),
 ) -> EnvConfig:
     execution = ExecutionConfig(
-        costs=CostModel(commission_bps=1.0, spread_bps=2.0, slippage_bps=3.0),
+        costs=costs,
         position_fraction=position_fraction,
         allow_short=allow_short,
         fractional_shares=fractional,
@@ -148,7 +148,7 @@ def test_identical_to_dummy_vec_env(kind: str, allow_short: bool, fractional: bo
         config(episode_length=None),  # the whole window, one episode after another
         config(episode_length=30, random_start=False),
         config(allow_short=True, position_fraction=0.5, fractional=True),
-        replace(config(), execution=ExecutionConfig(costs=CostModel(0.0, 0.0, 0.0))),
+        config(costs=CostModel(0.0, 0.0, 0.0)),
     ],
     ids=["whole-window", "fixed-start", "half-position", "no-costs"],
 )
@@ -160,10 +160,10 @@ def test_real_features_market_identical(sample_bars: pd.DataFrame) -> None:
     from finrl.meta.features import FeatureSpec, build_features
     from finrl.meta.preprocessing import FeatureNormalizer
 
-    spec = FeatureSpec()
+    spec = FeatureSpec(use_vix=True)
     frame = build_features(sample_bars, spec).iloc[:400]
     market = MarketArrays.from_features(frame, FeatureNormalizer.fit(frame, spec.observation_columns))
-    play_both(market, EnvConfig(), 16, seed=42, steps=300)
+    play_both(market, config(episode_length=252), 16, seed=42, steps=300)
 
 
 def test_vec_env_contract() -> None:
