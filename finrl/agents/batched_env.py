@@ -42,6 +42,7 @@ from finrl.meta.env.spy_env import (
 
 RUIN_REWARD = -10.0  # as SpyTradingEnv: ruin is final and costs more than any log return
 VALID_ACTIONS = frozenset((0, 1, 2))
+FLAT, FLAT_RUINED = (0.0, 1.0, 0.0), (0.0, 0.0, 0.0)  # portfolio_features without a position
 
 
 class BatchedSpyEnv(VecEnv):
@@ -102,16 +103,22 @@ class BatchedSpyEnv(VecEnv):
         self._actions = acts
 
     def step_wait(self) -> VecEnvStepReturn:
-        """``SpyTradingEnv.step`` for every env, inlined: same operations, same order."""
+        """``SpyTradingEnv.step`` for every env, inlined: the same operations in the same order.
+
+        ``max(lo, min(hi, x))`` is written as conditional expressions with the same comparisons
+        (``min(a, b)`` keeps ``a`` unless ``b < a``): the same values, without two calls per value.
+        """
         close, dividends, fill_prices = self._close, self._dividends, self._fill_prices
         t_, end_, position_, cash_, shares_ = self._t, self._end, self._position, self._cash, self._shares
         nav_, entry_, stats_ = self._nav, self._entry_price, self._stats
         costs = self.config.execution.costs
         up, down = 1 + costs.price_impact, 1 - costs.price_impact
         rate = costs.commission_rate
+        entry_factor = 1 + rate
         fraction = self.config.execution.position_fraction
         fractional = self.config.execution.fractional_shares
-        sell_target, log, nan = self._sell_target, math.log, math.nan
+        sell_target, log, nan, minus_inf = self._sell_target, math.log, math.nan, -math.inf
+        bound = CASH_FRACTION_BOUND
         rewards: list[float] = []
         portfolio: list[tuple[float, float, float]] = []
         infos: list[dict[str, Any]] = []
@@ -131,8 +138,8 @@ class BatchedSpyEnv(VecEnv):
                     entry_price = sizing * (up if target > 0 else down)
                     exit_price = sizing * (down if shares > 0 else up)
                     close_cost = abs(shares) * (abs(exit_price - sizing) + exit_price * rate)
-                    equity = cash + shares * sizing
-                    budget = max(0.0, equity - close_cost) * fraction / (entry_price * (1 + rate))
+                    left = cash + shares * sizing - close_cost
+                    budget = (left if left > 0.0 else 0.0) * fraction / (entry_price * entry_factor)
                     size = math.floor(budget * 1e9) / 1e9 if fractional else math.floor(budget + 1e-9)
                     delta = target * size - shares
             dividend = dividends[nxt]
@@ -140,8 +147,9 @@ class BatchedSpyEnv(VecEnv):
                 cash += shares * dividend  # paid to holders at t's close
             stats = stats_[i]
             cost = 0.0
-            traded = bool(delta)
-            if traded:  # fill_order at t+1's open (or close)
+            traded = False
+            if delta:  # fill_order at t+1's open (or close)
+                traded = True
                 reference = fill_prices[nxt]
                 price = reference * up if delta > 0 else reference * down
                 commission = abs(delta) * price * rate
@@ -155,27 +163,23 @@ class BatchedSpyEnv(VecEnv):
                 stats.traded_notional += abs(delta) * price
             price_now = close[nxt]
             nav = cash + shares * price_now
-            reward = log(nav / nav_[i]) if nav > 0 else -math.inf
+            reward = log(nav / nav_[i]) if nav > 0 else minus_inf
             cash_[i], shares_[i], nav_[i], t_[i] = cash, shares, nav, nxt
             terminated = nav <= 0
             truncated = nxt >= end_[i] and not terminated
             stats.steps += 1
             stats.actions[act] += 1
-            if position:
+            if position:  # portfolio_features while a position is held
                 stats.days_long += position > 0
                 stats.days_short += position < 0
-                # portfolio_features while held
-                cash_fraction = cash / nav if nav > 0 else 0.0
+                held = cash / nav if nav > 0 else 0.0
+                held = held if held < bound else bound
+                held = held if held > -bound else -bound
                 unrealized = position * log(price_now / entry_[i])
-                portfolio.append(
-                    (
-                        position,
-                        max(-CASH_FRACTION_BOUND, min(CASH_FRACTION_BOUND, cash_fraction)),
-                        max(-1.0, min(1.0, unrealized)),
-                    )
-                )
+                unrealized = unrealized if unrealized < 1.0 else 1.0
+                portfolio.append((position, held, unrealized if unrealized > -1.0 else -1.0))
             else:
-                portfolio.append((0.0, 1.0 if nav > 0 else 0.0, 0.0))
+                portfolio.append(FLAT if nav > 0 else FLAT_RUINED)
             if terminated or truncated:
                 if not terminated:
                     stats.sum_reward += reward
