@@ -3,22 +3,87 @@ and tiny model bundles trained once per session with ``spy-rl train`` on the off
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from dataclasses import replace
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
 
+if TYPE_CHECKING:
+    from finrl.agents.ppo import PPOConfig
+    from finrl.agents.training import TrainingJob
+    from finrl.applications.spy_rl_trading.settings import Settings
+    from finrl.meta.data.request import DataRequest
+    from finrl.meta.env.execution import CostModel, ExecutionConfig
+    from finrl.meta.env.spy_env import EnvConfig
+    from finrl.meta.features import FeatureSpec
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+# ---- the defaults, read from Settings (their one declaration); tests change only what they test
+
+
+@cache
+def default_settings() -> Settings:
+    """``Settings()`` from its declared defaults alone: no SPY_*/ALPACA_* variable, .env or secret file."""
+    from finrl.applications.spy_rl_trading.settings import Settings
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SPY_", "ALPACA_"))}
+    with mock.patch.dict(os.environ, clean, clear=True):
+        return Settings(_env_file=None, _secrets_dir=None)
+
+
+def cost_model(**changes: Any) -> CostModel:
+    return replace(default_settings().execution_config().costs, **changes)
+
+
+def execution_config(**changes: Any) -> ExecutionConfig:
+    return replace(default_settings().execution_config(), **changes)
+
+
+def env_config(**changes: Any) -> EnvConfig:
+    return replace(default_settings().env_config(), **changes)
+
+
+def ppo_config(**changes: Any) -> PPOConfig:
+    return replace(default_settings().ppo_config(), **changes)
+
+
+def feature_spec(**changes: Any) -> FeatureSpec:
+    return replace(default_settings().feature_spec(), **changes)
+
+
+def data_request(**changes: Any) -> DataRequest:
+    return replace(default_settings().data_request(), **changes)
+
+
+def training_job(**fields: Any) -> TrainingJob:
+    """A job with the settings' defaults for every value the caller leaves out (as ``spy-rl train`` maps them)."""
+    from finrl.agents.training import TrainingJob
+
+    settings = default_settings()
+    defaults = {
+        "ppo": settings.ppo_config(),
+        "env": settings.env_config(),
+        "seed": settings.random_seed,
+        "total_timesteps": settings.total_timesteps,
+        "eval_freq": settings.eval_freq,
+        "checkpoint_freq": settings.checkpoint_freq,
+    }
+    return TrainingJob(**{**defaults, **fields})
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test sees the developer's SPY_*/ALPACA_* variables, .env file or /run/secrets."""
-    import os
-
     for name in list(os.environ):
         if name.startswith(("SPY_", "ALPACA_")):
             monkeypatch.delenv(name)
@@ -92,8 +157,6 @@ TINY_TRAINING = ("--timesteps", "1024", "--n-envs", "2", "--n-steps", "64", "--b
 
 def isolated_env(root: Path) -> dict[str, str | None]:
     """For session fixtures, which run before the autouse per-test isolation: no SPY_*/ALPACA_* leaks in."""
-    import os
-
     env: dict[str, str | None] = {k: None for k in os.environ if k.startswith(("SPY_", "ALPACA_"))}
     env.update({"SPY_ENV_FILE": str(root / "absent.env"), "SPY_SECRETS_DIR": str(root / "absent-secrets")})
     return env
@@ -119,3 +182,15 @@ def sample_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         assert result.exit_code == 0, result.output + result.stderr
         bundles[name] = root / "models" / name
     return bundles
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``make test-fast`` runs ``-m unit``: a test that trains, runs a process or takes seconds is not unit."""
+    both = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("unit")
+        and any(item.get_closest_marker(m) for m in ("integration", "slow", "docker"))
+    ]
+    if both:
+        raise pytest.UsageError(f"marked unit and integration/slow/docker at once: {', '.join(both)}")

@@ -10,23 +10,27 @@ from finrl.errors import ConfigError
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """Defaults measured for throughput on 2 CPU cores (see benchmarks/): many small envs, 1 torch thread."""
+    """PPO hyperparameters; every user-facing value comes from the caller (``Settings`` holds the defaults).
 
-    learning_rate: float = 3e-4
-    n_steps: int = 256
-    batch_size: int = 1024
-    n_epochs: int = 5
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    ent_coef: float = 0.01
+    ``vf_coef`` and ``max_grad_norm`` are not settings: they keep stable-baselines3's own defaults,
+    declared here and nowhere else.
+    """
+
+    learning_rate: float
+    n_steps: int
+    batch_size: int
+    n_epochs: int
+    gamma: float
+    gae_lambda: float
+    clip_range: float
+    ent_coef: float
+    target_kl: float | None
+    net_arch: tuple[int, ...]
+    n_envs: int
+    torch_threads: int
+    device: str
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-    target_kl: float | None = None
-    net_arch: tuple[int, ...] = (64, 64)
-    n_envs: int = 16
-    torch_threads: int = 1
-    device: str = "cpu"
 
     def __post_init__(self) -> None:
         rollout = self.n_steps * self.n_envs
@@ -37,10 +41,6 @@ class PPOConfig:
         data = asdict(self)
         data["net_arch"] = list(self.net_arch)
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PPOConfig:
-        return cls(**{**data, "net_arch": tuple(data.get("net_arch", (64, 64)))})
 
     def sb3_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``stable_baselines3.PPO`` (everything but the env and logging)."""

@@ -33,10 +33,13 @@ PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close", "
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Which features the observation holds and how they are computed (saved with a model)."""
+    """Which features the observation holds and how they are computed (saved with a model).
 
+    ``use_vix`` is a setting (``Settings`` holds its default); the indicator parameters are not.
+    """
+
+    use_vix: bool
     indicators: tuple[str, ...] = DEFAULT_INDICATORS
-    use_vix: bool = True
     volatility_window: int = 20
     turbulence_window: int = 60
     version: int = 1

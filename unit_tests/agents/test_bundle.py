@@ -28,6 +28,7 @@ from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
 from finrl.meta.preprocessing import FeatureNormalizer
 from unit_tests.agents.test_training import TINY_ENV, generated_data, tiny_job
+from unit_tests.conftest import env_config
 
 pytestmark = pytest.mark.integration
 
@@ -124,15 +125,23 @@ def test_manifest_missing_a_key(copy: Path, key: str) -> None:
         load_bundle(copy, copy.parent)
 
 
+def env_config_with(**execution: Any) -> dict[str, Any]:
+    """A complete ``env_config`` entry, as training writes it, with some execution fields changed."""
+    config = env_config().to_dict()
+    config["execution"].update(execution)
+    return config
+
+
 @pytest.mark.parametrize(
     ("key", "value", "fragment"),
     [
         ("env_config", [], "field 'env_config': expected a JSON object, got list"),
-        ("env_config", {"execution": {"fill_at": "tomorrow"}}, "field 'env_config': ValueError: fill_at"),
+        ("env_config", env_config_with(fill_at="tomorrow"), "field 'env_config': ValueError: fill_at"),
+        ("env_config", {"execution": {"fill_at": "next_open"}}, "field 'env_config': KeyError: 'costs'"),  # no defaults
         ("files", "model.zip", "field 'files': Input should be a valid dictionary"),
         ("split", {"train": "2020"}, "field 'split': TypeError"),
         ("seed", "seven", "field 'seed': Input should be a valid integer"),
-        ("feature_spec", {"indicators": 5}, "field 'feature_spec': TypeError"),
+        ("feature_spec", {"use_vix": True, "indicators": 5}, "field 'feature_spec': TypeError"),
     ],
 )
 def test_manifest_field_of_the_wrong_type_is_one_line_naming_it(

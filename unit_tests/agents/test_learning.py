@@ -14,15 +14,13 @@ import pandas as pd
 import pytest
 
 from finrl.agents.bundle import ModelBundle
-from finrl.agents.ppo import PPOConfig
-from finrl.agents.training import TrainingJob, train
+from finrl.agents.training import train
 from finrl.meta.env.execution import Action
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rollout import run_policy, sb3_policy
-from finrl.meta.env.spy_env import EnvConfig
-from finrl.meta.features import FeatureSpec, build_features
+from finrl.meta.features import build_features
 from finrl.meta.preprocessing import split_by_dates
-from unit_tests.conftest import nyse_days
+from unit_tests.conftest import env_config, feature_spec, nyse_days, ppo_config, training_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,11 +46,11 @@ def market(intraday_log_returns: np.ndarray, vix: np.ndarray) -> pd.DataFrame:
 
 
 def train_and_replay(bars: pd.DataFrame, tmp_path: Path, timesteps: int) -> tuple[ModelBundle, dict[str, float]]:
-    spec = FeatureSpec()
+    spec = feature_spec()
     features = build_features(bars, spec)
     split = split_by_dates(features.index, train_end=bars.index[TRAIN_DAYS].date(), with_validation=False)
     result = train(
-        TrainingJob(
+        training_job(
             features=features,
             feature_spec=spec,
             data_info={"source": "generated"},
@@ -60,8 +58,8 @@ def train_and_replay(bars: pd.DataFrame, tmp_path: Path, timesteps: int) -> tupl
             run_name="learning",
             models_dir=tmp_path / "models",
             tensorboard_dir=tmp_path / "tb",
-            ppo=PPOConfig(n_envs=8, n_steps=128, batch_size=512, n_epochs=5, learning_rate=1e-3, ent_coef=0.0),
-            env=EnvConfig(episode_length=200),
+            ppo=ppo_config(n_envs=8, n_steps=128, batch_size=512, n_epochs=5, learning_rate=1e-3, ent_coef=0.0),
+            env=env_config(episode_length=200),
             seed=7,
             total_timesteps=timesteps,
             eval_freq=0,

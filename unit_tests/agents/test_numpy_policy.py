@@ -12,18 +12,18 @@ import pytest
 
 from finrl.agents.numpy_policy import NumpyPolicy, PolicyError
 from finrl.agents.training import train
-from finrl.meta.env.execution import ExecutionConfig
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rollout import run_policy, sb3_policy
 from unit_tests.agents.test_training import TINY_ENV, TINY_PPO, generated_data, tiny_job
+from unit_tests.conftest import execution_config
 
 pytestmark = pytest.mark.integration
 torch = pytest.importorskip("torch")
 
 ACTION_SETTINGS = {
-    "long_only": ExecutionConfig(),
-    "long_short": ExecutionConfig(allow_short=True),
-    "fractional_next_close": ExecutionConfig(fractional_shares=True, fill_at="next_close"),
+    "long_only": execution_config(),
+    "long_short": execution_config(allow_short=True),
+    "fractional_next_close": execution_config(fractional_shares=True, fill_at="next_close"),
 }
 
 

@@ -15,12 +15,10 @@ from urllib.parse import quote
 import pandas as pd
 import pytest
 
-from finrl.agents.ppo import PPOConfig
-from finrl.agents.training import TrainingJob, train
-from finrl.meta.env.spy_env import EnvConfig
-from finrl.meta.features import FeatureSpec, build_features
+from finrl.agents.training import train
+from finrl.meta.features import build_features
 from finrl.meta.preprocessing import split_by_dates
-from unit_tests.conftest import make_bars
+from unit_tests.conftest import env_config, feature_spec, make_bars, ppo_config, training_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,10 +48,10 @@ def get_json(url: str) -> object:
 
 @pytest.fixture
 def trained_run(tmp_path: Path) -> Path:
-    spec = FeatureSpec()
+    spec = feature_spec()
     features = build_features(make_bars(500), spec)
     train(
-        TrainingJob(
+        training_job(
             features=features,
             feature_spec=spec,
             data_info={"source": "generated"},
@@ -61,8 +59,8 @@ def trained_run(tmp_path: Path) -> Path:
             run_name="tb-run",
             models_dir=tmp_path / "models",
             tensorboard_dir=tmp_path / "tb",
-            ppo=PPOConfig(n_envs=2, n_steps=128, batch_size=128),
-            env=EnvConfig(episode_length=60),
+            ppo=ppo_config(n_envs=2, n_steps=128, batch_size=128),
+            env=env_config(episode_length=60),
             total_timesteps=2048,
             eval_freq=1024,
             checkpoint_freq=0,

@@ -27,29 +27,27 @@ from finrl.agents.bundle import (
     load_bundle,
     sha256_file,
 )
-from finrl.agents.ppo import PPOConfig
 from finrl.agents.training import TrainingJob, TrainingResult, train
 from finrl.meta.data.frames import fingerprint
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rollout import run_policy, sb3_policy
-from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.features import FeatureSpec, build_features
 from finrl.meta.preprocessing import DataSplit, split_by_dates
-from unit_tests.conftest import REPO_ROOT, make_bars
+from unit_tests.conftest import REPO_ROOT, env_config, feature_spec, make_bars, ppo_config, training_job
 
 pytestmark = pytest.mark.integration
 
 # ---------------------------------------------------------------- helpers (test_bundle.py uses them too)
 
-TINY_PPO = PPOConfig(n_steps=64, batch_size=64, n_epochs=2, n_envs=2, net_arch=(32, 32))
-TINY_ENV = EnvConfig(episode_length=20)  # short episodes: several finish within a tiny run
+TINY_PPO = ppo_config(n_steps=64, batch_size=64, n_epochs=2, n_envs=2, net_arch=(32, 32))
+TINY_ENV = env_config(episode_length=20)  # short episodes: several finish within a tiny run
 
 
 @cache
 def generated_data() -> tuple[pd.DataFrame, pd.DataFrame, FeatureSpec, DataSplit]:
     """Bars, features, spec and default split of 300 generated NYSE days (cached: treat as read-only)."""
     bars = make_bars(300, seed=3)
-    spec = FeatureSpec()
+    spec = feature_spec()
     features = build_features(bars, spec)
     return bars, features, spec, split_by_dates(pd.DatetimeIndex(features.index))
 
@@ -57,7 +55,7 @@ def generated_data() -> tuple[pd.DataFrame, pd.DataFrame, FeatureSpec, DataSplit
 def tiny_job(root: Path, run_name: str, **overrides: Any) -> TrainingJob:
     """A training job over the generated data that trains for about a second."""
     bars, features, spec, split = generated_data()
-    job = TrainingJob(
+    job = training_job(
         features=features,
         feature_spec=spec,
         data_info={"source": "generated", "symbol": "SPY", "fingerprint": fingerprint(bars), "rows": len(bars)},

@@ -14,16 +14,14 @@ import pandas as pd
 import pytest
 
 from finrl.agents.bundle import BundleError, ModelBundle, load_bundle
-from finrl.agents.ppo import PPOConfig
-from finrl.agents.training import TrainingJob, train
+from finrl.agents.training import train
 from finrl.backtest.engine import AGENT, BASELINES, BacktestResult, default_test_window, leakage_warnings, run_backtest
 from finrl.errors import DataError
 from finrl.meta.data.frames import fingerprint
-from finrl.meta.env.execution import CostModel, ExecutionConfig
-from finrl.meta.env.spy_env import EnvConfig
-from finrl.meta.features import FeatureSpec, build_features
+from finrl.meta.env.execution import CostModel
+from finrl.meta.features import build_features
 from finrl.meta.preprocessing import DataSplit, DateWindow
-from unit_tests.conftest import make_bars
+from unit_tests.conftest import env_config, execution_config, feature_spec, make_bars, ppo_config, training_job
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +29,9 @@ pytestmark = pytest.mark.integration
 # (test_report.py uses these helpers too; the bundle is trained once per test session)
 
 COSTS = CostModel(commission_bps=5.0, spread_bps=4.0, slippage_bps=3.0)  # not the defaults: they must be the bundle's
-ENV = EnvConfig(execution=ExecutionConfig(costs=COSTS), initial_cash=50_000.0, episode_length=20)
-PPO = PPOConfig(n_envs=2, n_steps=64, batch_size=64, n_epochs=2, net_arch=(32, 32))
-SPEC = FeatureSpec()
+ENV = env_config(execution=execution_config(costs=COSTS), initial_cash=50_000.0, episode_length=20)
+PPO = ppo_config(n_envs=2, n_steps=64, batch_size=64, n_epochs=2, net_arch=(32, 32))
+SPEC = feature_spec()
 TRAIN_DAYS = 180
 
 
@@ -54,7 +52,7 @@ def engine_bundle_path(factory: pytest.TempPathFactory) -> Path:
     if "path" not in _TRAINED:
         bars, features, split = engine_data()
         root = factory.mktemp("engine-bundle")
-        job = TrainingJob(
+        job = training_job(
             features=features,
             feature_spec=SPEC,
             data_info={"source": "generated", "label": "generated bars", "fingerprint": fingerprint(bars)},
@@ -313,7 +311,7 @@ def test_window_overlapping_validation_warns_of_leakage(bundle: ModelBundle) -> 
 
 def test_feature_schema_mismatch_is_a_bundle_error(bundle: ModelBundle) -> None:
     bars, features, _ = engine_data()
-    without_vix = build_features(bars, FeatureSpec(use_vix=False))
+    without_vix = build_features(bars, feature_spec(use_vix=False))
     window = default_test_window(bundle, pd.DatetimeIndex(features.index))
     with pytest.raises(BundleError, match="feature schema mismatch") as info:
         run_backtest(bundle, without_vix, window)

@@ -12,16 +12,16 @@ from finrl.meta.env.execution import (
     NO_FILL,
     Action,
     CostModel,
-    ExecutionConfig,
     dividends_per_share,
     position_of,
     rebalance,
     target_position,
 )
+from unit_tests.conftest import cost_model, execution_config
 
 pytestmark = pytest.mark.unit
 
-DEFAULT = ExecutionConfig()  # 1 bp commission, 1 bp spread (half paid), 2 bp slippage
+DEFAULT = execution_config()  # 1 bp commission, 1 bp spread (half paid), 2 bp slippage
 IMPACT = 2.5e-4
 RATE = 1e-4
 
@@ -30,7 +30,7 @@ RATE = 1e-4
 
 
 def test_default_cost_model_price_impact_and_commission_rate() -> None:
-    costs = CostModel()
+    costs = cost_model()
     assert costs.price_impact == pytest.approx(2.5e-4, rel=1e-12)  # half of 1 bp + 2 bp
     assert costs.commission_rate == pytest.approx(1e-4, rel=1e-12)
 
@@ -46,7 +46,7 @@ def test_cost_model_math(commission: float, spread: float, slippage: float, impa
 
 
 def test_fill_cost_is_commission_plus_impact_on_notional() -> None:
-    config = ExecutionConfig(costs=CostModel(commission_bps=10.0, spread_bps=4.0, slippage_bps=3.0))
+    config = execution_config(costs=CostModel(commission_bps=10.0, spread_bps=4.0, slippage_bps=3.0))
     fill = rebalance(cash=0.0, shares=50.0, target=0, reference_price=200.0, config=config)
     # sell at 200 * (1 - 5 bp) = 199.9; commission 10 bp of 50 * 199.9 = 9.995; impact 50 * 0.1 = 5
     assert fill.shares == -50.0
@@ -80,7 +80,7 @@ def test_flat_to_long_sizing_leaves_room_for_the_commission() -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_flat_to_long_whole_shares_formula_and_cash_never_negative(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    config = ExecutionConfig(costs=CostModel(commission_bps=5.0, spread_bps=2.0, slippage_bps=3.0))
+    config = execution_config(costs=CostModel(commission_bps=5.0, spread_bps=2.0, slippage_bps=3.0))
     impact, rate = config.costs.price_impact, config.costs.commission_rate
     for _ in range(500):
         cash = float(rng.uniform(50.0, 1e6))
@@ -113,13 +113,13 @@ def test_long_to_flat_sells_everything() -> None:
 
 
 def test_long_to_flat_sells_fractional_holdings_entirely() -> None:
-    config = ExecutionConfig(fractional_shares=True)
+    config = execution_config(fractional_shares=True)
     fill = rebalance(cash=0.0, shares=12.3456, target=0, reference_price=50.0, config=config)
     assert fill.shares == -12.3456
 
 
 def test_fractional_shares_spend_all_equity() -> None:
-    config = ExecutionConfig(fractional_shares=True)
+    config = execution_config(fractional_shares=True)
     fill = rebalance(cash=10_000.0, shares=0.0, target=1, reference_price=100.0, config=config)
     expected = math.floor(10_000.0 / (100.025 * 1.0001) * 1e9) / 1e9  # Alpaca's 1e-9 share precision
     assert fill.shares == expected
@@ -129,11 +129,11 @@ def test_fractional_shares_spend_all_equity() -> None:
 
 
 def test_position_fraction_half() -> None:
-    config = ExecutionConfig(position_fraction=0.5)
+    config = execution_config(position_fraction=0.5)
     fill = rebalance(cash=10_000.0, shares=0.0, target=1, reference_price=100.0, config=config)
     # 5000 / (100.025 * 1.0001) = 49.98 -> 49
     assert fill.shares == 49.0
-    fractional = rebalance(10_000.0, 0.0, 1, 100.0, ExecutionConfig(position_fraction=0.5, fractional_shares=True))
+    fractional = rebalance(10_000.0, 0.0, 1, 100.0, execution_config(position_fraction=0.5, fractional_shares=True))
     assert fractional.shares * fractional.price * (1 + RATE) == pytest.approx(5_000.0, abs=1e-6)
     assert fractional.shares * fractional.price * (1 + RATE) <= 5_000.0
 
@@ -142,7 +142,7 @@ def test_position_fraction_half() -> None:
 
 
 def test_flat_to_short_hand_computed() -> None:
-    config = ExecutionConfig(allow_short=True)
+    config = execution_config(allow_short=True)
     fill = rebalance(cash=10_000.0, shares=0.0, target=-1, reference_price=100.0, config=config)
     # sell price 99.975; 10000 / (99.975 * 1.0001) = 100.015 -> 100 shares short
     assert fill.shares == -100.0
@@ -152,7 +152,7 @@ def test_flat_to_short_hand_computed() -> None:
 
 
 def test_long_to_short_flip_sizes_from_equity_after_closing() -> None:
-    config = ExecutionConfig(allow_short=True)
+    config = execution_config(allow_short=True)
     unit = 99.975 * 1.0001  # sell price with commission
     # equity 100.01 units: 100 shares ignoring the closing costs, but 3.15 to close 90 shares -> 99
     equity = 100.01 * unit
@@ -168,7 +168,7 @@ def test_long_to_short_flip_sizes_from_equity_after_closing() -> None:
 
 
 def test_short_to_long_flip_hand_computed() -> None:
-    config = ExecutionConfig(allow_short=True)
+    config = execution_config(allow_short=True)
     # equity 20000 - 100 * 100 = 10000; closing costs 100 * 100 * 3.5 bp = 3.5
     fill = rebalance(cash=20_000.0, shares=-100.0, target=1, reference_price=100.0, config=config)
     assert math.floor(9_996.5 / (100.025 * 1.0001)) == 99
@@ -178,14 +178,14 @@ def test_short_to_long_flip_hand_computed() -> None:
 
 
 def test_short_to_flat_buys_back_everything() -> None:
-    config = ExecutionConfig(allow_short=True)
+    config = execution_config(allow_short=True)
     fill = rebalance(cash=20_000.0, shares=-100.0, target=0, reference_price=100.0, config=config)
     assert fill.shares == 100.0
     assert fill.price == pytest.approx(100.025, rel=1e-12)
 
 
 def test_short_to_long_flip_fractional_keeps_cash_non_negative() -> None:
-    config = ExecutionConfig(allow_short=True, fractional_shares=True)
+    config = execution_config(allow_short=True, fractional_shares=True)
     fill = rebalance(cash=20_000.0, shares=-100.0, target=1, reference_price=100.0, config=config)
     assert 20_000.0 - fill.shares * fill.price - fill.commission >= 0.0
 
@@ -195,7 +195,7 @@ def test_short_to_long_flip_fractional_keeps_cash_non_negative() -> None:
     [(0.0, 0, False), (10.0, 1, False), (0.5, 1, False), (-5.0, -1, True), (0.0, 0, True)],
 )
 def test_no_fill_when_target_equals_current(shares: float, target: int, allow_short: bool) -> None:
-    fill = rebalance(1_000.0, shares, target, 100.0, ExecutionConfig(allow_short=allow_short))
+    fill = rebalance(1_000.0, shares, target, 100.0, execution_config(allow_short=allow_short))
     assert fill is NO_FILL
     assert fill.shares == 0.0 and fill.commission == 0.0 and fill.cost == 0.0
     assert math.isnan(fill.price)
@@ -210,7 +210,7 @@ def test_position_of_numpy_scalars() -> None:
 
 
 def test_fractional_fill_at_numpy_price_then_close() -> None:
-    config = ExecutionConfig(fractional_shares=True)
+    config = execution_config(fractional_shares=True)
     bought = rebalance(10_000.0, 0.0, 1, np.float64(100.0), config)
     assert rebalance(0.0, bought.shares, 0, np.float64(101.0), config).shares == -bought.shares
 
@@ -302,21 +302,21 @@ def test_dividends_per_share_ignores_a_falling_factor() -> None:
 @pytest.mark.parametrize("field", ["commission_bps", "spread_bps", "slippage_bps"])
 def test_negative_costs_raise(field: str) -> None:
     with pytest.raises(ValueError, match="negative"):
-        CostModel(**{field: -0.1})
+        cost_model(**{field: -0.1})
 
 
 @pytest.mark.parametrize("fraction", [0.0, -0.5, 1.0001, 2.0])
 def test_bad_position_fraction_raises(fraction: float) -> None:
     with pytest.raises(ValueError, match="position_fraction"):
-        ExecutionConfig(position_fraction=fraction)
+        execution_config(position_fraction=fraction)
 
 
 @pytest.mark.parametrize("fraction", [1e-6, 0.5, 1.0])
 def test_good_position_fraction_accepted(fraction: float) -> None:
-    assert ExecutionConfig(position_fraction=fraction).position_fraction == fraction
+    assert execution_config(position_fraction=fraction).position_fraction == fraction
 
 
 @pytest.mark.parametrize("fill_at", ["open", "close", "next_day", ""])
 def test_bad_fill_at_raises(fill_at: str) -> None:
     with pytest.raises(ValueError, match="fill_at"):
-        ExecutionConfig(fill_at=fill_at)  # type: ignore[arg-type]
+        execution_config(fill_at=fill_at)  # type: ignore[arg-type]

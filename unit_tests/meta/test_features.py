@@ -6,13 +6,13 @@ import pytest
 
 from finrl.errors import DataError
 from finrl.meta.features import DEFAULT_INDICATORS, FeatureSpec, build_features, is_price_level, turbulence
-from unit_tests.conftest import make_bars
+from unit_tests.conftest import feature_spec, make_bars
 
 pytestmark = pytest.mark.unit
 
 
 def test_required_indicators_and_observation_columns(sample_bars: pd.DataFrame) -> None:
-    spec = FeatureSpec()
+    spec = feature_spec()
     features = build_features(sample_bars, spec)
     for name in ("macd", "boll_ub", "boll_lb", "rsi_30", "cci_30", "dx_30", "close_30_sma", "close_60_sma"):
         assert name in features.columns
@@ -27,12 +27,12 @@ def test_indicators_match_stockstats_on_adjusted_prices() -> None:
     from stockstats import wrap
 
     bars = make_bars(250)
-    features = build_features(bars, FeatureSpec())
+    features = build_features(bars, feature_spec())
     factor = bars["adj_close"] / bars["close"]
     adjusted = pd.DataFrame(
         {c: bars[c] * factor for c in ("open", "high", "low")} | {"close": bars["adj_close"], "volume": bars["volume"]}
     )
-    expected = wrap(adjusted)["rsi_30"].iloc[FeatureSpec().warmup_bars :]
+    expected = wrap(adjusted)["rsi_30"].iloc[feature_spec().warmup_bars :]
     np.testing.assert_allclose(features["rsi_30"].to_numpy(), expected.to_numpy(), rtol=0, atol=0)
 
 
@@ -40,7 +40,7 @@ def test_indicators_match_stockstats_on_adjusted_prices() -> None:
 def test_no_look_ahead_features_at_t_ignore_every_later_bar(t: int) -> None:
     """Perturb every bar after day t; every feature at day t must stay bit-identical."""
     bars = make_bars(400, seed=3)
-    spec = FeatureSpec()
+    spec = feature_spec()
     base = build_features(bars, spec)
     rng = np.random.default_rng(99)
     perturbed = bars.copy()
@@ -60,7 +60,7 @@ def test_price_level_indicators_are_scale_free() -> None:
     bars = make_bars(300)
     scaled = bars.copy()
     scaled[["open", "high", "low", "close", "adj_close"]] *= 7.0
-    spec = FeatureSpec()
+    spec = feature_spec()
     a = build_features(bars, spec)[list(spec.observation_columns)]
     b = build_features(scaled, spec)[list(spec.observation_columns)]
     pd.testing.assert_frame_equal(a, b, rtol=1e-9)
@@ -79,7 +79,7 @@ def test_turbulence_uses_only_previous_days() -> None:
 
 
 def test_spec_round_trip_and_warmup() -> None:
-    spec = FeatureSpec(indicators=(*DEFAULT_INDICATORS, "close_100_sma"), use_vix=False)
+    spec = feature_spec(indicators=(*DEFAULT_INDICATORS, "close_100_sma"), use_vix=False)
     assert spec.warmup_bars == 102
     assert FeatureSpec.from_dict(spec.to_dict()) == spec
     assert "vix" not in spec.observation_columns
@@ -87,20 +87,20 @@ def test_spec_round_trip_and_warmup() -> None:
 
 def test_missing_vix_is_an_error_not_zeros() -> None:
     with pytest.raises(DataError, match="vix"):
-        build_features(make_bars(vix=False), FeatureSpec(use_vix=True))
-    features = build_features(make_bars(vix=False), FeatureSpec(use_vix=False))
+        build_features(make_bars(vix=False), feature_spec(use_vix=True))
+    features = build_features(make_bars(vix=False), feature_spec(use_vix=False))
     assert "vix" not in features.columns
 
 
 def test_too_few_bars_and_unknown_indicator() -> None:
     with pytest.raises(DataError, match="too few"):
-        build_features(make_bars(50), FeatureSpec())
+        build_features(make_bars(50), feature_spec())
     with pytest.raises(DataError, match="stockstats"):
-        build_features(make_bars(200), FeatureSpec(indicators=("not_an_indicator_5",)))
+        build_features(make_bars(200), feature_spec(indicators=("not_an_indicator_5",)))
 
 
 def test_flat_prices_give_a_clear_error() -> None:
     bars = make_bars(200)
     bars[["open", "high", "low", "close", "adj_close"]] = 100.0
     with pytest.raises(DataError, match="NaN/inf"):
-        build_features(bars, FeatureSpec())
+        build_features(bars, feature_spec())

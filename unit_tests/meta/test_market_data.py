@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -11,8 +12,7 @@ import pytest
 from finrl.errors import DataError, DataValidationError
 from finrl.meta.data import sources
 from finrl.meta.data.market_data import BARS_FILE, load_market_data
-from finrl.meta.data.request import DataRequest
-from unit_tests.conftest import make_bars, write_csv
+from unit_tests.conftest import data_request, make_bars, write_csv
 
 pytestmark = pytest.mark.unit
 
@@ -55,7 +55,7 @@ def fake_yahoo(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_second_fetch_reads_the_cache_without_network(tmp_path: Path, fake_yahoo: list[str]) -> None:
-    request = DataRequest(source="yahoo", start=date(2016, 1, 4), end=date(2016, 12, 30))
+    request = data_request(source="yahoo", start=date(2016, 1, 4), end=date(2016, 12, 30))
     first = load_market_data(request, tmp_path)
     assert fake_yahoo == ["SPY", "^VIX"]
     assert (first.directory / BARS_FILE).is_file()
@@ -63,18 +63,18 @@ def test_second_fetch_reads_the_cache_without_network(tmp_path: Path, fake_yahoo
     assert fake_yahoo == ["SPY", "^VIX"]  # no further downloads
     pd.testing.assert_frame_equal(first.bars, second.bars, check_exact=True, check_freq=False)
     assert first.fingerprint == second.fingerprint
-    offline = load_market_data(DataRequest(**{**request.__dict__, "offline": True}), tmp_path)
+    offline = load_market_data(replace(request, offline=True), tmp_path)
     assert offline.fingerprint == first.fingerprint
 
 
 def test_a_different_range_is_a_cache_miss(tmp_path: Path, fake_yahoo: list[str]) -> None:
-    load_market_data(DataRequest(source="yahoo", start=date(2016, 1, 4), end=date(2016, 6, 30)), tmp_path)
-    load_market_data(DataRequest(source="yahoo", start=date(2016, 1, 4), end=date(2016, 9, 30)), tmp_path)
+    load_market_data(data_request(source="yahoo", start=date(2016, 1, 4), end=date(2016, 6, 30)), tmp_path)
+    load_market_data(data_request(source="yahoo", start=date(2016, 1, 4), end=date(2016, 9, 30)), tmp_path)
     assert fake_yahoo == ["SPY", "^VIX", "SPY", "^VIX"]
 
 
 def test_corrupt_cache_is_fetched_again(tmp_path: Path, fake_yahoo: list[str]) -> None:
-    request = DataRequest(source="yahoo", start=date(2016, 1, 4), end=date(2016, 12, 30))
+    request = data_request(source="yahoo", start=date(2016, 1, 4), end=date(2016, 12, 30))
     data = load_market_data(request, tmp_path)
     path = data.directory / BARS_FILE
     path.write_text(path.read_text().replace("2016-03-01", "2016-03-02", 1))
@@ -85,7 +85,7 @@ def test_corrupt_cache_is_fetched_again(tmp_path: Path, fake_yahoo: list[str]) -
 
 def test_offline_without_cache_names_the_options(tmp_path: Path, fake_yahoo: list[str]) -> None:
     with pytest.raises(DataError) as excinfo:
-        load_market_data(DataRequest(source="yahoo", offline=True), tmp_path)
+        load_market_data(data_request(source="yahoo", offline=True), tmp_path)
     message = str(excinfo.value)
     assert "--source sample" in message and "--source csv" in message
     assert fake_yahoo == []
@@ -97,14 +97,14 @@ def test_network_failure_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(sources, "_yahoo_download", fail)
     with pytest.raises(DataError, match="Yahoo download of SPY failed: Failed to resolve host"):
-        load_market_data(DataRequest(source="yahoo"), tmp_path)
+        load_market_data(data_request(source="yahoo"), tmp_path)
 
 
 def test_csv_with_vix_csv(tmp_path: Path) -> None:
     bars = make_bars(300)
     spy = write_csv(bars.drop(columns="vix"), tmp_path / "spy.csv")
     vix = write_csv(bars[["vix"]].rename(columns={"vix": "close"}), tmp_path / "vix.csv")
-    data = load_market_data(DataRequest(source="csv", csv_path=spy, vix_csv_path=vix), tmp_path / "ds")
+    data = load_market_data(data_request(source="csv", csv_path=spy, vix_csv_path=vix), tmp_path / "ds")
     pd.testing.assert_series_equal(data.bars["vix"], bars["vix"], check_freq=False)
     assert data.describe()["rows"] == 300
 
@@ -112,7 +112,7 @@ def test_csv_with_vix_csv(tmp_path: Path) -> None:
 def test_csv_cache_follows_file_content(tmp_path: Path) -> None:
     bars = make_bars(300, vix=False)
     spy = write_csv(bars, tmp_path / "spy.csv")
-    request = DataRequest(source="csv", csv_path=spy, use_vix=False)
+    request = data_request(source="csv", csv_path=spy, use_vix=False)
     first = load_market_data(request, tmp_path / "ds")
     write_csv(make_bars(300, seed=5, vix=False), spy)
     second = load_market_data(request, tmp_path / "ds")
@@ -122,7 +122,7 @@ def test_csv_cache_follows_file_content(tmp_path: Path) -> None:
 def test_csv_without_vix_needs_a_choice(tmp_path: Path) -> None:
     spy = write_csv(make_bars(100, vix=False), tmp_path / "spy.csv")
     with pytest.raises(DataError, match="--vix-csv PATH, or --no-vix"):
-        load_market_data(DataRequest(source="csv", csv_path=spy), tmp_path)
+        load_market_data(data_request(source="csv", csv_path=spy), tmp_path)
 
 
 def test_vix_gaps_are_reported_not_zero_filled(tmp_path: Path) -> None:
@@ -130,27 +130,27 @@ def test_vix_gaps_are_reported_not_zero_filled(tmp_path: Path) -> None:
     spy = write_csv(bars.drop(columns="vix"), tmp_path / "spy.csv")
     vix = write_csv(bars[["vix"]].drop(bars.index[120]).rename(columns={"vix": "close"}), tmp_path / "vix.csv")
     with pytest.raises(DataValidationError, match=f"missing vix values on {bars.index[120]:%Y-%m-%d}"):
-        load_market_data(DataRequest(source="csv", csv_path=spy, vix_csv_path=vix), tmp_path / "ds")
+        load_market_data(data_request(source="csv", csv_path=spy, vix_csv_path=vix), tmp_path / "ds")
     assert not list((tmp_path / "ds").glob("*/bars.csv"))  # invalid data is not cached
 
 
 def test_explicit_start_before_the_sample_vix_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="--start 2014-01-03 or later, or --no-vix"):
-        load_market_data(DataRequest(source="sample", start=date(2010, 1, 4)), tmp_path)
+        load_market_data(data_request(source="sample", start=date(2010, 1, 4)), tmp_path)
 
 
 def test_sample_defaults_to_the_vix_range_and_full_range_without_vix(tmp_path: Path) -> None:
-    with_vix = load_market_data(DataRequest(source="sample"), tmp_path)
+    with_vix = load_market_data(data_request(source="sample"), tmp_path)
     assert f"{with_vix.bars.index[0]:%Y-%m-%d}" == "2014-01-03"
     assert "stand-in for SPY" in with_vix.label and "stand-in" in with_vix.describe()["label"]
-    without = load_market_data(DataRequest(source="sample", use_vix=False), tmp_path)
+    without = load_market_data(data_request(source="sample", use_vix=False), tmp_path)
     assert len(without.bars) == 5031 and "vix" not in without.bars.columns
 
 
 def test_unknown_source_and_missing_inputs(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unknown data source"):
-        load_market_data(DataRequest(source="bloomberg"), tmp_path)
+        load_market_data(data_request(source="bloomberg"), tmp_path)
     with pytest.raises(DataError, match="--csv PATH"):
-        load_market_data(DataRequest(source="csv"), tmp_path)
+        load_market_data(data_request(source="csv"), tmp_path)
     with pytest.raises(DataError, match="ALPACA_API_KEY"):
-        load_market_data(DataRequest(source="alpaca"), tmp_path)
+        load_market_data(data_request(source="alpaca"), tmp_path)

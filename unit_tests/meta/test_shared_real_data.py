@@ -10,14 +10,14 @@ from typer.testing import CliRunner
 
 from finrl.applications.spy_rl_trading.cli import app
 from finrl.meta.data.market_data import load_market_data
-from finrl.meta.data.request import DataRequest
-from finrl.meta.features import FeatureSpec, build_features
+from finrl.meta.features import build_features
+from unit_tests.conftest import data_request, feature_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
 
 
 def test_real_spy_loads_validates_and_featurises(shared_data: Path, tmp_path: Path) -> None:
-    request = DataRequest(
+    request = data_request(
         source="csv", csv_path=shared_data / "spy_daily.csv", vix_csv_path=shared_data / "vix_daily.csv"
     )
     data = load_market_data(request, tmp_path)
@@ -25,8 +25,8 @@ def test_real_spy_loads_validates_and_featurises(shared_data: Path, tmp_path: Pa
     assert data.report.errors == [] and data.report.warnings == []
     assert f"{data.bars.index[0]:%Y-%m-%d}" == "2015-01-02" and f"{data.bars.index[-1]:%Y-%m-%d}" == "2024-12-31"
     assert data.bars.loc["2020-03-23", "close"] == 222.95  # unadjusted traded price kept for execution
-    features = build_features(data.bars, FeatureSpec())
-    assert len(features) == 2516 - FeatureSpec().warmup_bars
+    features = build_features(data.bars, feature_spec())
+    assert len(features) == 2516 - feature_spec().warmup_bars
     # ex-dividend days move the raw close but not the adjusted return
     returns = features["log_return"]
     assert np.isfinite(returns).all() and returns.abs().max() < 0.12

@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finrl.meta.env.execution import CostModel, ExecutionConfig
+from finrl.meta.env.execution import CostModel
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import PORTFOLIO_FEATURES, EnvConfig, SpyTradingEnv
-from finrl.meta.features import FeatureSpec, build_features
+from finrl.meta.features import build_features
 from finrl.meta.preprocessing import FeatureNormalizer
-from unit_tests.conftest import make_bars
+from unit_tests.conftest import env_config, execution_config, feature_spec, make_bars
 
 pytestmark = pytest.mark.unit
 
 SELL, HOLD, BUY = 0, 1, 2
 ZERO_COSTS = CostModel(commission_bps=0.0, spread_bps=0.0, slippage_bps=0.0)
-WHOLE = EnvConfig(initial_cash=10_000.0, episode_length=None)
+WHOLE = env_config(initial_cash=10_000.0, episode_length=None)
 
 
 def arrays(
@@ -42,7 +42,7 @@ def arrays(
 
 
 def market_from_bars(bars: pd.DataFrame, fit_rows: int = 200) -> MarketArrays:
-    spec = FeatureSpec()
+    spec = feature_spec()
     frame = build_features(bars, spec)
     normalizer = FeatureNormalizer.fit(frame.iloc[:fit_rows], spec.observation_columns)
     return MarketArrays.from_features(frame, normalizer)
@@ -74,23 +74,23 @@ def run(env: SpyTradingEnv, actions: list[int], **reset_kwargs: object) -> dict[
 def test_gymnasium_check_env(sample_market: MarketArrays) -> None:
     from gymnasium.utils.env_checker import check_env
 
-    check_env(SpyTradingEnv(sample_market, EnvConfig(episode_length=100)), skip_render_check=True)
+    check_env(SpyTradingEnv(sample_market, env_config(episode_length=100)), skip_render_check=True)
 
 
 def test_stable_baselines3_check_env(sample_market: MarketArrays) -> None:
     from stable_baselines3.common.env_checker import check_env
 
-    check_env(SpyTradingEnv(sample_market, EnvConfig(episode_length=100)), warn=True)
+    check_env(SpyTradingEnv(sample_market, env_config(episode_length=100)), warn=True)
 
 
 def test_config_validation(sample_market: MarketArrays) -> None:
     with pytest.raises(ValueError, match="initial_cash"):
-        EnvConfig(initial_cash=0.0)
+        env_config(initial_cash=0.0)
     with pytest.raises(ValueError, match="episode_length"):
-        EnvConfig(episode_length=0)
+        env_config(episode_length=0)
     with pytest.raises(ValueError, match="exceeds the window"):
-        SpyTradingEnv(sample_market, EnvConfig(episode_length=len(sample_market)))
-    SpyTradingEnv(sample_market, EnvConfig(episode_length=len(sample_market) - 1))
+        SpyTradingEnv(sample_market, env_config(episode_length=len(sample_market)))
+    SpyTradingEnv(sample_market, env_config(episode_length=len(sample_market) - 1))
 
 
 # ---------------------------------------------------------------------------- hand-computed trading
@@ -164,7 +164,7 @@ def test_hand_computed_buy_then_sell_next_open() -> None:
 
 def test_fill_at_next_close() -> None:
     market = arrays(open_=[100.0, 101.0, 103.0, 102.0], close=[100.5, 102.0, 104.0, 101.0])
-    config = replace(WHOLE, execution=ExecutionConfig(fill_at="next_close"))
+    config = replace(WHOLE, execution=execution_config(fill_at="next_close"))
     env = SpyTradingEnv(market, config, record=True)
     env.reset(seed=0)
     _, _, _, _, info = env.step(BUY)
@@ -183,7 +183,7 @@ def test_fill_at_next_close() -> None:
 
 
 def test_repeated_buys_while_long_cost_nothing(sample_market: MarketArrays) -> None:
-    config = EnvConfig(episode_length=60, random_start=False)
+    config = env_config(episode_length=60, random_start=False)
     repeated = run(SpyTradingEnv(sample_market, config, record=True), [BUY] * 60, seed=1)
     held = run(SpyTradingEnv(sample_market, config, record=True), [BUY] + [HOLD] * 59, seed=1)
     assert repeated["nav"] == held["nav"]
@@ -193,14 +193,14 @@ def test_repeated_buys_while_long_cost_nothing(sample_market: MarketArrays) -> N
 
 
 def test_repeated_buys_keep_shares(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, EnvConfig(episode_length=30, random_start=False), record=True)
+    env = SpyTradingEnv(sample_market, env_config(episode_length=30, random_start=False), record=True)
     run(env, [BUY] * 30)
     shares = env.log.as_arrays()["shares"][1:]
     assert shares[0] > 0 and np.all(shares == shares[0])
 
 
 def test_repeated_sells_while_flat_cost_nothing(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, EnvConfig(episode_length=40, random_start=False), record=True)
+    env = SpyTradingEnv(sample_market, env_config(episode_length=40, random_start=False), record=True)
     out = run(env, [SELL] * 40)
     assert out["nav"] == [100_000.0] * 41
     assert out["reward"] == [0.0] * 40
@@ -211,7 +211,7 @@ def test_repeated_sells_while_flat_cost_nothing(sample_market: MarketArrays) -> 
 def test_dividend_paid_to_holders_at_previous_close() -> None:
     open_, close = [100.0, 100.0, 98.0, 99.0], [100.0, 100.0, 98.5, 99.0]
     market = arrays(open_, close, dividends=[0.0, 0.0, 1.5, 0.0])  # ex-date day 2
-    config = replace(WHOLE, execution=ExecutionConfig(costs=ZERO_COSTS))
+    config = replace(WHOLE, execution=execution_config(costs=ZERO_COSTS))
 
     # bought at open[1]: holds 100 shares at close[1] -> receives 1.5 * 100 on day 2
     held = SpyTradingEnv(market, config)
@@ -245,7 +245,7 @@ def test_dividend_paid_to_holders_at_previous_close() -> None:
 
 def test_short_pays_the_dividend() -> None:
     market = arrays([100.0, 100.0, 98.0, 99.0], [100.0, 100.0, 98.5, 99.0], dividends=[0.0, 0.0, 1.5, 0.0])
-    config = replace(WHOLE, execution=ExecutionConfig(costs=ZERO_COSTS, allow_short=True))
+    config = replace(WHOLE, execution=execution_config(costs=ZERO_COSTS, allow_short=True))
     env = SpyTradingEnv(market, config)
     env.reset()
     env.step(SELL)  # 100 short at open[1] = 100
@@ -254,9 +254,9 @@ def test_short_pays_the_dividend() -> None:
 
 
 def _costly_and_free(market: MarketArrays, actions: list, fractional: bool) -> tuple[dict, dict]:
-    base = EnvConfig(initial_cash=10_000.0, episode_length=len(actions), random_start=False)
-    costly = replace(base, execution=ExecutionConfig(fractional_shares=fractional))
-    free = replace(base, execution=ExecutionConfig(costs=ZERO_COSTS, fractional_shares=fractional))
+    base = env_config(initial_cash=10_000.0, episode_length=len(actions), random_start=False)
+    costly = replace(base, execution=execution_config(fractional_shares=fractional))
+    free = replace(base, execution=execution_config(costs=ZERO_COSTS, fractional_shares=fractional))
     return run(SpyTradingEnv(market, costly), actions), run(SpyTradingEnv(market, free), actions)
 
 
@@ -289,7 +289,7 @@ def test_costs_strictly_reduce_nav_fractional(sample_market: MarketArrays) -> No
 
 def test_short_selling_loses_when_price_rises() -> None:
     market = arrays([100.0, 100.0, 105.0, 110.0], [100.0, 101.0, 106.0, 112.0])
-    config = replace(WHOLE, execution=ExecutionConfig(allow_short=True))
+    config = replace(WHOLE, execution=execution_config(allow_short=True))
     env = SpyTradingEnv(market, config, record=True)
     env.reset()
     _, reward1, _, _, info1 = env.step(SELL)
@@ -330,7 +330,7 @@ def test_buy_and_hold_equals_hand_computation(sample_bars: pd.DataFrame) -> None
     market = market_from_bars(_planted_dividend_bars(sample_bars), fit_rows=500)
     window = market.window(100, 400)
     assert np.count_nonzero(window.dividends) >= 4
-    env = SpyTradingEnv(window, EnvConfig(episode_length=None))
+    env = SpyTradingEnv(window, env_config(episode_length=None))
     out = run(env, [BUY] + [HOLD] * (len(window) - 2))
     assert len(out["reward"]) == len(window) - 1 and out["done"][-1] == (False, True)
 
@@ -368,8 +368,8 @@ def test_no_look_ahead_direct_arrays(sample_market: MarketArrays, t: int) -> Non
     open_, close = market.open * np.r_[keep, scale], market.close * np.r_[keep, scale[::-1]]
     perturbed = MarketArrays(market.dates, features, open_, close, dividends, market.feature_bound)
     actions = list(rng.integers(0, 3, len(market) - 1))
-    for execution in (ExecutionConfig(), ExecutionConfig(allow_short=True, fill_at="next_close")):
-        config = EnvConfig(execution=execution, episode_length=None)
+    for execution in (execution_config(), execution_config(allow_short=True, fill_at="next_close")):
+        config = env_config(execution=execution, episode_length=None)
         obs_a, rewards_a, nav_a = _trajectory(market, actions, config)
         obs_b, rewards_b, nav_b = _trajectory(perturbed, actions, config)
         np.testing.assert_array_equal(obs_a[: t + 1], obs_b[: t + 1])
@@ -383,7 +383,7 @@ def test_no_look_ahead_direct_arrays(sample_market: MarketArrays, t: int) -> Non
 def test_no_look_ahead_through_the_feature_pipeline(t: int) -> None:
     """Perturb every bar after feature day t, rebuild features and arrays: nothing up to t changes."""
     bars = make_bars(420, seed=11)
-    spec = FeatureSpec()
+    spec = feature_spec()
     base_frame = build_features(bars, spec)
     normalizer = FeatureNormalizer.fit(base_frame.iloc[:100], spec.observation_columns)  # fixed, fitted once
     day = base_frame.index[t]
@@ -401,7 +401,7 @@ def test_no_look_ahead_through_the_feature_pipeline(t: int) -> None:
     market_b = MarketArrays.from_features(build_features(perturbed, spec), normalizer)
     assert np.count_nonzero(market_b.dividends[t + 1 :]) > 0
     actions = list(np.random.default_rng(0).integers(0, 3, len(market_a) - 1))
-    config = EnvConfig(execution=ExecutionConfig(allow_short=True), episode_length=None)
+    config = env_config(execution=execution_config(allow_short=True), episode_length=None)
     obs_a, rewards_a, nav_a = _trajectory(market_a, actions, config)
     obs_b, rewards_b, nav_b = _trajectory(market_b, actions, config)
     np.testing.assert_array_equal(obs_a[: t + 1], obs_b[: t + 1])
@@ -414,7 +414,7 @@ def test_no_look_ahead_through_the_feature_pipeline(t: int) -> None:
 
 
 def test_same_seed_same_start_and_trajectory(sample_market: MarketArrays) -> None:
-    config = EnvConfig(episode_length=50)
+    config = env_config(episode_length=50)
     actions = list(np.random.default_rng(3).integers(0, 3, 50))
     env_a, env_b = SpyTradingEnv(sample_market, config), SpyTradingEnv(sample_market, config)
     a, b = run(env_a, actions, seed=123), run(env_b, actions, seed=123)
@@ -428,7 +428,7 @@ def test_same_seed_same_start_and_trajectory(sample_market: MarketArrays) -> Non
 
 
 def test_episode_length_steps_then_truncated(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, EnvConfig(episode_length=25))
+    env = SpyTradingEnv(sample_market, env_config(episode_length=25))
     env.reset(seed=4)
     start = env.day_index
     for i in range(25):
@@ -440,7 +440,7 @@ def test_episode_length_steps_then_truncated(sample_market: MarketArrays) -> Non
 
 def test_random_starts_inside_window_and_vary(sample_market: MarketArrays) -> None:
     length = 252
-    env = SpyTradingEnv(sample_market, EnvConfig(episode_length=length))
+    env = SpyTradingEnv(sample_market, env_config(episode_length=length))
     starts = []
     for seed in range(30):
         env.reset(seed=seed)
@@ -451,7 +451,7 @@ def test_random_starts_inside_window_and_vary(sample_market: MarketArrays) -> No
 
 def test_random_starts_cover_exactly_the_valid_range() -> None:
     market = arrays([100.0] * 12, [100.0] * 12)
-    env = SpyTradingEnv(market, EnvConfig(episode_length=8))
+    env = SpyTradingEnv(market, env_config(episode_length=8))
     starts = set()
     for seed in range(300):
         env.reset(seed=seed)
@@ -466,14 +466,14 @@ def test_random_starts_cover_exactly_the_valid_range() -> None:
 
 
 def test_no_random_start_begins_at_zero(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, EnvConfig(episode_length=30, random_start=False))
+    env = SpyTradingEnv(sample_market, env_config(episode_length=30, random_start=False))
     for seed in range(3):
         env.reset(seed=seed)
         assert env.day_index == 0
 
 
 def test_options_start_is_honoured(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, EnvConfig(episode_length=20))
+    env = SpyTradingEnv(sample_market, env_config(episode_length=20))
     obs, _ = env.reset(seed=0, options={"start": 17})
     assert env.day_index == 17
     np.testing.assert_array_equal(obs[: sample_market.n_features], sample_market.features[17])
@@ -483,7 +483,7 @@ def test_options_start_is_honoured(sample_market: MarketArrays) -> None:
 
 @pytest.mark.parametrize("start", [-1, "last"])
 def test_options_start_out_of_range_raises(sample_market: MarketArrays, start: object) -> None:
-    env = SpyTradingEnv(sample_market, EnvConfig(episode_length=None))
+    env = SpyTradingEnv(sample_market, env_config(episode_length=None))
     k = len(sample_market) - 1 if start == "last" else start
     with pytest.raises(ValueError):
         env.reset(options={"start": k})
@@ -491,7 +491,7 @@ def test_options_start_out_of_range_raises(sample_market: MarketArrays, start: o
 
 def test_episode_length_none_runs_the_whole_window() -> None:
     market = market_from_bars(make_bars(160, seed=2), fit_rows=50)
-    env = SpyTradingEnv(market, EnvConfig(episode_length=None), record=True)
+    env = SpyTradingEnv(market, env_config(episode_length=None), record=True)
     out = run(env, [HOLD, BUY, SELL] * 100, seed=9)
     assert len(out["reward"]) == len(market) - 1
     assert out["done"][-1] == (False, True)
@@ -502,7 +502,7 @@ def test_episode_length_none_runs_the_whole_window() -> None:
 
 @pytest.mark.parametrize("action", [3, -1])
 def test_invalid_action_raises(sample_market: MarketArrays, action: int) -> None:
-    env = SpyTradingEnv(sample_market, EnvConfig(episode_length=10))
+    env = SpyTradingEnv(sample_market, env_config(episode_length=10))
     env.reset(seed=0)
     day, nav = env.day_index, env.nav
     with pytest.raises(ValueError):
@@ -514,7 +514,7 @@ def test_invalid_action_raises(sample_market: MarketArrays, action: int) -> None
 
 
 def test_observation_dtype_space_and_portfolio_entries(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, EnvConfig(episode_length=120, random_start=False), record=True)
+    env = SpyTradingEnv(sample_market, env_config(episode_length=120, random_start=False), record=True)
     assert PORTFOLIO_FEATURES == ("position", "cash_fraction", "unrealized_return")
     assert env.observation_space.shape == (sample_market.n_features + 3,)
     actions = list(np.random.default_rng(8).integers(0, 3, 120))
@@ -539,7 +539,7 @@ def test_observation_dtype_space_and_portfolio_entries(sample_market: MarketArra
 
 def test_short_observation_stays_inside_observation_space() -> None:
     market = arrays([100.0, 100.0, 150.0, 195.0], [100.0, 100.0, 150.0, 195.0])
-    config = replace(WHOLE, execution=ExecutionConfig(allow_short=True, costs=ZERO_COSTS))
+    config = replace(WHOLE, execution=execution_config(allow_short=True, costs=ZERO_COSTS))
     env = SpyTradingEnv(market, config)
     env.reset()
     for action in (SELL, HOLD, HOLD):

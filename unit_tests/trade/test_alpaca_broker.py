@@ -23,13 +23,12 @@ import structlog
 
 from finrl import log as flog
 from finrl.agents.bundle import ModelBundle
-from finrl.agents.ppo import PPOConfig
-from finrl.agents.training import TrainingJob, train
+from finrl.agents.training import train
 from finrl.calendar import nyse_sessions
 from finrl.log import configure_logging
 from finrl.meta.data.frames import fingerprint
 from finrl.meta.env.execution import Action
-from finrl.meta.features import FeatureSpec, build_features
+from finrl.meta.features import build_features
 from finrl.meta.preprocessing import split_by_dates
 from finrl.trade.alpaca_broker import DEFAULT_TIMEOUT, AlpacaBroker, TimeoutAdapter
 from finrl.trade.broker import (
@@ -41,7 +40,7 @@ from finrl.trade.broker import (
 from finrl.trade.journal import Journal
 from finrl.trade.risk import RiskLimits
 from finrl.trade.trader import DailyTrader, TraderConfig, client_order_id
-from unit_tests.conftest import make_bars
+from unit_tests.conftest import feature_spec, make_bars, ppo_config, training_job
 from unit_tests.fakes.alpaca_server import NEW_YORK, FakeAlpacaServer, FakeTradingAPI
 
 pytestmark = pytest.mark.integration
@@ -443,7 +442,7 @@ def test_paper_unless_the_live_url() -> None:
 # --------------------------------------------------------------------------- the daily trader on Alpaca
 
 TRADER_BARS = make_bars(300, seed=11)
-TRADER_FEATURES = build_features(TRADER_BARS, FeatureSpec())
+TRADER_FEATURES = build_features(TRADER_BARS, feature_spec())
 D0, D1, D2 = (d.date() for d in TRADER_FEATURES.index[-3:])
 
 
@@ -451,10 +450,10 @@ D0, D1, D2 = (d.date() for d in TRADER_FEATURES.index[-3:])
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     root = tmp_path_factory.mktemp("alpaca-models")
     info = {"source": "generated", "symbol": "SPY", "fingerprint": fingerprint(TRADER_BARS), "rows": len(TRADER_BARS)}
-    job = TrainingJob(
-        features=TRADER_FEATURES, feature_spec=FeatureSpec(), data_info=info,
+    job = training_job(
+        features=TRADER_FEATURES, feature_spec=feature_spec(), data_info=info,
         split=split_by_dates(pd.DatetimeIndex(TRADER_FEATURES.index)), run_name="alpaca-tiny", models_dir=root,
-        tensorboard_dir=root / "tb", ppo=PPOConfig(n_envs=2, n_steps=64, batch_size=64, n_epochs=1, net_arch=(16,)),
+        tensorboard_dir=root / "tb", ppo=ppo_config(n_envs=2, n_steps=64, batch_size=64, n_epochs=1, net_arch=(16,)),
         total_timesteps=128, eval_freq=0, checkpoint_freq=0, progress=False,
     )  # fmt: skip
     return train(job).bundle

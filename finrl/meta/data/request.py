@@ -13,22 +13,26 @@ NETWORK_SOURCES = frozenset({"yahoo", "alpaca"})  # sources whose data grows whi
 class AlpacaCredentials:
     api_key: str
     api_secret: str
-    data_url: str | None = None  # market-data host override (tests, proxies)
-    feed: str = "iex"
+    feed: str  # iex, sip or delayed_sip (``Settings`` holds the default)
+    data_url: str | None = None  # market-data host override (tests, proxies); None: Alpaca's own
 
 
 @dataclass(frozen=True)
 class DataRequest:
-    """What data to load; every field maps to a flag and an ``SPY_*`` setting."""
+    """What data to load; every field maps to a flag and an ``SPY_*`` setting.
 
-    source: str = "sample"
-    symbol: str = "SPY"
+    The values come from the caller (``Settings`` holds the defaults); only the optional ones
+    default, to None: not given (the whole range, no file, no keys).
+    """
+
+    source: str
+    symbol: str
+    use_vix: bool
+    offline: bool
     start: date | None = None
     end: date | None = None
     csv_path: Path | None = None
     vix_csv_path: Path | None = None
-    use_vix: bool = True
-    offline: bool = False
     alpaca: AlpacaCredentials | None = field(default=None, repr=False)
 
     @property

@@ -8,7 +8,7 @@ notional. Sizes are a fraction of equity, in whole or fractional shares, never "
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
 
@@ -27,9 +27,11 @@ class Action(IntEnum):
 
 @dataclass(frozen=True)
 class CostModel:
-    commission_bps: float = 1.0
-    spread_bps: float = 1.0  # the full quoted spread; each fill pays half of it
-    slippage_bps: float = 2.0
+    """Costs per fill in basis points; the values come from the caller (``Settings`` holds the defaults)."""
+
+    commission_bps: float
+    spread_bps: float  # the full quoted spread; each fill pays half of it
+    slippage_bps: float
 
     def __post_init__(self) -> None:
         if min(self.commission_bps, self.spread_bps, self.slippage_bps) < 0:
@@ -46,11 +48,13 @@ class CostModel:
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    costs: CostModel = field(default_factory=CostModel)
-    position_fraction: float = 1.0  # of equity, for long and short alike
-    allow_short: bool = False
-    fractional_shares: bool = False  # Alpaca's market-on-open orders take whole shares only
-    fill_at: Literal["next_open", "next_close"] = "next_open"
+    """How orders are sized and filled; every value comes from the caller (``Settings`` holds the defaults)."""
+
+    costs: CostModel
+    position_fraction: float  # of equity, for long and short alike
+    allow_short: bool
+    fractional_shares: bool  # Alpaca's market-on-open orders take whole shares only
+    fill_at: Literal["next_open", "next_close"]
 
     def __post_init__(self) -> None:
         if not 0 < self.position_fraction <= 1:

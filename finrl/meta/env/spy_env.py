@@ -38,9 +38,12 @@ CASH_FRACTION_BOUND = 3.0
 
 @dataclass(frozen=True)
 class EnvConfig:
-    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
-    initial_cash: float = 100_000.0
-    episode_length: int | None = 252  # trading days per episode; None = the whole window
+    """The env's account and episodes; the user-facing values come from the caller (``Settings`` holds the
+    defaults). ``random_start`` is not a setting: training starts episodes anywhere, replays start at day 0."""
+
+    execution: ExecutionConfig
+    initial_cash: float
+    episode_length: int | None  # trading days per episode; None = the whole window
     random_start: bool = True  # only with episode_length: start anywhere in the window
 
     def __post_init__(self) -> None:
@@ -54,8 +57,8 @@ class EnvConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EnvConfig:
-        execution = dict(data.get("execution", {}))
-        costs = CostModel(**execution.pop("costs", {}))
+        execution = dict(data["execution"])  # a bundle records every field: nothing is filled in
+        costs = CostModel(**execution.pop("costs"))
         return cls(**{**data, "execution": ExecutionConfig(costs=costs, **execution)})
 
 
@@ -132,10 +135,10 @@ class EpisodeStats:
 class SpyTradingEnv(gym.Env[np.ndarray, np.int64]):
     metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's declared class attribute
 
-    def __init__(self, market: MarketArrays, config: EnvConfig | None = None, *, record: bool = False) -> None:
+    def __init__(self, market: MarketArrays, config: EnvConfig, *, record: bool = False) -> None:
         super().__init__()
         self.market = market
-        self.config = config or EnvConfig()
+        self.config = config
         self.record = record
         if self.config.episode_length is not None and self.config.episode_length > len(market) - 1:
             raise ValueError(
