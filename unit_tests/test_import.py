@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # each test starts a Python process
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "pandas", "stable_baselines3", "gymnasium", "yfinance", "alpaca")

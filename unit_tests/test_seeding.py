@@ -13,8 +13,6 @@ import pytest
 
 from finrl.seeding import seed_everything
 
-pytestmark = pytest.mark.unit
-
 torch = pytest.importorskip("torch")
 
 
@@ -40,6 +38,7 @@ def draws(seed: int) -> tuple[list[float], list[float], list[float]]:
     )
 
 
+@pytest.mark.unit
 def test_same_seed_same_draws() -> None:
     first = draws(123)
     random.random(), np.random.rand(), torch.rand(1)  # disturb the generators in between
@@ -47,6 +46,7 @@ def test_same_seed_same_draws() -> None:
     assert first == second
 
 
+@pytest.mark.unit
 def test_different_seeds_differ() -> None:
     a_py, a_np, a_torch = draws(1)
     b_py, b_np, b_torch = draws(2)
@@ -55,11 +55,13 @@ def test_different_seeds_differ() -> None:
     assert a_torch != b_torch
 
 
+@pytest.mark.unit
 def test_pythonhashseed_exported() -> None:
     seed_everything(7)
     assert os.environ["PYTHONHASHSEED"] == "7"
 
 
+@pytest.mark.integration  # starts Python processes
 def test_pythonhashseed_fixes_child_hashes() -> None:
     seed_everything(11)
     code = "print(hash('finrl-spy'))"
@@ -70,6 +72,7 @@ def test_pythonhashseed_fixes_child_hashes() -> None:
     assert len(outputs) == 1
 
 
+@pytest.mark.unit
 def test_torch_deterministic_flag() -> None:
     torch.use_deterministic_algorithms(False)
     seed_everything(3, torch_deterministic=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from finrl.agents.bundle import point_latest
 from finrl.applications.spy_rl_trading.cli import app
 from unit_tests.conftest import REPO_ROOT
 
@@ -23,16 +25,14 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with a trained model (latest) on the offline sample, as after `make run`."""
+def workdir(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a trained model (latest) on the offline sample, as after `make run`: copies of the
+    session's tiny bundle r1 and its datasets cache (paper trading refreshes the data it reads)."""
     root = tmp_path_factory.mktemp("paper")
-    result = runner.invoke(
-        app,
-        ["train", "--timesteps", "512", "--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--eval-freq", "0",
-         "--models-dir", str(root / "trained_models"), "--tensorboard-dir", str(root / "tb"),
-         "--datasets-dir", str(root / "datasets")],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    models = root / "trained_models"
+    shutil.copytree(sample_bundles["r1"], models / "r1")
+    point_latest(models, models / "r1")
+    shutil.copytree(sample_bundles["r1"].parent.parent / "datasets", root / "datasets")
     return root
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -11,22 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finrl.agents.bundle import ModelBundle
-from finrl.agents.ppo import PPOConfig
-from finrl.agents.training import TrainingJob, train
+from finrl.agents.bundle import ModelBundle, load_bundle
 from finrl.backtest.engine import run_backtest
 from finrl.errors import DataError
 from finrl.meta.data.market_data import load_market_data
-from finrl.meta.data.request import DataRequest
 from finrl.meta.env.execution import Action
 from finrl.meta.env.rollout import Policy, sb3_policy, scheduled_policy
-from finrl.meta.features import FeatureSpec, build_features
-from finrl.meta.preprocessing import split_by_dates
+from finrl.meta.features import build_features
 from finrl.trade.journal import Journal
 from finrl.trade.risk import RiskLimits
 from finrl.trade.service import PaperTradingService
 from finrl.trade.simulated import SimulatedBroker
 from finrl.trade.trader import DailyTrader, TraderConfig, TraderState
+from unit_tests.conftest import data_request, feature_spec
 
 pytestmark = pytest.mark.integration
 NO_LIMITS = RiskLimits(max_drawdown=1.0, max_daily_loss=1.0, max_position_fraction=4.0)
@@ -36,22 +34,19 @@ NO_LIMITS = RiskLimits(max_drawdown=1.0, max_daily_loss=1.0, max_position_fracti
 def sample() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     import tempfile
 
-    market = load_market_data(DataRequest(source="sample"), Path(tempfile.mkdtemp()))
-    return market.bars, build_features(market.bars, FeatureSpec()), market.describe()
+    market = load_market_data(data_request(source="sample"), Path(tempfile.mkdtemp()))
+    return market.bars, build_features(market.bars, feature_spec()), market.describe()
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
-    _, features, info = sample()
-    root = tmp_path_factory.mktemp("models")
-    return train(
-        TrainingJob(
-            features=features, feature_spec=FeatureSpec(), data_info=info, split=split_by_dates(features.index),
-            run_name="paper", models_dir=root, tensorboard_dir=root / "tb",
-            ppo=PPOConfig(n_envs=2, n_steps=64, batch_size=64), total_timesteps=1024, eval_freq=0,
-            checkpoint_freq=0, progress=False,
-        )
-    ).bundle  # fmt: skip
+def bundle(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
+    """A copy of the session's tiny bundle r1, trained by ``spy-rl train`` on this same offline sample."""
+    copy = tmp_path_factory.mktemp("paper-models") / "r1"
+    shutil.copytree(sample_bundles["r1"], copy)
+    loaded = load_bundle(copy, copy.parent)
+    assert loaded.manifest.data_fingerprint == sample()[2]["fingerprint"]  # trained on the bars replayed here
+    loaded.check_features(sample()[1])
+    return loaded
 
 
 def make_trader(
