@@ -4,9 +4,11 @@
         print the torch version pinned in the lock file
 
     python tools/export_requirements.py strip-torch IN OUT
-        copy a requirements file exported by poetry-plugin-export, leaving out
-        torch and its CUDA-only dependencies (triton, nvidia-*, cuda-*); torch
-        itself is installed separately as a CPU build
+        copy a requirements file exported by poetry-plugin-export with the
+        `train` extra (`--extras train`), leaving out torch and its CUDA-only
+        dependencies (triton, nvidia-*, cuda-*); torch itself is installed
+        separately as a CPU build. An export without the extra has no torch
+        at all (the inference install) and needs no stripping.
 
 Standard library only, so it runs with any Python 3.11+.
 """
