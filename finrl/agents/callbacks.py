@@ -1,5 +1,10 @@
 """Training callbacks: trading scalars in TensorBoard, validation with best-model keeping,
-progress, and a clean stop on Ctrl-C / SIGTERM."""
+progress, and a clean stop on Ctrl-C / SIGTERM.
+
+SB3 calls every callback after every vector step, so per-step work is kept to a test: episode
+statistics are read only from envs that just finished, progress is reported once per rollout,
+and validation replays the window with the policy as NumPy arrays (benchmarks/ shows the cost).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HParam
 
+from finrl.agents.numpy_policy import NumpyPolicy
 from finrl.log import get_logger
 from finrl.meta.env.market_arrays import MarketArrays
-from finrl.meta.env.rollout import run_policy, sb3_policy
+from finrl.meta.env.rollout import run_policy
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.performance import sharpe_ratio, total_return
 from finrl.signals import on_stop_signals
@@ -39,8 +46,12 @@ class TradingMetricsCallback(BaseCallback):
         self.logger.record("hparams", HParam(clean, metrics), exclude=("stdout", "log", "json", "csv"))
 
     def _on_step(self) -> bool:
-        for info in self.locals.get("infos", ()):
-            stats = info.get("episode_stats")
+        dones = self.locals.get("dones")
+        if dones is not None and not np.count_nonzero(dones):  # the common step: no episode ended
+            return True
+        infos = self.locals.get("infos", ())
+        for i in range(len(infos)) if dones is None else np.flatnonzero(dones):
+            stats = infos[i].get("episode_stats")
             if stats:
                 for key, value in stats.items():
                     self.logger.record_mean(f"trading/episode_{key}", value)
@@ -76,7 +87,9 @@ class ValidationCallback(BaseCallback):
             self.evaluate()
 
     def evaluate(self) -> dict[str, float]:
-        ledger = run_policy(self.market, self.config, sb3_policy(self.model))
+        # the deterministic policy as NumPy arrays, converted once: ~10x faster per day than SB3's
+        # predict, and the very forward pass that backtests and paper trading act with
+        ledger = run_policy(self.market, self.config, NumpyPolicy.from_sb3(self.model).act)
         result = {
             "timesteps": float(self.num_timesteps),
             "sharpe": sharpe_ratio(ledger.nav),
@@ -94,7 +107,11 @@ class ValidationCallback(BaseCallback):
 
 
 class ProgressCallback(BaseCallback):
-    """A rich progress bar on a terminal; otherwise a log line every 10% with speed and ETA."""
+    """A rich progress bar on a terminal; otherwise a log line every 10% with speed and ETA.
+
+    Both move once per rollout (a few thousand steps, well under a second): redrawing the bar
+    after every step cost more than the env step itself.
+    """
 
     def __init__(self, total_timesteps: int, interactive: bool | None = None) -> None:
         super().__init__()
@@ -118,17 +135,19 @@ class ProgressCallback(BaseCallback):
             self._task = self._progress.add_task("train", total=self.total)
 
     def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
         if self._progress is not None:
             self._progress.update(self._task, completed=self.num_timesteps)
         elif self.num_timesteps >= self._next_report * self.total:
-            self._next_report += 0.1
+            self._next_report = math.floor(10 * self.num_timesteps / self.total) / 10 + 0.1
             elapsed = time.perf_counter() - self._started
             fps = self.num_timesteps / elapsed if elapsed else 0.0
             eta = (self.total - self.num_timesteps) / fps if fps else math.nan
             log.info(
                 "training_progress", timesteps=self.num_timesteps, total=self.total, fps=round(fps), eta_s=round(eta)
             )
-        return True
 
     def _on_training_end(self) -> None:
         if self._progress is not None:

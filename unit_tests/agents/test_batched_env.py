@@ -1,10 +1,11 @@
 """BatchedSpyEnv: bit-identical to a DummyVecEnv of SpyTradingEnv over whole episodes, resets,
-seeds and options; the VecEnv contract; identical PPO weights either way."""
+seeds and options; the VecEnv contract; identical PPO weights either way (integration)."""
 
 from __future__ import annotations
 
 import itertools
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,11 +14,12 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from finrl.agents.batched_env import BatchedSpyEnv
-from finrl.meta.env.execution import CostModel, ExecutionConfig
+from finrl.meta.env.execution import CostModel
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
+from unit_tests.conftest import env_config, execution_config
 
-pytestmark = pytest.mark.unit
+# one test trains PPO (integration); the others are unit tests, marked one by one
 
 
 def make_market(kind: str, days: int = 160, seed: int = 0) -> MarketArrays:
@@ -56,14 +58,14 @@ def config(
     position_fraction: float = 1.0,
     costs: CostModel = CostModel(commission_bps=1.0, spread_bps=2.0, slippage_bps=3.0),
 ) -> EnvConfig:
-    execution = ExecutionConfig(
+    execution = execution_config(
         costs=costs,
         position_fraction=position_fraction,
         allow_short=allow_short,
         fractional_shares=fractional,
-        fill_at=fill_at,  # type: ignore[arg-type]
+        fill_at=fill_at,
     )
-    return EnvConfig(
+    return env_config(
         execution=execution, initial_cash=10_000.0, episode_length=episode_length, random_start=random_start
     )
 
@@ -127,6 +129,7 @@ def play_both(market: MarketArrays, cfg: EnvConfig, n_envs: int, seed: int, step
 CASES = list(itertools.product((False, True), (False, True), ("next_open", "next_close")))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("n_envs", [1, 16])
 @pytest.mark.parametrize(("allow_short", "fractional", "fill_at"), CASES)
 @pytest.mark.parametrize("kind", ["dividends", "ruin"])
@@ -142,6 +145,7 @@ def test_identical_to_dummy_vec_env(kind: str, allow_short: bool, fractional: bo
         assert seen["ruin"] > 0  # the ruin path was exercised
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "cfg",
     [
@@ -156,6 +160,7 @@ def test_identical_for_other_configs(cfg: EnvConfig) -> None:
     play_both(make_market("dividends", seed=3), cfg, 5, seed=11, steps=400)
 
 
+@pytest.mark.unit
 def test_real_features_market_identical(sample_bars: pd.DataFrame) -> None:
     from finrl.meta.features import FeatureSpec, build_features
     from finrl.meta.preprocessing import FeatureNormalizer
@@ -166,6 +171,7 @@ def test_real_features_market_identical(sample_bars: pd.DataFrame) -> None:
     play_both(market, config(episode_length=252), 16, seed=42, steps=300)
 
 
+@pytest.mark.unit
 def test_vec_env_contract() -> None:
     market, cfg = make_market("dividends"), config()
     env = BatchedSpyEnv(market, cfg, 4)
@@ -201,6 +207,7 @@ def test_vec_env_contract() -> None:
         BatchedSpyEnv(market, config(episode_length=len(market)), 2)
 
 
+@pytest.mark.unit
 def test_vec_monitor_reports_episodes() -> None:
     from stable_baselines3.common.vec_env import VecMonitor
 
@@ -212,3 +219,17 @@ def test_vec_monitor_reports_episodes() -> None:
         _, _, _, infos = env.step(np.ones(3, dtype=np.int64))
         episodes += [info["episode"] for info in infos if "episode" in info]
     assert len(episodes) == 6 and all(e["l"] == 10 for e in episodes)
+
+
+@pytest.mark.integration
+def test_ppo_learns_the_same_weights_batched_or_dummy(tmp_path: Path) -> None:
+    """Same seed, same transitions, same torch draws: the same weights, bit for bit, and the same validations."""
+    from finrl.agents.bundle import FINAL_MODEL_FILE, MODEL_FILE
+    from finrl.agents.training import train
+    from unit_tests.agents.test_training import policy_state, same_state, tiny_job
+
+    runs = {kind: train(tiny_job(tmp_path, kind, vec_env=kind)) for kind in ("batched", "dummy")}
+    batched, dummy = runs["batched"].bundle.path, runs["dummy"].bundle.path
+    for name in (MODEL_FILE, FINAL_MODEL_FILE):
+        assert same_state(policy_state(batched / name), policy_state(dummy / name)), name
+    assert runs["batched"].metrics["validation_history"] == runs["dummy"].metrics["validation_history"]
