@@ -41,7 +41,11 @@ def _finite(value: Any) -> float:
 
 
 def sharpe_ratio(nav: pd.Series, risk_free_rate: float = 0.0) -> float:
-    """Annualised Sharpe of daily simple returns (sqrt(252)), with an annual risk-free rate."""
+    """Annualised Sharpe of daily simple returns (sqrt(252)), in excess of an annual risk-free rate.
+
+    ``risk_free_rate=0`` is the ratio's neutral value (plain mean over volatility, no excess), not a
+    setting's default: reports that follow the risk-free rate setting get it through :func:`performance`.
+    """
     import empyrical
 
     return _finite(empyrical.sharpe_ratio(daily_returns(nav), risk_free=risk_free_rate / TRADING_DAYS))
@@ -56,8 +60,11 @@ def drawdown(nav: pd.Series) -> pd.Series:
     return nav / nav.cummax() - 1.0
 
 
-def performance(ledger: pd.DataFrame, benchmark_nav: pd.Series, risk_free_rate: float = 0.0) -> dict[str, float]:
-    """All metrics of one strategy's ledger (see :class:`finrl.meta.env.rollout.EpisodeLedger`)."""
+def performance(ledger: pd.DataFrame, benchmark_nav: pd.Series, risk_free_rate: float) -> dict[str, float]:
+    """All metrics of one strategy's ledger (see :class:`finrl.meta.env.rollout.EpisodeLedger`).
+
+    ``risk_free_rate`` (annual) comes from the caller: the application's risk-free rate setting.
+    """
     import empyrical
 
     nav = ledger["nav"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from finrl.meta.env.execution import CostModel, ExecutionConfig
     from finrl.meta.env.spy_env import EnvConfig
     from finrl.meta.features import FeatureSpec
+    from finrl.trade.risk import RiskLimits
+    from finrl.trade.trader import TraderConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -63,6 +66,24 @@ def feature_spec(**changes: Any) -> FeatureSpec:
 
 def data_request(**changes: Any) -> DataRequest:
     return replace(default_settings().data_request(), **changes)
+
+
+def risk_limits(**changes: Any) -> RiskLimits:
+    from finrl.applications.spy_rl_trading import paper_service
+
+    return replace(paper_service.risk_limits(default_settings()), **changes)
+
+
+def trader_config(**changes: Any) -> TraderConfig:
+    from finrl.applications.spy_rl_trading import paper_service
+
+    return replace(paper_service.trader_config(default_settings()), **changes)
+
+
+def decision_delay() -> timedelta:
+    from finrl.applications.spy_rl_trading import paper_service
+
+    return paper_service.decision_delay(default_settings())
 
 
 def training_job(**fields: Any) -> TrainingJob:

@@ -138,6 +138,7 @@ def test_helpers_match_the_definitions() -> None:
         excess = r - rf / TRADING_DAYS
         assert sharpe_ratio(nav, rf) == pytest.approx(excess.mean() / excess.std(ddof=1) * math.sqrt(252), **TIGHT)
         assert sharpe_ratio(nav, rf) == pytest.approx(performance(ledger, nav, rf)["sharpe"], **TIGHT)
+    assert sharpe_ratio(nav) == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(252), **TIGHT)  # plain ratio
 
 
 def test_risk_free_rate_lowers_sharpe_and_sortino() -> None:
@@ -220,12 +221,12 @@ def test_buy_and_hold_is_fully_exposed() -> None:
 
 def test_exposure_is_zero_when_never_in_the_market_and_between_zero_and_one_otherwise() -> None:
     ledger, benchmark = handmade_ledger()
-    exposure = performance(ledger, benchmark)["exposure"]
+    exposure = performance(ledger, benchmark, 0.0)["exposure"]
     position = ledger["position"].to_numpy()
     assert 0 < exposure < 1
     # whichever day count is used, it is the share of days with a position
     assert exposure == pytest.approx((position != 0).mean(), abs=1.0 / (len(position) - 1))
-    assert performance(flat_ledger(), flat_ledger()["nav"])["exposure"] == 0.0
+    assert performance(flat_ledger(), flat_ledger()["nav"], 0.0)["exposure"] == 0.0
 
 
 def test_summarize_runs_mean_std_min_max() -> None:
@@ -259,8 +260,8 @@ def test_summarize_a_single_run_has_zero_spread() -> None:
 
 def test_summarize_real_performance_dicts() -> None:
     ledger, benchmark = handmade_ledger()
-    first = performance(ledger, benchmark)
-    second = performance(flat_ledger(len(ledger)).set_axis(ledger.index), benchmark)
+    first = performance(ledger, benchmark, 0.0)
+    second = performance(flat_ledger(len(ledger)).set_axis(ledger.index), benchmark, 0.0)
     summary = summarize_runs([first, second])
     assert set(summary) == set(METRIC_NAMES)
     for name in METRIC_NAMES:

@@ -84,8 +84,9 @@ def sma_crossover_actions(frame: pd.DataFrame, fast: str = "close_30_sma", slow:
 
 
 def run_backtest(
-    bundle: ModelBundle, features: pd.DataFrame, window: DateWindow, risk_free_rate: float = 0.0
+    bundle: ModelBundle, features: pd.DataFrame, window: DateWindow, risk_free_rate: float
 ) -> BacktestResult:
+    """The agent and the baselines over ``window``; ``risk_free_rate`` (annual) enters Sharpe, Sortino and alpha."""
     bundle.check_features(features)
     frame = window.slice(features, what="test window")
     if len(frame) < 2:

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RiskLimits:
-    max_drawdown: float = 0.25
-    max_daily_loss: float = 0.05
-    max_position_fraction: float = 1.05  # a market-on-open order sized at the close can overshoot 1.0
-    max_order_notional: float = 1_000_000.0
+    """The limits, all from the caller (the application's settings declare their defaults)."""
+
+    max_drawdown: float
+    max_daily_loss: float
+    max_position_fraction: float  # a little above 1.0: a market-on-open order sized at the close can overshoot
+    max_order_notional: float
 
     def __post_init__(self) -> None:
         for name in ("max_drawdown", "max_daily_loss"):

@@ -41,7 +41,7 @@ class PaperTradingService:
         broker: Broker,
         *,
         health_path: Path,
-        decision_delay: timedelta = timedelta(minutes=15),
+        decision_delay: timedelta,
         not_before: time | None = None,
         feed: MarketFeed | None = None,
         heartbeat_seconds: float = 30.0,

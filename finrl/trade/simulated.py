@@ -33,9 +33,7 @@ from finrl.trade.broker import (
 class SimulatedBroker:
     name = "simulated"
 
-    def __init__(
-        self, state_path: Path, bars: pd.DataFrame, execution: ExecutionConfig, initial_cash: float = 100_000.0
-    ) -> None:
+    def __init__(self, state_path: Path, bars: pd.DataFrame, execution: ExecutionConfig, initial_cash: float) -> None:
         self.state_path = Path(state_path)
         self.execution = execution
         self.update_bars(bars)

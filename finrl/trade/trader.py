@@ -48,9 +48,11 @@ FeatureProvider = Callable[[date], pd.DataFrame]
 
 @dataclass(frozen=True)
 class TraderConfig:
-    symbol: str = "SPY"
-    strategy: str = "finrl"
-    dry_run: bool = False
+    """What the trader trades and how, all from the caller (the application's settings declare the defaults)."""
+
+    symbol: str
+    strategy: str  # prefix of the client order ids
+    dry_run: bool  # log decisions and intended orders, send nothing
 
 
 @dataclass

@@ -21,7 +21,15 @@ from finrl.meta.data.frames import fingerprint
 from finrl.meta.env.execution import CostModel
 from finrl.meta.features import build_features
 from finrl.meta.preprocessing import DataSplit, DateWindow
-from unit_tests.conftest import env_config, execution_config, feature_spec, make_bars, ppo_config, training_job
+from unit_tests.conftest import (
+    default_settings,
+    env_config,
+    execution_config,
+    feature_spec,
+    make_bars,
+    ppo_config,
+    training_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +41,7 @@ ENV = env_config(execution=execution_config(costs=COSTS), initial_cash=50_000.0,
 PPO = ppo_config(n_envs=2, n_steps=64, batch_size=64, n_epochs=2, net_arch=(32, 32))
 SPEC = feature_spec()
 TRAIN_DAYS = 180
+RISK_FREE_RATE = default_settings().risk_free_rate
 
 
 @cache
@@ -84,7 +93,8 @@ def bundle(bundle_path: Path) -> ModelBundle:
 
 def default_run(bundle: ModelBundle, features: pd.DataFrame | None = None) -> BacktestResult:
     features = engine_data()[1] if features is None else features
-    return run_backtest(bundle, features, default_test_window(bundle, pd.DatetimeIndex(features.index)))
+    window = default_test_window(bundle, pd.DatetimeIndex(features.index))
+    return run_backtest(bundle, features, window, RISK_FREE_RATE)
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +238,7 @@ def test_perturbing_features_after_day_t_changes_nothing_up_to_t(result: Backtes
     perturbed.loc[later, numeric] = perturbed.loc[later, numeric].to_numpy() * rng.uniform(
         0.5, 1.5, (int(later.sum()), len(numeric))
     )
-    other = run_backtest(bundle, perturbed, result.window)
+    other = run_backtest(bundle, perturbed, result.window, RISK_FREE_RATE)
     assert_identical_through(result, other, t)
     # the perturbation did reach the backtest after t
     assert not np.array_equal(
@@ -249,7 +259,7 @@ def test_perturbing_prices_after_day_t_changes_no_action_up_to_t(result: Backtes
     changed.loc[later, "vix"] = changed.loc[later, "vix"] * 2
     new_features = build_features(changed, SPEC)
     pd.testing.assert_frame_equal(new_features.loc[:cut], features.loc[:cut], check_exact=True)
-    other = run_backtest(bundle, new_features, result.window)
+    other = run_backtest(bundle, new_features, result.window, RISK_FREE_RATE)
     assert_identical_through(result, other, t)
     for name in (AGENT, "sma_crossover"):
         actions = result.ledgers[name].frame["action"].to_numpy()[: t + 1]
@@ -291,7 +301,7 @@ def test_default_window_needs_two_days_after_what_the_model_saw(bundle: ModelBun
 def test_window_overlapping_training_warns_of_leakage(bundle: ModelBundle) -> None:
     _, features, _ = engine_data()
     window = DateWindow(day(TRAIN_DAYS - 30), day(TRAIN_DAYS + 30))
-    result = run_backtest(bundle, features, window)
+    result = run_backtest(bundle, features, window, RISK_FREE_RATE)
     (warning,) = result.warnings
     assert "DATA LEAKAGE" in warning and "training" in warning and "in-sample" in warning
     assert result.meta()["warnings"] == [warning]
@@ -314,10 +324,10 @@ def test_feature_schema_mismatch_is_a_bundle_error(bundle: ModelBundle) -> None:
     without_vix = build_features(bars, feature_spec(use_vix=False))
     window = default_test_window(bundle, pd.DatetimeIndex(features.index))
     with pytest.raises(BundleError, match="feature schema mismatch") as info:
-        run_backtest(bundle, without_vix, window)
+        run_backtest(bundle, without_vix, window, RISK_FREE_RATE)
     assert "vix" in str(info.value)
     with pytest.raises(BundleError, match="feature schema mismatch"):
-        run_backtest(bundle, features.drop(columns=["rsi_30"]), window)
+        run_backtest(bundle, features.drop(columns=["rsi_30"]), window, RISK_FREE_RATE)
 
 
 def weekend_inside_the_test_window() -> tuple[date, date]:
@@ -339,7 +349,7 @@ def test_empty_or_one_day_window_is_a_data_error(bundle: ModelBundle, which: str
     }[which]
     assert window.end < day(-1) or which == "after the data"
     with pytest.raises(DataError, match=fragment):
-        run_backtest(bundle, features, window)
+        run_backtest(bundle, features, window, RISK_FREE_RATE)
 
 
 def test_a_gap_in_the_dates_is_a_data_error(bundle: ModelBundle) -> None:
@@ -347,7 +357,7 @@ def test_a_gap_in_the_dates_is_a_data_error(bundle: ModelBundle) -> None:
     missing = features.index[TRAIN_DAYS + 20 : TRAIN_DAYS + 28]  # eight sessions, about a week and a half
     window = default_test_window(bundle, pd.DatetimeIndex(features.index))
     with pytest.raises(DataError, match=r"8 NYSE session\(s\) missing"):
-        run_backtest(bundle, features.drop(index=missing), window)
+        run_backtest(bundle, features.drop(index=missing), window, RISK_FREE_RATE)
 
 
 def test_a_single_missing_session_is_a_data_error(bundle: ModelBundle) -> None:
@@ -356,19 +366,19 @@ def test_a_single_missing_session_is_a_data_error(bundle: ModelBundle) -> None:
     mid_week = next(i for i in range(TRAIN_DAYS + 20, len(index)) if index[i].day_of_week == 2)
     window = default_test_window(bundle, pd.DatetimeIndex(index))
     with pytest.raises(DataError):
-        run_backtest(bundle, features.drop(index=[index[mid_week]]), window)
+        run_backtest(bundle, features.drop(index=[index[mid_week]]), window, RISK_FREE_RATE)
 
 
 def test_the_sma_baseline_needs_its_averages(bundle: ModelBundle) -> None:
     _, features, _ = engine_data()
     window = default_test_window(bundle, pd.DatetimeIndex(features.index))
     with pytest.raises(DataError, match="close_60_sma"):
-        run_backtest(bundle, features.drop(columns=["close_60_sma"]), window)
+        run_backtest(bundle, features.drop(columns=["close_60_sma"]), window, RISK_FREE_RATE)
 
 
 def test_risk_free_rate_reaches_the_metrics(bundle: ModelBundle, result: BacktestResult) -> None:
     _, features, _ = engine_data()
-    with_rf = run_backtest(bundle, features, result.window, risk_free_rate=0.05)
+    with_rf = run_backtest(bundle, features, result.window, risk_free_rate=RISK_FREE_RATE + 0.05)
     assert with_rf.metrics["buy_and_hold"]["sharpe"] < result.metrics["buy_and_hold"]["sharpe"]
     assert with_rf.metrics["buy_and_hold"]["total_return"] == result.metrics["buy_and_hold"]["total_return"]
     for name in result.ledgers:

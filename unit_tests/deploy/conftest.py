@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from unit_tests.conftest import default_settings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "k8s"
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -21,7 +23,7 @@ PAPER_TRADING_MODULE = "finrl.applications.spy_rl_trading.paper_trading"
 PAPER_TRADING_FILE = REPO_ROOT / "finrl" / "applications" / "spy_rl_trading" / "paper_trading.py"
 # the artifact folders: settings defaults, Dockerfile directories, Compose volumes, k8s claims
 ARTIFACT_DIRS = ("trained_models", "tensorboard_logs", "datasets", "results", "logs")
-METRICS_PORT = 9108  # SPY_METRICS_PORT default of the paper trader
+METRICS_PORT = default_settings().metrics_port  # SPY_METRICS_PORT default of the paper trader
 
 
 def tool(name: str) -> str:

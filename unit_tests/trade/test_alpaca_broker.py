@@ -38,9 +38,8 @@ from finrl.trade.broker import (
     BrokerUnavailableError,
 )
 from finrl.trade.journal import Journal
-from finrl.trade.risk import RiskLimits
-from finrl.trade.trader import DailyTrader, TraderConfig, client_order_id
-from unit_tests.conftest import feature_spec, make_bars, ppo_config, training_job
+from finrl.trade.trader import DailyTrader, client_order_id
+from unit_tests.conftest import feature_spec, make_bars, ppo_config, risk_limits, trader_config, training_job
 from unit_tests.fakes.alpaca_server import NEW_YORK, FakeAlpacaServer, FakeTradingAPI
 
 pytestmark = pytest.mark.integration
@@ -480,7 +479,7 @@ def make_trader(bundle: ModelBundle, broker: AlpacaBroker, root: Path, policy: C
     return DailyTrader(
         bundle=bundle, policy=policy, broker=broker,
         features_for=lambda day: TRADER_FEATURES.loc[: pd.Timestamp(day)], journal=Journal(root / "journal.jsonl"),
-        state_path=root / "state.json", risk=RiskLimits(), config=TraderConfig(symbol="SPY", strategy="finrl"),
+        state_path=root / "state.json", risk=risk_limits(), config=trader_config(symbol="SPY", strategy="finrl"),
     )  # fmt: skip
 
 

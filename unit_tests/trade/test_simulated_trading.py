@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -23,11 +23,18 @@ from finrl.trade.journal import Journal
 from finrl.trade.risk import RiskLimits
 from finrl.trade.service import PaperTradingService
 from finrl.trade.simulated import SimulatedBroker
-from finrl.trade.trader import DailyTrader, TraderConfig, TraderState
-from unit_tests.conftest import data_request, feature_spec
+from finrl.trade.trader import DailyTrader, TraderState
+from unit_tests.conftest import (
+    data_request,
+    decision_delay,
+    default_settings,
+    feature_spec,
+    risk_limits,
+    trader_config,
+)
 
 pytestmark = pytest.mark.integration
-NO_LIMITS = RiskLimits(max_drawdown=1.0, max_daily_loss=1.0, max_position_fraction=4.0)
+NO_LIMITS = risk_limits(max_drawdown=1.0, max_daily_loss=1.0, max_position_fraction=4.0)
 
 
 @cache
@@ -59,7 +66,7 @@ def make_trader(
     trader = DailyTrader(
         bundle=bundle, policy=policy, broker=broker, features_for=lambda day: features.loc[: pd.Timestamp(day)],
         journal=Journal(tmp_path / "journal.jsonl"), state_path=tmp_path / "state.json", risk=risk,
-        config=TraderConfig(dry_run=dry_run),
+        config=trader_config(dry_run=dry_run),
     )  # fmt: skip
     return trader, broker
 
@@ -89,7 +96,7 @@ def test_paper_loop_reproduces_the_backtest_exactly(bundle: ModelBundle, tmp_pat
     def policy() -> Policy:
         return scheduled_policy(actions) if policy_kind == "busy" else sb3_policy(bundle.load_model())
 
-    backtest = run_backtest(bundle, features, window).ledgers["agent"].frame
+    backtest = run_backtest(bundle, features, window, default_settings().risk_free_rate).ledgers["agent"].frame
     if policy_kind == "busy":  # the backtest's agent column must replay the same scripted actions
         from finrl.meta.env.market_arrays import MarketArrays
         from finrl.meta.env.rollout import run_policy
@@ -156,7 +163,7 @@ def test_dry_run_sends_nothing(bundle: ModelBundle, tmp_path: Path) -> None:
 
 
 def test_drawdown_breach_flattens_and_stops(bundle: ModelBundle, tmp_path: Path) -> None:
-    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY), risk=RiskLimits(max_drawdown=0.02))
+    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY), risk=risk_limits(max_drawdown=0.02))
     days = session_days(120, start="2018-09-20")  # the 2018 Q4 sell-off
     outcomes = []
     for day in days:
@@ -173,11 +180,13 @@ def test_drawdown_breach_flattens_and_stops(bundle: ModelBundle, tmp_path: Path)
 
 def test_position_and_order_limits_block_entries(bundle: ModelBundle, tmp_path: Path) -> None:
     (day,) = session_days(1)
-    trader, broker = make_trader(bundle, tmp_path / "a", always(Action.BUY), risk=RiskLimits(max_position_fraction=0.5))
+    trader, broker = make_trader(
+        bundle, tmp_path / "a", always(Action.BUY), risk=risk_limits(max_position_fraction=0.5)
+    )
     broker.advance_to(day)
     result = trader.run_cycle(day)
     assert result.outcome == "risk_blocked" and result.detail.startswith("max_position_fraction")
-    trader, broker = make_trader(bundle, tmp_path / "b", always(Action.BUY), risk=RiskLimits(max_order_notional=1000))
+    trader, broker = make_trader(bundle, tmp_path / "b", always(Action.BUY), risk=risk_limits(max_order_notional=1000))
     broker.advance_to(day)
     assert trader.run_cycle(day).detail.startswith("max_order_notional")
     assert json.loads((tmp_path / "b" / "account.json").read_text())["orders"] == {}
@@ -205,7 +214,9 @@ def test_a_stale_bar_is_a_data_gap(bundle: ModelBundle, tmp_path: Path) -> None:
 )
 def test_decision_waits_for_the_real_close(bundle: ModelBundle, tmp_path: Path, now: str, expected: date) -> None:
     trader, broker = make_trader(bundle, tmp_path, always(Action.HOLD))
-    service = PaperTradingService(trader, broker, health_path=tmp_path / "health.json")
+    service = PaperTradingService(
+        trader, broker, health_path=tmp_path / "health.json", decision_delay=timedelta(minutes=15)
+    )  # the expected sessions above are for a 15-minute delay
     assert service.latest_session(datetime.fromisoformat(now).replace(tzinfo=UTC)) == expected
 
 
@@ -224,7 +235,11 @@ def test_alpaca_decisions_wait_for_the_opg_window(
 
     trader, broker = make_trader(bundle, tmp_path, always(Action.HOLD))
     service = PaperTradingService(
-        trader, broker, health_path=tmp_path / "health.json", not_before=ALPACA_EARLIEST_DECISION
+        trader,
+        broker,
+        health_path=tmp_path / "health.json",
+        decision_delay=decision_delay(),
+        not_before=ALPACA_EARLIEST_DECISION,
     )
     assert service.latest_session(datetime.fromisoformat(now).replace(tzinfo=UTC)) == expected
 

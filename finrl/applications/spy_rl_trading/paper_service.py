@@ -21,6 +21,26 @@ from finrl.trade.trader import DailyTrader, TraderConfig
 log = get_logger(__name__)
 
 
+# the trade layer's values come from the settings, where their defaults are declared
+
+
+def risk_limits(settings: Settings) -> RiskLimits:
+    return RiskLimits(
+        max_drawdown=settings.max_drawdown,
+        max_daily_loss=settings.max_daily_loss,
+        max_position_fraction=settings.max_position_fraction,
+        max_order_notional=settings.max_order_notional,
+    )
+
+
+def trader_config(settings: Settings) -> TraderConfig:
+    return TraderConfig(symbol=settings.symbol.upper(), strategy=settings.strategy_name, dry_run=settings.dry_run)
+
+
+def decision_delay(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.decision_delay_minutes)
+
+
 def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTradingService:
     """The trader, broker and service for ``spy-rl paper`` from settings and the chosen bundle."""
     bundle = load_bundle(settings.model, settings.trained_models_dir)
@@ -46,13 +66,8 @@ def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTra
         features_for=feed.features_until,
         journal=Journal(settings.logs_dir / "journal.jsonl"),
         state_path=settings.logs_dir / "trader_state.json",
-        risk=RiskLimits(
-            max_drawdown=settings.max_drawdown,
-            max_daily_loss=settings.max_daily_loss,
-            max_position_fraction=settings.max_position_fraction,
-            max_order_notional=settings.max_order_notional,
-        ),
-        config=TraderConfig(symbol=settings.symbol.upper(), strategy=settings.strategy_name, dry_run=settings.dry_run),
+        risk=risk_limits(settings),
+        config=trader_config(settings),
         metrics=metrics,
     )
     log.info(
@@ -65,6 +80,6 @@ def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTra
         # a simulated market's clock is its data: it follows each refresh; Alpaca's trader reloads on demand
         feed=feed if settings.broker == "simulated" else None,
         health_path=settings.logs_dir / "health.json",
-        decision_delay=timedelta(minutes=settings.decision_delay_minutes),
+        decision_delay=decision_delay(settings),
         not_before=ALPACA_EARLIEST_DECISION if settings.broker == "alpaca" else None,
     )
