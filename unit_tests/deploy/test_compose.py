@@ -1,5 +1,6 @@
 """Compose files, checked by Compose itself (`docker compose config`, no engine needed) and against
-the package: every service, volume, profile and command the deployment doc promises."""
+the package: every service, volume, profile and command the deployment doc promises. Integration
+tests: each one runs the Compose binary."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from unit_tests.deploy.conftest import (
     tool,
 )
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 APP_SERVICES = {"train", "backtest", "tensorboard"}
 LR_SERVICES = {"train-lr-1e-4", "train-lr-3e-4", "train-lr-1e-3"}
@@ -259,19 +260,3 @@ def test_prometheus_scrapes_the_paper_trading_metrics_port(tmp_path) -> None:
     sources = {Path(v["source"]).name for v in prometheus["volumes"] if v["type"] == "bind"}
     assert "prometheus.yml" in sources
     assert "finrl-network" in prometheus["networks"]
-
-
-def test_grafana_is_provisioned_with_the_prometheus_source_and_dashboard() -> None:
-    grafana = REPO_ROOT / "monitoring" / "grafana"
-    (source,) = yaml.safe_load((grafana / "provisioning/datasources/prometheus.yml").read_text())["datasources"]
-    assert source["url"] == "http://prometheus:9090"
-    provider = yaml.safe_load((grafana / "provisioning/dashboards/finrl.yml").read_text())["providers"][0]
-    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
-    dashboards = list((grafana / "dashboards").glob("*.json"))
-    assert dashboards
-    for path in dashboards:
-        dashboard = json.loads(path.read_text())
-        assert dashboard["panels"]
-        for panel in dashboard["panels"]:
-            assert panel["datasource"]["uid"] == source["uid"]
-            assert all('job="finrl-paper-trading"' in t["expr"] for t in panel["targets"])

@@ -1,5 +1,5 @@
-"""Dockerfile and build context, statically: hadolint, and the facts the Compose and Kubernetes
-files rely on (two images: the full one for training and the inference one without torch; non-root
+"""Dockerfile and build context, statically (hadolint: test_external_tools): the facts the Compose
+and Kubernetes files rely on (two images: the full one for training and the inference one without torch; non-root
 user, artifact folders owned by it, entry modules, healthchecks)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from fnmatch import fnmatch
 
 import pytest
 
-from unit_tests.deploy.conftest import ARTIFACT_DIRS, REPO_ROOT, assert_entry_module, check, module_of, tool
+from unit_tests.deploy.conftest import ARTIFACT_DIRS, REPO_ROOT, assert_entry_module, module_of
 
 pytestmark = pytest.mark.unit
 
@@ -40,10 +40,6 @@ def stage(name: str) -> list[tuple[str, str]]:
         elif current is not None:
             stages[current].append((keyword, rest))
     return stages[name]
-
-
-def test_hadolint_passes() -> None:
-    check([tool("hadolint"), "--failure-threshold", "info", str(DOCKERFILE)])
 
 
 # the two images: target -> (the builder stage whose venv it copies, its default entry module)

@@ -4,10 +4,10 @@ without extras, carry none of it; `make venv` installs the extra for development
 
 from __future__ import annotations
 
+import importlib.util
 import re
-import subprocess
-import sys
 import tomllib
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -66,15 +66,20 @@ def test_the_main_dependencies_pull_in_no_torch_in_the_lock() -> None:
         assert packages[name]["markers"] == 'extra == "train"'
 
 
-def test_locked_torch_is_what_the_image_and_make_venv_install() -> None:
+def export_requirements() -> ModuleType:
+    """tools/export_requirements.py, loaded in this process (a unit test starts no process)."""
+    spec = importlib.util.spec_from_file_location("export_requirements", REPO_ROOT / "tools" / "export_requirements.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_locked_torch_is_what_the_image_and_make_venv_install(capsys: pytest.CaptureFixture[str]) -> None:
+    """`export_requirements.py torch-version poetry.lock`, as the Dockerfile and the Makefile call it."""
     packages = locked()
-    version = subprocess.run(
-        [sys.executable, "tools/export_requirements.py", "torch-version", "poetry.lock"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    assert export_requirements().main(["torch-version", str(REPO_ROOT / "poetry.lock")]) == 0
+    version = capsys.readouterr().out.strip()
     assert version == packages["torch"]["version"]
     assert Version(version).release[:2] == (2, 13)
 

@@ -1,5 +1,5 @@
-"""GitHub workflows against the vendored workflow schema, yamllint over every deployment YAML file,
-and the CI entry point's handling of the Docker sandbox."""
+"""GitHub workflows' steps and the CI entry point's handling of the Docker sandbox (the workflow schema
+and yamllint over every deployment YAML file: test_external_tools)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from unit_tests.deploy.conftest import K8S_DIR, REPO_ROOT, check, tool
+from unit_tests.deploy.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -21,12 +21,6 @@ def workflow(name: str) -> dict:
 
 def steps(document: dict) -> list[dict]:
     return [step for job in document["jobs"].values() for step in job["steps"]]
-
-
-def test_workflows_match_the_github_schema() -> None:
-    files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
-    assert len(files) >= 2
-    check([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files])
 
 
 def test_ci_workflow_lints_and_runs_make_test() -> None:
@@ -42,20 +36,6 @@ def test_docker_workflow_builds_tests_and_smoke_trains() -> None:
     assert re.search(r"docker run --rm finrl:test\b", runs), "unit tests in the container"
     assert "example_training --timesteps 1024" in runs and "SPY_DATA_SOURCE=sample" in runs
     assert "pytest -m docker unit_tests/deploy" in runs
-
-
-def test_yamllint() -> None:
-    files = [
-        *REPO_ROOT.glob("docker-compose*.yml"),
-        *(REPO_ROOT / "unit_tests" / "deploy").glob("docker-compose*.yml"),  # the e2e test's override
-        REPO_ROOT / "prometheus.yml",
-        REPO_ROOT / ".yamllint.yaml",
-        *K8S_DIR.rglob("*.yaml"),
-        K8S_DIR / "Kustomization",
-        *(REPO_ROOT / "monitoring").rglob("*.yml"),
-        *WORKFLOWS.glob("*.yml"),
-    ]
-    check([tool("yamllint"), "--strict", "-c", str(REPO_ROOT / ".yamllint.yaml"), *map(str, files)])
 
 
 def test_ci_starts_and_always_stops_the_docker_sandbox() -> None:
