@@ -184,7 +184,7 @@ class BatchedSpyEnv(VecEnv):
                 if not terminated:
                     stats.sum_reward += reward
                     stats.sum_reward_sq += reward * reward
-                info = {"nav": nav, "position": position, "costs": cost, "traded": traded}
+                info: dict[str, Any] = {"nav": nav, "position": position, "costs": cost, "traded": traded}
                 info["episode_stats"] = stats.summary(self._initial_cash, nav)
                 info["TimeLimit.truncated"] = truncated
                 done.append(i)
@@ -289,7 +289,12 @@ class BatchedSpyEnv(VecEnv):
         if name == "np_random_seed":
             self._rng(i)
             return self._rng_seeds[i]
-        state = {"nav": self._nav, "day_index": self._t, "position": self._position, "stats": self._stats}
+        state: dict[str, list[Any]] = {
+            "nav": self._nav,
+            "day_index": self._t,
+            "position": self._position,
+            "stats": self._stats,
+        }
         if name in state:
             return state[name][i]
         raise AttributeError(f"{type(self).__name__} has no per-env attribute {name!r}")

@@ -172,6 +172,25 @@ class StopFlag:
             yield self
 
 
+@contextmanager
+def unchecked_distributions() -> Iterator[None]:
+    """torch.distributions without argument checks while ``learn()`` runs, restored afterwards.
+
+    SB3 builds a ``Categorical`` from the logits in every policy forward (each rollout step, each
+    minibatch), and checking them costs about 30% of a forward on 16 observations (benchmarks/);
+    torch documents the switch for models that work. No value changes; NaN logits still fail,
+    when the next action is sampled from them.
+    """
+    from torch.distributions import Distribution
+
+    previous = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(previous)
+
+
 class StopOnSignalCallback(BaseCallback):
     def __init__(self, flag: StopFlag) -> None:
         super().__init__()

@@ -31,6 +31,7 @@ from finrl.agents.callbacks import (
     StopOnSignalCallback,
     TradingMetricsCallback,
     ValidationCallback,
+    unchecked_distributions,
 )
 from finrl.agents.ppo import PPOConfig
 from finrl.errors import DataError, FinRLError
@@ -139,7 +140,7 @@ def _train(job: TrainingJob) -> TrainingResult:
     )  # fmt: skip
     started = time.perf_counter()
     try:
-        with StopFlag().installed() as stop:
+        with StopFlag().installed() as stop, unchecked_distributions():
             callbacks.append(StopOnSignalCallback(stop))
             model.learn(job.total_timesteps, callback=CallbackList(callbacks), tb_log_name=job.run_name)
     except BaseException:
