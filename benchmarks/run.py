@@ -1,10 +1,16 @@
 """Throughput benchmarks, reported as ratios measured in one run on the same data.
 
-1. env: steps per second of ``SpyTradingEnv`` versus AI4Finance FinRL's ``StockTradingEnv``
-   (its module is taken from the published FinRL wheel at run time, never vendored), with
-   random actions from a fixed seed, resetting at the end of each episode. Target: >= 50x.
-2. ppo: PPO training through ``finrl.agents.training.train`` with the default ``PPOConfig``:
-   wall time and frames per second, against the 3-minute target and a 30-60 minute budget.
+1. env: env steps per second of ``SpyTradingEnv`` (one env), ``BatchedSpyEnv`` (all training
+   envs in one call, counted per env step) and SB3's ``DummyVecEnv`` of ``SpyTradingEnv``, each
+   against AI4Finance FinRL's ``StockTradingEnv`` (its module is taken from the published FinRL
+   wheel at run time, never vendored), random actions from a fixed seed, resetting at episode
+   end. Targets: >= 50x for the scalar env, >= 100x per env step for the batched env.
+2. ppo: ``finrl.agents.training.train`` with the default settings as it was (``DummyVecEnv``
+   and the callbacks of benchmarks/baseline.py) and as it is (``BatchedSpyEnv`` and the lean
+   callbacks), alternating, the fastest of ``--ppo-repeats`` runs each: frames per second of
+   ``learn()``, their ratio (target >= 1.25x) and, from the same runs, where the time goes
+   (benchmarks/breakdown.py; its timers cost well under 1% of a step).
+3. backtest: model load + a deterministic replay of agent and baselines over every day.
 
 Run from the repository root:  python -m benchmarks.run [--only env|ppo|backtest] [--help]
 """
@@ -12,6 +18,7 @@ Run from the repository root:  python -m benchmarks.run [--only env|ppo|backtest
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import platform
@@ -21,7 +28,8 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,24 +37,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks import baseline
+from benchmarks.breakdown import Breakdown
+from finrl.agents.batched_env import BatchedSpyEnv
 from finrl.agents.bundle import load_bundle
 from finrl.agents.ppo import PPOConfig
-from finrl.agents.training import TrainingJob, train
+from finrl.agents.training import TrainingJob, VecEnvKind, train
+from finrl.applications.spy_rl_trading.settings import Settings, load_settings
 from finrl.backtest.engine import run_backtest
 from finrl.log import configure_logging
-from finrl.meta.data.market_data import DataRequest, MarketData, load_market_data
+from finrl.meta.data.market_data import MarketData, load_market_data
 from finrl.meta.env.execution import CostModel
 from finrl.meta.env.market_arrays import MarketArrays
-from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
+from finrl.meta.env.spy_env import SpyTradingEnv
 from finrl.meta.features import FeatureSpec, build_features
-from finrl.meta.preprocessing import DateWindow, FeatureNormalizer, split_by_dates
+from finrl.meta.preprocessing import DataSplit, DateWindow, FeatureNormalizer
 
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"  # gitignored
 REFERENCE_VERSION = "0.3.7"
 REFERENCE_MEMBER = "finrl/meta/env_stock_trading/env_stocktrading.py"
 REFERENCE_MODULE = "finrl_ref_env_stocktrading"  # never "finrl": that name is this project
-ENV_RATIO_TARGET = 50.0
-PPO_TARGET_S = 180.0  # 3 minutes
+ENV_RATIO_TARGET = 50.0  # one SpyTradingEnv
+BATCHED_RATIO_TARGET = 100.0  # BatchedSpyEnv, per env step
+PPO_RATIO_TARGET = 1.25  # batched env + lean callbacks over DummyVecEnv + the old callbacks
+PPO_TARGET_S = 180.0  # 3 minutes for the default training job
 BUDGET_S = (30 * 60.0, 60 * 60.0)  # the deployment budget, 30-60 minutes
 BACKTEST_BUDGET_S = (5 * 60.0, 10 * 60.0)  # the deployment doc's backtest budget, 5-10 minutes
 
@@ -55,9 +69,11 @@ Row = tuple[str, str]
 
 @dataclass(frozen=True)
 class Dataset:
+    settings: Settings  # the defaults (and SPY_* variables), as ``spy-rl train`` reads them
     market: MarketData
     spec: FeatureSpec
     features: pd.DataFrame  # build_features over all the data
+    split: DataSplit
     train_frame: pd.DataFrame  # the training window, as train() slices it
 
 
@@ -76,16 +92,17 @@ class StepTiming:
 
 def load_dataset(args: argparse.Namespace, datasets_dir: Path) -> Dataset:
     """Bars -> features -> training window, as the ``spy-rl train`` job prepares them."""
-    if args.csv is not None:
-        use_vix = args.vix_csv is not None  # a bare CSV has no VIX
-        request = DataRequest(source="csv", csv_path=args.csv, vix_csv_path=args.vix_csv, use_vix=use_vix)
+    if args.csv is not None:  # a bare CSV has no VIX
+        settings = load_settings(
+            data_source="csv", csv_path=args.csv, vix_csv_path=args.vix_csv, use_vix=args.vix_csv is not None
+        )
     else:
-        request = DataRequest(source="sample", vix_csv_path=args.vix_csv)
-    market = load_market_data(request, datasets_dir)
-    spec = FeatureSpec(use_vix=request.use_vix)
+        settings = load_settings(data_source="sample", vix_csv_path=args.vix_csv)
+    market = load_market_data(settings.data_request(), datasets_dir)
+    spec = settings.feature_spec()
     features = build_features(market.bars, spec)
-    split = split_by_dates(pd.DatetimeIndex(features.index))
-    return Dataset(market, spec, features, split.train.slice(features, what="training window"))
+    split = settings.data_split(features)
+    return Dataset(settings, market, spec, features, split, split.train.slice(features, what="training window"))
 
 
 def our_market(data: Dataset) -> MarketArrays:
@@ -146,8 +163,10 @@ def _cached_wheel(version: str) -> Path | None:
     return found[0] if found else None
 
 
-def make_reference_env(module: ModuleType, df: pd.DataFrame, indicators: Sequence[str], initial_cash: float) -> Any:
-    cost = CostModel()  # the same costs per fill as our default execution model
+def make_reference_env(
+    module: ModuleType, df: pd.DataFrame, indicators: Sequence[str], initial_cash: float, cost: CostModel
+) -> Any:
+    """FinRL's env on the same days, with the same costs per fill as our execution model."""
     cost_pct = cost.price_impact + cost.commission_rate
     return module.StockTradingEnv(
         df=df,
@@ -194,78 +213,171 @@ def best_of(repeats: int, run: Callable[[], StepTiming]) -> StepTiming:
     return min((run() for _ in range(repeats)), key=lambda t: t.seconds / t.steps)
 
 
+def time_vec_steps(env: Any, actions: np.ndarray, warmup: int, seed: int) -> StepTiming:
+    """Step a VecEnv through ``actions`` [steps, n_envs] (it resets ended episodes itself).
+
+    Counted per env step: one call steps ``n_envs`` markets. The first ``warmup`` calls run untimed.
+    """
+    env.seed(seed)
+    env.reset()
+    for row in actions[:warmup]:
+        env.step(row)
+    started = time.perf_counter()
+    for row in actions[warmup:]:
+        env.step(row)
+    return StepTiming((len(actions) - warmup) * env.num_envs, time.perf_counter() - started)
+
+
 def bench_env(args: argparse.Namespace, data: Dataset) -> list[Row]:
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
     market = our_market(data)
-    config = EnvConfig()
+    config = data.settings.env_config()
+    n_envs = data.settings.ppo_config().n_envs
     ours = SpyTradingEnv(market, config)
     rng = np.random.default_rng(args.seed)
     our_actions = [int(a) for a in rng.integers(0, 3, size=args.warmup + args.env_steps)]
     mine = best_of(
         args.repeats, lambda: time_steps(lambda: ours.reset(seed=args.seed), ours.step, our_actions, args.warmup)
     )
+    vec_steps = -(-args.env_steps // n_envs)
+    vec_warmup = -(-args.warmup // n_envs)
+    vec_actions = np.random.default_rng(args.seed).integers(0, 3, size=(vec_warmup + vec_steps, n_envs))
+    batched_env = BatchedSpyEnv(market, config, n_envs)
+    batched = best_of(args.repeats, lambda: time_vec_steps(batched_env, vec_actions, vec_warmup, args.seed))
+    dummy_env = DummyVecEnv([partial(SpyTradingEnv, market, config)] * n_envs)
+    dummy = best_of(args.repeats, lambda: time_vec_steps(dummy_env, vec_actions, vec_warmup, args.seed))
     shape = f"{len(market)} training days x {market.n_features} features"
-    rows: list[Row] = [
-        ("env data", f"{data.market.source} {data.market.symbol}, {shape}"),
-        ("ours: SpyTradingEnv", f"{mine.per_second:,.0f} steps/s ({mine.steps:,} steps, best of {args.repeats})"),
+    best = f"best of {args.repeats}"
+    ours_rows = [
+        ("SpyTradingEnv (1 env)", mine),
+        (f"BatchedSpyEnv ({n_envs} envs per call)", batched),
+        (f"DummyVecEnv of SpyTradingEnv ({n_envs} envs)", dummy),
     ]
+    rows: list[Row] = [("env data", f"{data.market.source} {data.market.symbol}, {shape}")]
+    rows += [(f"ours: {name}", f"{t.per_second:,.0f} env steps/s ({t.steps:,} steps, {best})") for name, t in ours_rows]
+    rows.append(("batched / DummyVecEnv, per env step", f"{batched.per_second / dummy.per_second:.1f}x"))
 
     module, origin = (None, "skipped (--no-reference)")
     if not args.no_reference:
         module, origin = fetch_reference_module(args.finrl_version, args.finrl_wheel)
     if module is None:
-        print(f"FinRL reference env unavailable: {origin}; reporting our env only", flush=True)
+        print(f"FinRL reference env unavailable: {origin}; reporting our envs only", flush=True)
         rows.append(("FinRL StockTradingEnv", "unavailable (see the line above), no ratio"))
         return rows
-    ref = make_reference_env(module, finrl_frame(data), data.spec.indicators, config.initial_cash)
+    ref = make_reference_env(
+        module, finrl_frame(data), data.spec.indicators, config.initial_cash, config.execution.costs
+    )
     rng = np.random.default_rng(args.seed)
     ref_actions = list(rng.uniform(-1.0, 1.0, size=(args.warmup + args.finrl_steps, 1)).astype(np.float32))
     theirs = best_of(args.repeats, lambda: time_steps(ref.reset, ref.step, ref_actions, args.warmup))
-    ratio = mine.per_second / theirs.per_second
-    verdict = "met" if ratio >= ENV_RATIO_TARGET else "NOT met"
-    rows += [
+    rows.append(
         (
             f"FinRL {args.finrl_version} StockTradingEnv",
-            f"{theirs.per_second:,.0f} steps/s ({theirs.steps:,} steps, best of {args.repeats})",
-        ),
-        ("env speed ratio ours/FinRL", f"{ratio:,.1f}x (target >= {ENV_RATIO_TARGET:.0f}x: {verdict})"),
-    ]
+            f"{theirs.per_second:,.0f} steps/s ({theirs.steps:,} steps, {best})",
+        )
+    )
+    for (name, timing), target in zip(ours_rows, (ENV_RATIO_TARGET, BATCHED_RATIO_TARGET, None), strict=True):
+        ratio = timing.per_second / theirs.per_second
+        verdict = f" (target >= {target:.0f}x: {'met' if ratio >= target else 'NOT met'})" if target else ""
+        rows.append((f"ratio {name.split(' (')[0]} / FinRL", f"{ratio:,.1f}x per env step{verdict}"))
     return rows
 
 
 # ---------------------------------------------------------------------------- PPO
 
 
-def bench_ppo(args: argparse.Namespace, data: Dataset, workdir: Path) -> list[Row]:
-    ppo = PPOConfig()
-    job = TrainingJob(
+def training_job(data: Dataset, workdir: Path, run_name: str, ppo: PPOConfig, timesteps: int, **kw: Any) -> TrainingJob:
+    """A job as ``spy-rl train`` builds it from the default settings (no checkpoints, no progress bar)."""
+    settings = data.settings
+    return TrainingJob(
         features=data.features,
         feature_spec=data.spec,
         data_info=data.market.describe(),
-        split=split_by_dates(pd.DatetimeIndex(data.features.index)),
-        run_name="bench",
+        split=data.split,
+        run_name=run_name,
         models_dir=workdir / "models",
         tensorboard_dir=workdir / "tensorboard",
         ppo=ppo,
-        seed=args.seed,
-        total_timesteps=args.ppo_timesteps,
+        env=settings.env_config(),
+        seed=settings.random_seed,
+        total_timesteps=timesteps,
+        eval_freq=kw.pop("eval_freq", settings.eval_freq),
         checkpoint_freq=0,
         progress=False,
+        **kw,
     )
-    started = time.perf_counter()
-    result = train(job)
-    wall = time.perf_counter() - started
-    timesteps = int(result.metrics["timesteps"])
-    learn = float(result.metrics["wall_seconds"])
+
+
+@dataclass(frozen=True)
+class Setup:
+    label: str
+    vec_env: VecEnvKind
+    baseline: bool  # the old callbacks (benchmarks/baseline.py)
+
+
+BEFORE = Setup("before: DummyVecEnv + old callbacks", "dummy", baseline=True)
+AFTER = Setup("now: BatchedSpyEnv + lean callbacks", "batched", baseline=False)
+
+
+def run_training(data: Dataset, workdir: Path, setup: Setup, timesteps: int, methods: bool) -> Breakdown:
+    """Train once, timing ``learn()`` (with ``methods``: where its time goes), not the model build or publishing."""
+    job = training_job(
+        data, workdir, f"{setup.vec_env}-{len(list((workdir / 'models').glob('*')))}", data.settings.ppo_config(),
+        timesteps, vec_env=setup.vec_env,
+    )  # fmt: skip
+    breakdown = Breakdown()
+    callbacks = baseline.installed() if setup.baseline else contextlib.nullcontext()
+    with callbacks, breakdown.installed(methods=methods):
+        train(job)
+    breakdown.timesteps = -(-timesteps // job.ppo.n_steps // job.ppo.n_envs) * job.ppo.n_steps * job.ppo.n_envs
+    return breakdown
+
+
+def best_runs(data: Dataset, workdir: Path, timesteps: int, rounds: int, methods: bool) -> dict[Setup, Breakdown]:
+    """The fastest of ``rounds`` runs per setup, alternating which goes first: the machine's other
+    load drifts over a benchmark, and the fastest run is the one it disturbed least."""
+    best: dict[Setup, Breakdown] = {}
+    for round_ in range(rounds):
+        for setup in (BEFORE, AFTER) if round_ % 2 == 0 else (AFTER, BEFORE):
+            run = run_training(data, workdir, setup, timesteps, methods)
+            if setup not in best or run.learn_seconds < best[setup].learn_seconds:
+                best[setup] = run
+    return best
+
+
+def bench_ppo(args: argparse.Namespace, data: Dataset, workdir: Path) -> list[Row]:
+    ppo, settings = data.settings.ppo_config(), data.settings
+    run_training(data, workdir, BEFORE, ppo.n_steps * ppo.n_envs, methods=False)  # imports, first-call costs
+    best = best_runs(data, workdir, args.ppo_timesteps, args.ppo_repeats, methods=not args.no_breakdown)
+    fps = {setup: run.timesteps / run.learn_seconds for setup, run in best.items()}
+    cpu_fps = {setup: run.timesteps / run.learn_cpu_seconds for setup, run in best.items()}
+    ratio, cpu_ratio = fps[AFTER] / fps[BEFORE], cpu_fps[AFTER] / cpu_fps[BEFORE]
+    projected = settings.total_timesteps / fps[AFTER]
     low, high = BUDGET_S
-    return [
-        ("ppo config", f"n_envs={ppo.n_envs} n_steps={ppo.n_steps} batch={ppo.batch_size} "
-                       f"epochs={ppo.n_epochs} torch_threads={ppo.torch_threads} eval_freq={job.eval_freq}"),
-        ("ppo timesteps", f"{timesteps:,} (asked {args.ppo_timesteps:,})"),
-        ("ppo wall: train() / learn()", f"{wall:.1f} s / {learn:.1f} s"),
-        ("ppo fps: train() / learn()", f"{timesteps / wall:,.0f} / {timesteps / learn:,.0f} steps/s"),
-        ("ppo wall / 3-min target", f"{wall / PPO_TARGET_S:.2f} ({'met' if wall <= PPO_TARGET_S else 'NOT met'})"),
-        ("ppo wall / 30-60 min budget", f"{wall / low:.3f} / {wall / high:.3f}"),
+    rows: list[Row] = [
+        ("ppo config", f"n_envs={ppo.n_envs} n_steps={ppo.n_steps} batch={ppo.batch_size} epochs={ppo.n_epochs} "
+                       f"torch_threads={ppo.torch_threads} eval_freq={settings.eval_freq}, "
+                       f"{best[AFTER].timesteps:,} timesteps per run, best of {args.ppo_repeats} per setup"),
+        *((f"ppo fps, {setup.label}", f"{fps[setup]:,.0f} steps/s wall, {cpu_fps[setup]:,.0f} per CPU second")
+          for setup in (BEFORE, AFTER)),
+        ("ppo fps ratio now / before", f"{ratio:.2f}x wall, {cpu_ratio:.2f}x CPU (target >= {PPO_RATIO_TARGET}x: "
+                                        f"{'met' if ratio >= PPO_RATIO_TARGET else 'NOT met'})"),
+        (f"projected learn() for {settings.total_timesteps:,} steps", f"{projected:.0f} s, "
+         f"{projected / PPO_TARGET_S:.2f} of the 3-min target, {projected / low:.3f} / {projected / high:.3f} "
+         "of the 30-60 min budget"),
     ]  # fmt: skip
+    if args.no_breakdown:
+        return rows
+    rows.append(("ppo time per timestep", "in the same runs: before -> now, microseconds (share of learn())"))
+    before, now = (best[s].rows(best[s].timesteps) for s in (BEFORE, AFTER))
+    totals = [1e6 * best[s].learn_seconds / best[s].timesteps for s in (BEFORE, AFTER)]
+    for (name, _, us_before), (_, _, us_now) in zip(before, now, strict=True):
+        speedup = f"{us_before / us_now:5.1f}x" if us_now > 0 else "  n/a"
+        share = f"{100 * us_before / totals[0]:4.1f}% -> {100 * us_now / totals[1]:4.1f}%"
+        rows.append((f"  {name}", f"{us_before:7.1f} -> {us_now:7.1f} us  {speedup}  ({share} of learn)"))
+    rows.append(("  learn() total", f"{totals[0]:7.1f} -> {totals[1]:7.1f} us  {totals[0] / totals[1]:5.1f}x"))
+    return rows
 
 
 # ---------------------------------------------------------------------------- backtest
@@ -275,22 +387,15 @@ def bench_backtest(args: argparse.Namespace, data: Dataset, workdir: Path) -> li
     """Model load + a deterministic replay of agent and baselines over every day of the data."""
     models = workdir / "models"
     if not (models / "latest").exists():  # --only backtest: a tiny model is enough to time the replay
-        small = PPOConfig(n_envs=2, n_steps=64, batch_size=64)
-        train(
-            TrainingJob(
-                features=data.features, feature_spec=data.spec, data_info=data.market.describe(),
-                split=split_by_dates(pd.DatetimeIndex(data.features.index)), run_name="bench-small",
-                models_dir=models, tensorboard_dir=workdir / "tensorboard", ppo=small, seed=args.seed,
-                total_timesteps=256, eval_freq=0, checkpoint_freq=0, progress=False,
-            )
-        )  # fmt: skip
+        small = replace(data.settings.ppo_config(), n_envs=2, n_steps=64, batch_size=64)
+        train(training_job(data, workdir, "bench-small", small, 256, eval_freq=0))
     index = pd.DatetimeIndex(data.features.index)
     window = DateWindow(index[0].date(), index[-1].date())
     timings = []
     for _ in range(args.repeats):
         started = time.perf_counter()
         bundle = load_bundle("latest", models)
-        run_backtest(bundle, data.features, window)
+        run_backtest(bundle, data.features, window, data.settings.risk_free_rate)
         timings.append(time.perf_counter() - started)
     best = min(timings)
     years = len(index) / 252
@@ -314,7 +419,7 @@ def machine_rows() -> list[Row]:
         ("machine", f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores ({usable} usable)"),
         ("python / numpy / pandas", f"{platform.python_version()} / {np.__version__} / {pd.__version__}"),
         ("torch / stable-baselines3", f"{torch.__version__} / {stable_baselines3.__version__}"),
-        ("torch threads", f"{torch.get_num_threads()} default, {PPOConfig().torch_threads} for PPO"),
+        ("torch threads", f"{torch.get_num_threads()} default, {load_settings().torch_threads} for PPO"),
     ]
 
 
@@ -339,13 +444,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--finrl-version", default=REFERENCE_VERSION, help="FinRL release to compare with")
     parser.add_argument("--finrl-wheel", type=Path, help="a local FinRL wheel (no download)")
     parser.add_argument("--no-reference", action="store_true", help="skip FinRL's env")
-    parser.add_argument("--ppo-timesteps", type=int, default=500_000, help="PPO timesteps (default 500000)")
+    parser.add_argument(
+        "--ppo-timesteps", type=int, default=40_000, help="PPO timesteps per training run (default 40000)"
+    )
+    parser.add_argument("--ppo-repeats", type=int, default=5, help="plain PPO runs per setup; the fastest counts")
+    parser.add_argument("--no-breakdown", action="store_true", help="time learn() only, not where its time goes")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--verbose", action="store_true", help="show finrl's INFO log lines")
     args = parser.parse_args(argv)
     if args.warmup < 0:
         parser.error("--warmup cannot be negative")
-    for name in ("env_steps", "finrl_steps", "ppo_timesteps", "repeats"):
+    for name in ("env_steps", "finrl_steps", "ppo_timesteps", "ppo_repeats", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
