@@ -43,6 +43,7 @@ from finrl.meta.env.spy_env import (
 RUIN_REWARD = -10.0  # as SpyTradingEnv: ruin is final and costs more than any log return
 VALID_ACTIONS = frozenset((0, 1, 2))
 FLAT, FLAT_RUINED = (0.0, 1.0, 0.0), (0.0, 0.0, 0.0)  # portfolio_features without a position
+TRUNCATED = "TimeLimit.truncated"  # SB3's info key for an episode cut by its time limit
 
 
 class BatchedSpyEnv(VecEnv):
@@ -117,7 +118,7 @@ class BatchedSpyEnv(VecEnv):
         entry_factor = 1 + rate
         fraction = self.config.execution.position_fraction
         fractional = self.config.execution.fractional_shares
-        sell_target, log, nan, minus_inf = self._sell_target, math.log, math.nan, -math.inf
+        sell_target, log, nan = self._sell_target, math.log, math.nan
         bound = CASH_FRACTION_BOUND
         rewards: list[float] = []
         portfolio: list[tuple[float, float, float]] = []
@@ -145,6 +146,7 @@ class BatchedSpyEnv(VecEnv):
             dividend = dividends[nxt]
             if dividend and shares:
                 cash += shares * dividend  # paid to holders at t's close
+                cash_[i] = cash
             stats = stats_[i]
             cost = 0.0
             traded = False
@@ -156,6 +158,7 @@ class BatchedSpyEnv(VecEnv):
                 cost = commission + abs(delta) * abs(price - reference)
                 cash -= delta * price + commission
                 shares += delta
+                cash_[i], shares_[i] = cash, shares
                 position = position_[i] = int(shares > 0) - int(shares < 0)
                 entry_[i] = price if position else nan
                 stats.trades += 1
@@ -163,37 +166,43 @@ class BatchedSpyEnv(VecEnv):
                 stats.traded_notional += abs(delta) * price
             price_now = close[nxt]
             nav = cash + shares * price_now
-            reward = log(nav / nav_[i]) if nav > 0 else minus_inf
-            cash_[i], shares_[i], nav_[i], t_[i] = cash, shares, nav, nxt
-            terminated = nav <= 0
-            truncated = nxt >= end_[i] and not terminated
+            t_[i] = nxt
             stats.steps += 1
             stats.actions[act] += 1
-            if position:  # portfolio_features while a position is held
+            unrealized = 0.0
+            if position:
                 stats.days_long += position > 0
                 stats.days_short += position < 0
-                held = cash / nav if nav > 0 else 0.0
-                held = held if held < bound else bound
-                held = held if held > -bound else -bound
+                # portfolio_features' unrealised log return, clipped to [-1, 1]
                 unrealized = position * log(price_now / entry_[i])
                 unrealized = unrealized if unrealized < 1.0 else 1.0
-                portfolio.append((position, held, unrealized if unrealized > -1.0 else -1.0))
-            else:
-                portfolio.append(FLAT if nav > 0 else FLAT_RUINED)
-            if terminated or truncated:
-                if not terminated:
-                    stats.sum_reward += reward
-                    stats.sum_reward_sq += reward * reward
-                info: dict[str, Any] = {"nav": nav, "position": position, "costs": cost, "traded": traded}
-                info["episode_stats"] = stats.summary(self._initial_cash, nav)
-                info["TimeLimit.truncated"] = truncated
-                done.append(i)
-            else:
+                unrealized = unrealized if unrealized > -1.0 else -1.0
+            if nav > 0:  # the common path: no ruin
+                reward = log(nav / nav_[i])
+                nav_[i] = nav
                 stats.sum_reward += reward
                 stats.sum_reward_sq += reward * reward
-                info = {"nav": nav, "position": position, "costs": cost, "traded": traded, "TimeLimit.truncated": False}
+                rewards.append(reward)
+                if position:  # portfolio_features' cash fraction, clipped to the bound
+                    held = cash / nav
+                    held = held if held < bound else bound
+                    portfolio.append((position, held if held > -bound else -bound, unrealized))
+                else:
+                    portfolio.append(FLAT)
+                if nxt < end_[i]:
+                    infos.append({"nav": nav, "position": position, "costs": cost, "traded": traded, TRUNCATED: False})
+                    continue
+                truncated = True
+            else:  # ruin is final; its -inf log return is not summed
+                nav_[i] = nav
+                rewards.append(RUIN_REWARD)
+                portfolio.append((position, 0.0, unrealized) if position else FLAT_RUINED)
+                truncated = False
+            info: dict[str, Any] = {"nav": nav, "position": position, "costs": cost, "traded": traded}
+            info["episode_stats"] = stats.summary(self._initial_cash, nav)
+            info[TRUNCATED] = truncated  # DummyVecEnv's key order
             infos.append(info)
-            rewards.append(RUIN_REWARD if terminated else reward)
+            done.append(i)
         obs = self._rows[t_]  # one gather: a fresh array of day rows
         obs[:, self._nf :] = portfolio
         dones = np.zeros(self.num_envs, dtype=bool)
