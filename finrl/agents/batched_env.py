@@ -21,6 +21,7 @@ with the same operations in the same order, on Python floats, as ``SpyTradingEnv
 
 from __future__ import annotations
 
+import array
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -83,6 +84,10 @@ class BatchedSpyEnv(VecEnv):
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._rng_seeds: list[int | None] = [None] * n
         self._actions: list[int] = [1] * n
+        # each env's 3 portfolio values, written by the loop as Python floats (array items take
+        # them ~3x faster than NumPy items) and copied into the observations through a NumPy view
+        self._portfolio = array.array("d", bytes(24 * n))
+        self._portfolio_view = np.frombuffer(self._portfolio, dtype=np.float64).reshape(n, 3)
         super().__init__(n, reference.observation_space, reference.action_space)
         self.metadata = dict(SpyTradingEnv.metadata)
 
@@ -96,8 +101,8 @@ class BatchedSpyEnv(VecEnv):
         return self._observations(range(self.num_envs))
 
     def step_async(self, actions: np.ndarray) -> None:
-        array = np.asarray(actions).reshape(self.num_envs)
-        acts: list[int] = array.astype(np.int64, copy=False).tolist()  # int(action), as SpyTradingEnv does
+        given = np.asarray(actions).reshape(self.num_envs)
+        acts: list[int] = given.astype(np.int64, copy=False).tolist()  # int(action), as SpyTradingEnv does
         if not VALID_ACTIONS.issuperset(acts):
             bad = next(a for a in acts if a not in VALID_ACTIONS)
             raise ValueError(f"invalid action {bad!r}: expected 0 (sell), 1 (hold) or 2 (buy)")
@@ -121,10 +126,11 @@ class BatchedSpyEnv(VecEnv):
         sell_target, log, nan = self._sell_target, math.log, math.nan
         bound = CASH_FRACTION_BOUND
         rewards: list[float] = []
-        portfolio: list[tuple[float, float, float]] = []
+        portfolio = self._portfolio
         infos: list[dict[str, Any]] = []
         done: list[int] = []
         for i, act in enumerate(self._actions):
+            k = 3 * i
             position = position_[i]
             target = position if act == 1 else (1 if act == 2 else sell_target)
             nxt = t_[i] + 1
@@ -186,9 +192,13 @@ class BatchedSpyEnv(VecEnv):
                 if position:  # portfolio_features' cash fraction, clipped to the bound
                     held = cash / nav
                     held = held if held < bound else bound
-                    portfolio.append((position, held if held > -bound else -bound, unrealized))
+                    portfolio[k], portfolio[k + 1], portfolio[k + 2] = (
+                        position,
+                        held if held > -bound else -bound,
+                        unrealized,
+                    )
                 else:
-                    portfolio.append(FLAT)
+                    portfolio[k], portfolio[k + 1], portfolio[k + 2] = FLAT
                 if nxt < end_[i]:
                     infos.append({"nav": nav, "position": position, "costs": cost, "traded": traded, TRUNCATED: False})
                     continue
@@ -196,15 +206,17 @@ class BatchedSpyEnv(VecEnv):
             else:  # ruin is final; its -inf log return is not summed
                 nav_[i] = nav
                 rewards.append(RUIN_REWARD)
-                portfolio.append((position, 0.0, unrealized) if position else FLAT_RUINED)
+                portfolio[k], portfolio[k + 1], portfolio[k + 2] = (
+                    (position, 0.0, unrealized) if position else FLAT_RUINED
+                )
                 truncated = False
             info: dict[str, Any] = {"nav": nav, "position": position, "costs": cost, "traded": traded}
             info["episode_stats"] = stats.summary(self._initial_cash, nav)
             info[TRUNCATED] = truncated  # DummyVecEnv's key order
             infos.append(info)
             done.append(i)
-        obs = self._rows[t_]  # one gather: a fresh array of day rows
-        obs[:, self._nf :] = portfolio
+        obs = self._rows.take(t_, axis=0)  # one gather: a fresh array of day rows
+        obs[:, self._nf :] = self._portfolio_view
         dones = np.zeros(self.num_envs, dtype=bool)
         if done:
             dones[done] = True
