@@ -110,7 +110,7 @@ class ProgressCallback(BaseCallback):
 
 @contextmanager
 def installed() -> Iterator[None]:
-    """``train()`` with the old callbacks, SB3's ``CallbackList`` and ``DummyVecEnv`` (via ``vec_env``)."""
+    """``train()`` with the old callbacks and torch's checks on; the caller asks for ``vec_env="dummy"``."""
     import finrl.agents.training as training
 
     names = {
@@ -119,14 +119,14 @@ def installed() -> Iterator[None]:
         "ProgressCallback": ProgressCallback,
         "unchecked_distributions": contextlib.nullcontext,  # torch's argument checks stay on
     }
-    saved = {name: getattr(training, name) for name in names if hasattr(training, name)}
+    missing = [name for name in names if not hasattr(training, name)]
+    if missing:  # the wiring changed: the baseline would silently run today's code
+        raise RuntimeError(f"finrl.agents.training no longer has {', '.join(missing)}: update benchmarks/baseline.py")
+    saved = {name: getattr(training, name) for name in names}
     try:
         for name, value in names.items():
             setattr(training, name, value)
         yield
     finally:
-        for name in names:
-            if name in saved:
-                setattr(training, name, saved[name])
-            else:
-                delattr(training, name)
+        for name, value in saved.items():
+            setattr(training, name, value)
