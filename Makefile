@@ -5,7 +5,7 @@
 #   make run    train + backtest on the offline sample (spy-rl $(RUN_ARGS))
 #   make test   run pytest (PYTEST_ARGS)
 #   make test-fast    only the fast tests: pytest -m unit (PYTEST_ARGS)
-#   make lint   ruff check + ruff format --check
+#   make lint   ruff check + ruff format --check + mypy (strict, over finrl/)
 #   make bench  benchmarks: env steps/s vs FinRL, PPO speed (prints ratios)
 #   make lock   regenerate poetry.lock and check it
 #   make clean  remove virtualenvs and caches (keeps models, datasets, results)
@@ -99,6 +99,7 @@ test-fast: venv
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
 
 # lock: re-resolve poetry.lock from pyproject.toml and verify it
 lock: $(TOOLS_STAMP)

@@ -11,8 +11,10 @@
    ``learn()``, their ratio (target >= 1.25x) and, from the same runs, where the time goes
    (benchmarks/breakdown.py; its timers cost well under 1% of a step).
 3. backtest: model load + a deterministic replay of agent and baselines over every day.
+4. startup: wall time and peak RSS of ``spy-rl health``, ``version`` and ``--help`` in fresh
+   interpreters, against importing the CLI with torch and stable-baselines3 (benchmarks/startup.py).
 
-Run from the repository root:  python -m benchmarks.run [--only env|ppo|backtest] [--help]
+Run from the repository root:  python -m benchmarks.run [--only env|ppo|backtest|startup] [--help]
 """
 
 from __future__ import annotations
@@ -439,7 +441,9 @@ def print_table(rows: Sequence[Row]) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("env", "ppo", "backtest"), help="run one benchmark (default: all)")
+    parser.add_argument(
+        "--only", choices=("env", "ppo", "backtest", "startup"), help="run one benchmark (default: all)"
+    )
     parser.add_argument("--csv", type=Path, help="daily bars CSV (default: the offline sample data)")
     parser.add_argument("--vix-csv", type=Path, help="VIX daily CSV (without it a --csv run has no VIX)")
     parser.add_argument("--env-steps", type=int, default=40_000, help="random env steps in ours (default 40000)")
@@ -479,7 +483,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += bench_ppo(args, data, workdir)
         if args.only in (None, "backtest"):
             rows += bench_backtest(args, data, workdir)
-    print_table(rows)
+    if rows:
+        print_table(rows)
+    if args.only in (None, "startup"):
+        # from a small fresh interpreter: a child forked from this one (torch loaded) would report its RSS
+        subprocess.run([sys.executable, "-m", "benchmarks.startup", "--repeats", str(args.repeats)], check=True)
     return 0
 
 

@@ -170,7 +170,7 @@ def _train(job: TrainingJob) -> TrainingResult:
         "validation_history": validation.history if validation else [],
         "best_validation_sharpe": validation.best_sharpe if validation and validation.history else None,
         "best_validation_timesteps": validation.best_timesteps if validation else None,
-        "tensorboard_run": str(Path(model.logger.dir)) if model.logger and model.logger.dir else None,
+        "tensorboard_run": str(Path(model.logger.dir)) if model.logger.dir else None,
     }
     manifest = {
         "run_name": job.run_name,

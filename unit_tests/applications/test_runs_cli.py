@@ -41,9 +41,7 @@ def test_convert_writes_hashed_policy_arrays_once(sample_bundles: dict[str, Path
     assert again.exit_code == 0 and "already has" in again.output
 
 
-def test_legacy_bundle_without_torch_names_the_convert_command(
-    sample_bundles: dict[str, Path], tmp_path: Path
-) -> None:
+def test_legacy_bundle_without_torch_names_the_convert_command(sample_bundles: dict[str, Path], tmp_path: Path) -> None:
     models = legacy_models(sample_bundles, tmp_path)
     args = ["backtest", "--models-dir", str(models), "--model", "r1", "--datasets-dir", str(tmp_path / "datasets"),
             "--results-dir", str(tmp_path / "results")]  # fmt: skip
