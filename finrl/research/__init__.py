@@ -1,0 +1,1 @@
+"""Research: walk-forward folds, multi-seed runs, ensembles and the statistics of honest evaluation."""
