@@ -14,6 +14,11 @@ arithmetic runs in one tight loop over Python lists (no env objects, no info dee
 per-env observation copies), and NumPy does what it is good at here: one gather of the day rows
 and one block copy of the portfolio values build the whole observation batch.
 
+The loop covers the default action space and reward (``discrete3``, ``log_return``). Other
+action spaces and rewards (:mod:`finrl.meta.env.actions`, :mod:`finrl.meta.env.rewards`) step one
+``SpyTradingEnv`` per env exactly as ``DummyVecEnv`` does (bit-identical by construction, without
+its info deep copies); a fast loop for them is future work.
+
 Bit-identity: the loop evaluates ``order_shares``, ``fill_order`` and ``portfolio_features``
 with the same operations in the same order, on Python floats, as ``SpyTradingEnv.step`` does
 (unit_tests/agents/test_batched_env.py pins them against the scalar env); logarithms are
@@ -57,6 +62,10 @@ class BatchedSpyEnv(VecEnv):
         self.market = market
         self.config = config
         reference = SpyTradingEnv(market, self.config)  # validates the config and defines the spaces
+        # other action spaces and rewards: one SpyTradingEnv per env, stepped as DummyVecEnv steps them
+        self._fast = config.action_space == "discrete3" and config.reward == "log_return"
+        self._envs = [] if self._fast else [reference, *(SpyTradingEnv(market, config) for _ in range(n_envs - 1))]
+        self._given: np.ndarray = np.zeros(0)
         execution = self.config.execution
         self._nf = market.n_features
         self._rows = np.zeros((len(market), self._nf + len(PORTFOLIO_FEATURES)), dtype=np.float32)
@@ -102,6 +111,9 @@ class BatchedSpyEnv(VecEnv):
         return self._observations(range(self.num_envs))
 
     def step_async(self, actions: np.ndarray) -> None:
+        if not self._fast:
+            self._given = actions  # each env's action as DummyVecEnv hands it over: actions[i]
+            return
         given = np.asarray(actions).reshape(self.num_envs)
         acts: list[int] = given.astype(np.int64, copy=False).tolist()  # int(action), as SpyTradingEnv does
         if not VALID_ACTIONS.issuperset(acts):
@@ -115,6 +127,8 @@ class BatchedSpyEnv(VecEnv):
         ``max(lo, min(hi, x))`` is written as conditional expressions with the same comparisons
         (``min(a, b)`` keeps ``a`` unless ``b < a``): the same values, without two calls per value.
         """
+        if not self._fast:
+            return self._step_envs()
         close, dividends, fill_prices = self._close, self._dividends, self._fill_prices
         t_, end_, position_, cash_, shares_ = self._t, self._end, self._position, self._cash, self._shares
         nav_, entry_, stats_ = self._nav, self._entry_price, self._stats
@@ -227,6 +241,22 @@ class BatchedSpyEnv(VecEnv):
             obs[done] = self._observations(done)
         return obs, np.array(rewards, dtype=np.float32), dones, infos
 
+    def _step_envs(self) -> VecEnvStepReturn:
+        """``DummyVecEnv.step_wait`` over the per-env ``SpyTradingEnv`` objects (other spaces and rewards)."""
+        observations, rewards, dones, infos = [], [], [], []
+        for i, env in enumerate(self._envs):
+            obs, reward, terminated, truncated, info = env.step(self._given[i])
+            done = terminated or truncated
+            info[TRUNCATED] = truncated and not terminated
+            if done:
+                info["terminal_observation"] = obs
+                obs, self.reset_infos[i] = env.reset()
+            observations.append(obs)
+            rewards.append(reward)
+            dones.append(done)
+            infos.append(info)
+        return np.stack(observations), np.array(rewards, dtype=np.float32), np.array(dones, dtype=bool), infos
+
     def close(self) -> None:
         """Nothing to release: the env holds arrays and lists only."""
 
@@ -239,6 +269,9 @@ class BatchedSpyEnv(VecEnv):
         if attr_name != "np_random":
             raise AttributeError(f"{type(self).__name__} cannot set {attr_name!r} (only np_random)")
         for i in self._get_indices(indices):
+            if not self._fast:
+                self._envs[i].np_random = value
+                continue
             self._rngs[i], self._rng_seeds[i] = value, -1  # gymnasium's marker for an unknown seed
 
     def env_method(
@@ -267,6 +300,9 @@ class BatchedSpyEnv(VecEnv):
 
     def _reset_one(self, i: int, seed: int | None, options: dict[str, Any] | None) -> None:
         """``SpyTradingEnv.reset`` for env ``i``: the same draws from the same generator."""
+        if not self._fast:
+            _, self.reset_infos[i] = self._envs[i].reset(seed=seed, **({"options": options} if options else {}))
+            return
         if seed is not None:
             self._rngs[i], self._rng_seeds[i] = seeding.np_random(seed)
         start = 0
@@ -285,6 +321,8 @@ class BatchedSpyEnv(VecEnv):
     def _observations(self, index: Iterable[int]) -> np.ndarray:
         """Observations of the envs in ``index``, float32 ``[k, obs]`` (after a reset, or on request)."""
         envs = list(index)
+        if not self._fast:
+            return np.stack([self._envs[i]._observation() for i in envs])
         obs = self._rows[[self._t[i] for i in envs]]
         obs[:, self._nf :] = [
             portfolio_features(
@@ -306,6 +344,13 @@ class BatchedSpyEnv(VecEnv):
         }
         if name in shared:
             return shared[name]
+        if not self._fast:
+            env = self._envs[i]
+            if name in ("np_random", "np_random_seed", "nav", "day_index", "stats"):
+                return getattr(env, name)
+            if name == "position":
+                return env._position
+            raise AttributeError(f"{type(self).__name__} has no per-env attribute {name!r}")
         if name == "np_random":
             return self._rng(i)
         if name == "np_random_seed":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -213,7 +213,7 @@ def _fit_episode_length(config: EnvConfig, days: int) -> EnvConfig:
         raise DataError(f"the training window holds {days} day(s): too few to train on")
     if config.episode_length is not None and config.episode_length > days - 1:
         log.warning("episode_length_clipped", asked=config.episode_length, training_days=days)
-        return EnvConfig(config.execution, config.initial_cash, days - 1, config.random_start)
+        return replace(config, episode_length=days - 1)
     return config
 
 

@@ -2,11 +2,14 @@
 
 The agent and every baseline replay through the same environment, data, execution rule and
 costs, day by day; the bundle's normalisation and features are applied as saved (no refit).
+The baselines keep their meaning under any action space of the bundle: they replay as
+``discrete3`` actions (buy = fully invested at ``position_fraction``, sell = flat) under the
+bundle's execution and costs, whatever the agent's action space and reward.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -106,7 +109,11 @@ def run_backtest(
         "flat": scheduled_policy(np.full(len(frame), Action.SELL)),
         "sma_crossover": scheduled_policy(sma_crossover_actions(frame)),
     }
-    ledgers = {name: run_policy(market, config, policy) for name, policy in policies.items()}
+    baseline_config = replace(config, action_space="discrete3")  # the same execution and costs, sell/hold/buy
+    ledgers = {
+        name: run_policy(market, config if name == AGENT else baseline_config, policy)
+        for name, policy in policies.items()
+    }
     benchmark = ledgers["buy_and_hold"].nav
     metrics = {name: performance(ledger.frame, benchmark, risk_free_rate) for name, ledger in ledgers.items()}
     log.info(

@@ -11,6 +11,7 @@ where it stopped.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ import pandas as pd
 
 from finrl.calendar import SessionTimes, nyse_sessions
 from finrl.fileio import atomic_write_json
-from finrl.meta.env.execution import ExecutionConfig, dividends_per_share, fill_order
+from finrl.meta.env.execution import ExecutionConfig, dividends_per_share, entry_after_fill, fill_order
 from finrl.trade.broker import (
     AccountState,
     BrokerRejectedError,
@@ -86,10 +87,10 @@ class SimulatedBroker:
             state["cash"] -= fill.shares * fill.price + fill.commission
             before = state["shares"]
             state["shares"] = before + fill.shares
-            if state["shares"] == 0:
-                state["avg_entry_price"] = None
-            elif before == 0 or (before > 0) != (state["shares"] > 0):
-                state["avg_entry_price"] = fill.price
+            # the env's entry price: a new one on opening or flipping, averaged on adds, kept on reductions
+            entry = state["avg_entry_price"]
+            after = entry_after_fill(before, math.nan if entry is None else entry, fill.shares, fill.price)
+            state["avg_entry_price"] = None if math.isnan(after) else after
             order.update(status="filled", filled_qty=order["qty"], filled_avg_price=fill.price,
                          filled_session=self._days[i].isoformat(), costs=fill.cost)  # fmt: skip
         state["last_session"] = self._days[i].isoformat()

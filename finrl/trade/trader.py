@@ -26,9 +26,10 @@ from finrl.agents.bundle import ModelBundle
 from finrl.errors import DataError
 from finrl.fileio import atomic_write_json
 from finrl.log import get_logger
-from finrl.meta.env.execution import order_shares, position_of, target_position
+from finrl.meta.env.actions import decide
+from finrl.meta.env.execution import order_shares
 from finrl.meta.env.rollout import Policy
-from finrl.meta.env.spy_env import portfolio_features
+from finrl.meta.env.spy_env import observed_portfolio
 from finrl.trade.broker import (
     AccountState,
     Broker,
@@ -81,8 +82,8 @@ class TraderState:
 class CycleResult:
     session: date
     outcome: str  # no_trade | submitted | dry_run | exists | risk_blocked | halted | rejected | unavailable
-    action: int | None = None
-    target: int | None = None
+    action: float | None = None  # the policy's action: an int, or a weight for continuous spaces
+    target: float | None = None  # -1/0/+1 for discrete3, the target weight for the weight spaces
     order_qty: float = 0.0  # signed
     client_order_id: str | None = None
     detail: str = ""
@@ -134,7 +135,8 @@ class DailyTrader:
 
         state.peak_equity = max(state.peak_equity, account.equity)
         verdict = assess_account(self.risk, account.equity, state.peak_equity, state.last_equity)
-        action: int | None = None
+        action: float | None = None
+        target: float
         if state.halted or verdict.halt:
             if not state.halted:
                 state.halted, state.halt_reason = True, verdict.reason
@@ -142,11 +144,14 @@ class DailyTrader:
                 log.error("risk_halt", reason=verdict.reason, equity=account.equity)
                 self.metrics.risk_blocks.labels(rule="max_drawdown").inc()
             target = 0  # flatten and stay flat
+            delta = order_shares(account.cash, shares, 0, close, self.execution)
         else:
             obs = self.observation(features, shares, account.cash, account.equity, close, entry)
-            action = int(self.policy(obs))
-            target = target_position(action, position_of(shares), self.execution.allow_short)
-        delta = order_shares(account.cash, shares, target, close, self.execution)
+            raw = self.policy(obs)
+            continuous = self.bundle.env_config.action_space == "continuous"
+            action = float(np.asarray(raw, dtype=np.float64).reshape(-1)[0]) if continuous else int(raw)
+            # the env's own mapping from action to order (sized at this close, banded for weights)
+            target, delta = decide(raw if continuous else action, account.cash, shares, close, self.bundle.env_config)
         self.journal.record(
             "decision", session=session, action=action, target=target, shares=shares, order_qty=delta,
             equity=account.equity, cash=account.cash, close=close, halted=state.halted,
@@ -168,7 +173,7 @@ class DailyTrader:
         self, features: pd.DataFrame, shares: float, cash: float, equity: float, close: float, entry: float
     ) -> np.ndarray:
         row = self.normalizer.transform(features.iloc[[-1]])[0]
-        portfolio = portfolio_features(position_of(shares), cash, equity, close, entry)
+        portfolio = observed_portfolio(self.bundle.env_config, shares, cash, equity, close, entry)
         return np.concatenate([row, np.asarray(portfolio, dtype=np.float32)])
 
     def _act(
@@ -180,8 +185,8 @@ class DailyTrader:
         shares: float,
         delta: float,
         close: float,
-        action: int | None,
-        target: int,
+        action: float | None,
+        target: float,
     ) -> CycleResult:
         outcome = "halted" if state.halted and not delta else "no_trade"
         base = CycleResult(session=session, outcome=outcome, action=action, target=target, order_qty=delta)

@@ -4,6 +4,7 @@ seeds and options; the VecEnv contract; identical PPO weights either way (integr
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,15 @@ def assert_same_infos(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
                 assert x[key] == y[key], (key, x[key], y[key])
 
 
+def random_actions(cfg: EnvConfig, rng: np.random.Generator, n_envs: int) -> np.ndarray:
+    """What a policy hands a VecEnv: ``[n]`` ints for the discrete spaces, ``[n, 1]`` float32 weights for Box."""
+    if cfg.action_space == "continuous":  # some outside the bounds, and some repeated, to exercise clip and band
+        weights = rng.choice(np.array([-1.3, -0.6, -0.01, 0.0, 0.3, 0.31, 0.7, 1.0, 1.2]), size=(n_envs, 1))
+        return (weights + rng.normal(0.0, 0.05, (n_envs, 1))).astype(np.float32)
+    k = 3 if cfg.action_space == "discrete3" else len(cfg.weight_levels)
+    return rng.integers(0, k, size=n_envs)
+
+
 def play_both(market: MarketArrays, cfg: EnvConfig, n_envs: int, seed: int, steps: int = 250) -> dict[str, int]:
     """Random actions, seeds, options and mid-episode resets into both VecEnvs; every output must match."""
     ours, theirs = BatchedSpyEnv(market, cfg, n_envs), dummy(market, cfg, n_envs)
@@ -98,7 +108,7 @@ def play_both(market: MarketArrays, cfg: EnvConfig, n_envs: int, seed: int, step
     assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b)
     assert ours.reset_infos == theirs.reset_infos
     for _ in range(steps):
-        actions = rng.integers(0, 3, size=n_envs)
+        actions = random_actions(cfg, rng, n_envs)
         oa, ra, da, ia = ours.step(actions)
         ob, rb, db, ib = theirs.step(actions)
         assert oa.dtype == ob.dtype and np.array_equal(oa, ob)
@@ -158,6 +168,29 @@ def test_identical_to_dummy_vec_env(kind: str, allow_short: bool, fractional: bo
 )
 def test_identical_for_other_configs(cfg: EnvConfig) -> None:
     play_both(make_market("dividends", seed=3), cfg, 5, seed=11, steps=400)
+
+
+SPACES = {
+    "discrete3": {"action_space": "discrete3"},
+    "target_weight": {"action_space": "target_weight", "weight_levels": (0.0, 0.25, 0.5, 0.75, 1.0)},
+    "continuous": {"action_space": "continuous"},
+}
+SHORT_LEVELS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+REWARDS = ("log_return", "differential_sharpe", "drawdown_penalty", "excess_log_return")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("allow_short", [False, True])
+@pytest.mark.parametrize("reward", REWARDS)
+@pytest.mark.parametrize("space", list(SPACES))
+@pytest.mark.parametrize("kind", ["dividends", "ruin"])
+def test_identical_for_every_action_space_and_reward(kind: str, space: str, reward: str, allow_short: bool) -> None:
+    changes: dict[str, Any] = {**SPACES[space], "reward": reward, "rebalance_band": 0.05}
+    if space == "target_weight" and allow_short:
+        changes["weight_levels"] = SHORT_LEVELS
+    cfg = replace(config(allow_short, fractional=space == "continuous"), **changes)
+    seen = play_both(make_market(kind), cfg, 6, seed=3, steps=300)
+    assert seen["done"] > 0 and seen["trades"] > 0
 
 
 @pytest.mark.unit

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +220,7 @@ def test_load_model_predicts_on_an_env_observation(trained: TrainingResult) -> N
     bundle.check_features(features)
     assert split.test is not None
     market = MarketArrays.from_features(split.test.slice(features), bundle.normalizer)
-    env = SpyTradingEnv(market, EnvConfig(bundle.env_config.execution, bundle.env_config.initial_cash, None))
+    env = SpyTradingEnv(market, replace(bundle.env_config, episode_length=None))
     obs, _ = env.reset(seed=0)
     model = bundle.load_model()
     assert model.observation_space.shape == obs.shape

@@ -90,6 +90,12 @@ TRAINING_FLAGS: tuple[Flag, ...] = (
             "torch_threads",
             "device",
             "run_name",
+            "action_space",
+            "weight_levels",
+            "rebalance_band",
+            "reward",
+            "dsr_eta",
+            "drawdown_penalty",
         )
     ),
     Flag("trained_models_dir", ("--models-dir",)),

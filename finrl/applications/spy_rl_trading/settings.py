@@ -91,6 +91,27 @@ class Settings(BaseSettings):
         None, pattern=r"^[A-Za-z0-9._-]+$", description="Model folder name (default: generated)"
     )
 
+    # what the agent decides and what it is rewarded for (recorded in the bundle, honoured by backtests and trading)
+    action_space: Literal["discrete3", "target_weight", "continuous"] = Field(
+        "discrete3", description="discrete3 (sell/hold/buy), target_weight (one of the weight levels) or continuous"
+    )
+    weight_levels: str = Field(
+        "0,0.25,0.5,0.75,1",
+        pattern=r"^-?\d+(\.\d+)?(,-?\d+(\.\d+)?)+$",
+        description="target_weight: the weights of equity its actions choose, comma-separated (negative: short)",
+    )
+    rebalance_band: float = Field(
+        0.02, ge=0, lt=1, description="Weight spaces: no order while the weight is within this of the target"
+    )
+    reward: Literal["log_return", "differential_sharpe", "drawdown_penalty", "excess_log_return"] = Field(
+        "log_return",
+        description="Training reward: log_return, differential_sharpe, drawdown_penalty, excess_log_return",
+    )
+    dsr_eta: float = Field(0.01, gt=0, le=1, description="differential_sharpe: the rate of its moving averages")
+    drawdown_penalty: float = Field(
+        1.0, ge=0, description="drawdown_penalty: coefficient on each step's increase of the drawdown"
+    )
+
     # execution and costs: one model for training, backtests and paper trading
     initial_cash: float = Field(100_000.0, gt=0, description="Starting cash")
     commission_bps: float = Field(1.0, ge=0, description="Commission in basis points of notional")
@@ -171,6 +192,17 @@ class Settings(BaseSettings):
                 f"{env_name('alpaca_base_url')}={self.alpaca_base_url} is not a paper endpoint while "
                 f"{env_name('trading_mode')}=paper"
             )
+        levels = [float(w) for w in self.weight_levels.split(",")]
+        if self.action_space == "target_weight":
+            problem = ""
+            if len(set(levels)) != len(levels):
+                problem = "the levels must differ"
+            elif any(w < 0 for w in levels) and not self.allow_short:
+                problem = f"negative levels need {env_name('allow_short')}=true"
+            elif any(not -1 <= w <= 1 for w in levels):
+                problem = "the levels must lie in [-1, 1]"
+            if problem:
+                raise ValueError(f"{env_name('weight_levels')}={self.weight_levels}: {problem}")
         if self.batch_size > self.n_steps * self.n_envs:
             raise ValueError(
                 f"{env_name('batch_size')}={self.batch_size} exceeds one rollout "
@@ -210,12 +242,19 @@ class Settings(BaseSettings):
         )
 
     def env_config(self) -> EnvConfig:
+        from finrl.meta.env.actions import parse_weight_levels
         from finrl.meta.env.spy_env import EnvConfig
 
         return EnvConfig(
             execution=self.execution_config(),
             initial_cash=self.initial_cash,
             episode_length=self.episode_length or None,
+            action_space=self.action_space,
+            weight_levels=parse_weight_levels(self.weight_levels),
+            rebalance_band=self.rebalance_band,
+            reward=self.reward,
+            dsr_eta=self.dsr_eta,
+            drawdown_penalty=self.drawdown_penalty,
         )
 
     def ppo_config(self) -> PPOConfig:

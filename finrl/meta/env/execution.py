@@ -149,3 +149,19 @@ def dividends_per_share(close: ArrayLike, adj_close: ArrayLike) -> np.ndarray:
     ratio = 1.0 - factor[:-1] / factor[1:]
     out[1:] = np.where(ratio > DIVIDEND_THRESHOLD, ratio * close_a[:-1], 0.0)
     return out
+
+
+def entry_after_fill(shares_before: float, entry_before: float, delta: float, price: float) -> float:
+    """The average entry price of the position after filling ``delta`` shares at ``price``.
+
+    Opening or flipping starts a new entry at the fill price; adding in the same direction averages
+    the cost (as a broker's average entry price does); reducing keeps it; closing leaves none (NaN).
+    """
+    after = shares_before + delta
+    if after == 0:
+        return math.nan
+    if shares_before == 0 or (shares_before > 0) != (after > 0):
+        return price
+    if abs(after) > abs(shares_before):
+        return (shares_before * entry_before + delta * price) / after
+    return entry_before

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pandas as pd
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
 
-Policy = Callable[[np.ndarray], int]
+Policy = Callable[[np.ndarray], Any]  # an action: an int (discrete spaces), a float or an array (continuous)
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,10 @@ class EpisodeLedger:
     """One row per day of the window: the first row is the starting state, before any decision.
 
     ``action`` on row t is the decision taken after day t's close (NaN on the last day, which has
-    no next day to fill on); position, shares, fill price, costs, cash and NAV on row t are the
-    state at day t's close after that day's fill.
+    no next day to fill on): the action for ``discrete3``, the decided target weight for the
+    weight spaces (``target_weight``'s level, ``continuous``'s clipped weight); position (-1/0/+1),
+    shares, fill price, costs, cash and NAV on row t are the state at day t's close after that
+    day's fill.
     """
 
     frame: pd.DataFrame
@@ -31,15 +34,19 @@ class EpisodeLedger:
 
 
 def run_policy(market: MarketArrays, config: EnvConfig, policy: Policy) -> EpisodeLedger:
-    """Replay ``policy`` over every day of ``market`` (deterministically, from flat)."""
-    whole_window = EnvConfig(
-        execution=config.execution, initial_cash=config.initial_cash, episode_length=None, random_start=False
-    )
+    """Replay ``policy`` over every day of ``market`` (deterministically, from flat).
+
+    The policy returns an action of ``config.action_space``: an int for ``discrete3`` and
+    ``target_weight``, a float (or a one-element array) target weight for ``continuous``.
+    """
+    whole_window = replace(config, episode_length=None, random_start=False)
     env = SpyTradingEnv(market, whole_window, record=True)
     obs, _ = env.reset(seed=0)
     done = False
+    as_int = config.action_space != "continuous"
     while not done:
-        obs, _, terminated, truncated, _ = env.step(int(policy(obs)))
+        action = policy(obs)
+        obs, _, terminated, truncated, _ = env.step(int(action) if as_int else action)
         done = terminated or truncated
     assert env.log is not None
     columns = env.log.as_arrays()
@@ -61,10 +68,10 @@ def scheduled_policy(actions: np.ndarray) -> Policy:
 
 
 def sb3_policy(model: object, *, deterministic: bool = True) -> Policy:
-    """Adapt a stable-baselines3 model's ``predict`` to :data:`Policy`."""
+    """Adapt a stable-baselines3 model's ``predict`` to :data:`Policy` (an int, or the Box action array)."""
 
-    def act(obs: np.ndarray) -> int:
+    def act(obs: np.ndarray) -> Any:
         action, _ = model.predict(obs, deterministic=deterministic)  # type: ignore[attr-defined]
-        return int(action)
+        return action if np.ndim(action) else int(action)
 
     return act
