@@ -61,6 +61,28 @@ def test_numpy_actions_equal_sb3_on_every_backtest_day(tmp_path: Path, seed: int
     assert set(expected["action"].dropna()) == {0, 1, 2}  # every action occurs: the comparison has teeth
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("space", ["target_weight", "continuous"])
+def test_weight_spaces_act_as_sb3_on_every_backtest_day(tmp_path: Path, seed: int, space: str) -> None:
+    """The weight action spaces: the same decided weights (Box: within float32 rounding) and the same ledger."""
+    env = replace(TINY_ENV, action_space=space, execution=execution_config(allow_short=True), rebalance_band=0.02)
+    if space == "target_weight":
+        env = replace(env, weight_levels=(-1.0, -0.5, 0.0, 0.5, 1.0))
+    ppo = replace(TINY_PPO, learning_rate=3e-3)
+    bundle = train(tiny_job(tmp_path, f"{space}{seed}", seed=seed, env=env, ppo=ppo, eval_freq=0, checkpoint_freq=0))
+    _, features, _, _ = generated_data()
+    market = MarketArrays.from_features(features, bundle.bundle.normalizer)
+    model, policy = bundle.bundle.load_model(), bundle.bundle.load_policy()
+    assert policy.distribution == ("diag_gaussian" if space == "continuous" else "categorical")
+    expected = run_policy(market, bundle.bundle.env_config, sb3_policy(model)).frame
+    actual = run_policy(market, bundle.bundle.env_config, policy).frame
+    atol = 1e-6 if space == "continuous" else 0.0
+    np.testing.assert_allclose(expected["action"].to_numpy(), actual["action"].to_numpy(), rtol=0, atol=atol)
+    assert np.array_equal(expected["shares"].to_numpy(), actual["shares"].to_numpy())
+    assert np.array_equal(expected["nav"].to_numpy(), actual["nav"].to_numpy())
+    assert expected["action"].dropna().nunique() > 1  # the policy changes its mind: the comparison has teeth
+
+
 def test_continuous_policies_match_sb3_with_clipping() -> None:
     """Box action spaces (target weights are coming): the mean, clipped to the bounds, as SB3 returns it."""
     from stable_baselines3 import PPO

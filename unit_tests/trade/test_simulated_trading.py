@@ -276,3 +276,48 @@ def test_blocked_account_sends_nothing(bundle: ModelBundle, tmp_path: Path) -> N
     result = trader.run_cycle(day)
     assert result.outcome == "rejected" and "blocked" in result.detail
     assert json.loads((tmp_path / "account.json").read_text())["orders"] == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", ["target_weight", "continuous"])
+def test_paper_loop_reproduces_the_backtest_in_weight_spaces(bundle: ModelBundle, tmp_path: Path, space: str) -> None:
+    """The trader turns a weight action into the env's order (actions.decide): same shares, cash, NAV and
+    observations as the backtest's replay, partial adds and the no-trade band included."""
+    from dataclasses import replace
+
+    from finrl.meta.env.market_arrays import MarketArrays
+    from finrl.meta.env.rollout import run_policy
+
+    config = replace(bundle.env_config, action_space=space, rebalance_band=0.03, weight_levels=(0.0, 0.3, 0.6, 1.0))
+    weighted = ModelBundle(bundle.path, bundle.manifest.model_copy(update={"env_config": config}))
+    _, features, _ = sample()
+    window = bundle.split.test
+    assert window is not None
+    days = window.slice(features).index
+    rng = np.random.default_rng(5)
+    if space == "target_weight":
+        actions: list[object] = list(rng.integers(0, 4, size=len(days)))
+    else:  # slow drifts (inside the band) and jumps, some outside [0, 1]
+        actions = list(np.clip(np.cumsum(rng.normal(0, 0.08, len(days))) + 0.5, -0.2, 1.2).astype(np.float32))
+
+    def policy(seen: list[np.ndarray]) -> Policy:
+        days_left = iter(actions)
+
+        def act(obs: np.ndarray) -> object:
+            seen.append(obs.copy())
+            return next(days_left)
+
+        return act
+
+    market = MarketArrays.from_features(window.slice(features), bundle.normalizer)
+    backtest_obs: list[np.ndarray] = []
+    backtest = run_policy(market, config, policy(backtest_obs)).frame
+    paper_obs: list[np.ndarray] = []
+    trader, broker = make_trader(weighted, tmp_path, policy(paper_obs))
+    paper = replay(trader, broker, days)
+    fills = backtest["fill_price"].notna()
+    assert int(fills.sum()) >= 10 and int(fills.sum()) < len(days) - 10  # trades, and the band skips some days
+    np.testing.assert_array_equal(paper["shares"].to_numpy(), backtest["shares"].to_numpy())
+    np.testing.assert_allclose(paper["nav"].to_numpy(), backtest["nav"].to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(paper["cash"].to_numpy(), backtest["cash"].to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(np.stack(paper_obs[: len(backtest_obs)]), np.stack(backtest_obs), rtol=0, atol=1e-6)
