@@ -1,0 +1,108 @@
+"""``spy-rl walkforward``: walk-forward research with honest statistics against buy-and-hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from finrl.applications.spy_rl_trading.cli_support import (
+    DATA_FLAGS,
+    EXECUTION_FLAGS,
+    TRAINING_FLAGS,
+    Flag,
+    echo_lines,
+    settings_command,
+)
+from finrl.applications.spy_rl_trading.settings import Settings
+from finrl.errors import ConfigError
+
+WALKFORWARD_FLAGS = (*TRAINING_FLAGS, Flag("risk_free_rate"), Flag("results_dir"))
+
+
+def walkforward_command(
+    ctx: typer.Context,
+    settings: Settings,
+    scheme: Annotated[str, typer.Option(help="rolling (fixed-length training) or anchored (growing)")] = "rolling",
+    train_years: Annotated[int, typer.Option(help="Training window per fold, in years")] = 5,
+    val_months: Annotated[int, typer.Option(help="Validation window (model selection), in months")] = 12,
+    test_months: Annotated[int, typer.Option(help="Test window (never chooses anything), in months")] = 12,
+    step_months: Annotated[int | None, typer.Option(help="Step between folds (default: the test length)")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds trained per fold")] = "1,2,3,4,5",
+    workers: Annotated[int, typer.Option(help="Training processes in parallel (results do not depend on it)")] = 1,
+    name: Annotated[str | None, typer.Option(help="Run folder name (default: derived from the arguments)")] = None,
+) -> None:
+    """Walk-forward: per fold, train every seed, keep each by validation, test once; stitch and judge.
+
+    Writes <results-dir>/<run>/summary.json, nav.csv, folds.csv and report.html. Fold x seed
+    trainings are cached in <results-dir>/walkforward-cache: a rerun trains nothing.
+    """
+    from finrl.meta.dataset import load_feature_data
+    from finrl.research.folds import FoldPlan
+    from finrl.research.outputs import record_trials, summarize, write_outputs
+    from finrl.research.walkforward import WalkForwardConfig, run_walkforward
+
+    parsed_seeds = _seeds(seeds)
+    data = load_feature_data(settings.data_request(), settings.datasets_dir, settings.feature_spec())
+    days = data.features.index
+    plan = FoldPlan(
+        scheme=scheme,  # type: ignore[arg-type]  # FoldPlan validates it: one line naming the flag
+        train_years=train_years,
+        val_months=val_months,
+        test_months=test_months,
+        step_months=step_months or test_months,
+        start=settings.start_date or days[0].date(),
+        end=settings.end_date or days[-1].date(),
+    )
+    root = Path(settings.results_dir)
+    config = WalkForwardConfig(
+        plan=plan,
+        seeds=parsed_seeds,
+        ppo=settings.ppo_config(),
+        env=settings.env_config(),
+        total_timesteps=settings.total_timesteps,
+        eval_freq=_eval_freq(settings),
+        risk_free_rate=settings.risk_free_rate,
+        cache_dir=root / "walkforward-cache",
+        tensorboard_dir=Path(settings.tensorboard_log_dir) / "walkforward",
+        workers=workers,
+        settings=settings.snapshot(),
+        log_level=settings.log_level,
+    )
+    result = run_walkforward(config, data)
+    n_trials, variance = record_trials(root, result)
+    summary = summarize(result, n_trials, variance)
+    directory = write_outputs(result, summary, root / (name or f"walkforward-{scheme}-{result.run_key}"))
+    oos, stats = summary["oos"], summary["stats"]
+    agent, bench = oos["agent"], oos["buy_and_hold"]
+    echo_lines(
+        [
+            f"folds:        {len(summary['folds'])} x {len(parsed_seeds)} seed(s); trained now: {result.trained}",
+            f"out of sample {oos['first_day']} .. {oos['last_day']} ({oos['days']} days)",
+            f"agent:        Sharpe {agent['sharpe']:.3f}, return {agent['total_return']:.2%}",
+            f"buy and hold: Sharpe {bench['sharpe']:.3f}, return {bench['total_return']:.2%}",
+            f"verdict:      {stats['verdict']}",
+            f"report:       {directory}",
+        ]
+    )
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated whole numbers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ConfigError(f"--seeds: expected distinct non-negative seeds, got {text!r}")
+    return seeds
+
+
+def _eval_freq(settings: Settings) -> int:
+    if settings.eval_freq <= 0:
+        raise ConfigError("--eval-freq must be positive: each seed's model is kept by its validation window")
+    return min(settings.eval_freq, settings.total_timesteps)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("walkforward")(settings_command(DATA_FLAGS, WALKFORWARD_FLAGS, EXECUTION_FLAGS)(walkforward_command))

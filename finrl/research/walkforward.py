@@ -1,0 +1,252 @@
+"""Walk-forward evaluation: does the agent beat buy-and-hold on data it never saw?
+
+For every fold (see :mod:`finrl.research.folds`) and every seed, PPO trains on the fold's
+training window and keeps the checkpoint with the best Sharpe on the fold's validation window:
+the only thing that chooses a model. The kept model is then tested once on the fold's test
+window through the same env, costs and baselines as ``spy-rl backtest``. Test windows never
+choose anything.
+
+Each fold x seed training is cached under ``<cache>/<key>/`` (a normal model bundle), where the
+key hashes the data actually used (training and validation rows), the feature specification, the
+PPO and env configuration, the timesteps, the windows and the seed. A rerun with the same
+arguments trains nothing, and an interrupted run resumes where it stopped (bundles are published
+whole or not at all). Trainings run in ``workers`` processes; each is seeded and single-threaded,
+so results do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from finrl.agents.bundle import MANIFEST_FILE, ModelBundle, load_bundle
+from finrl.agents.ppo import PPOConfig
+from finrl.agents.training import TrainingJob, train
+from finrl.backtest.engine import AGENT, BacktestResult, run_backtest
+from finrl.log import get_logger
+from finrl.meta.dataset import FeatureData
+from finrl.meta.env.market_arrays import MarketArrays
+from finrl.meta.env.spy_env import EnvConfig
+from finrl.research.collapse import collapse_flags
+from finrl.research.ensemble import ensemble_ledger
+from finrl.research.folds import Fold, FoldPlan, plan_folds
+
+log = get_logger(__name__)
+
+CACHE_FORMAT = 1  # bump when a change to training makes cached bundles stale
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    plan: FoldPlan
+    seeds: tuple[int, ...]
+    ppo: PPOConfig
+    env: EnvConfig
+    total_timesteps: int
+    eval_freq: int
+    risk_free_rate: float
+    cache_dir: Path
+    tensorboard_dir: Path
+    workers: int = 1
+    settings: dict[str, Any] = field(default_factory=dict)  # recorded in each bundle, not part of any key
+    log_level: str = "WARNING"  # for worker processes
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {self.seeds}")
+        if self.eval_freq <= 0:
+            raise ValueError("walk-forward keeps each seed's model by its validation window: eval_freq must be > 0")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+
+    def training_identity(self, data: FeatureData) -> dict[str, Any]:
+        """Everything that shapes a trained model except the windows and the seed."""
+        return {
+            "format": CACHE_FORMAT,
+            "feature_spec": data.spec.to_dict(),
+            "ppo": self.ppo.to_dict(),
+            "env": self.env.to_dict(),
+            "total_timesteps": self.total_timesteps,
+            "eval_freq": self.eval_freq,
+            "symbol": data.market.symbol,
+        }
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    fold: Fold
+    seed: int
+    bundle: ModelBundle
+    result: BacktestResult
+    collapse: list[str]
+    trained_now: bool
+
+    @property
+    def agent(self) -> dict[str, float]:
+        return self.result.metrics[AGENT]
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    fold: Fold
+    seeds: list[SeedRun]
+    agent: pd.DataFrame  # the fold's agent ledger: the one seed, or the seeds' ensemble
+    buy_and_hold: pd.DataFrame  # buy-and-hold's ledger on the same window
+
+
+@dataclass(frozen=True)
+class WalkForwardResult:
+    config: WalkForwardConfig
+    identity: dict[str, Any]  # training identity + data + plan + seeds: names the run
+    folds: list[FoldResult]
+    trained: int  # fold x seed trainings run now (0 on a rerun)
+
+    @property
+    def run_key(self) -> str:
+        return _digest(self.identity)[:10]
+
+
+def run_walkforward(config: WalkForwardConfig, data: FeatureData) -> WalkForwardResult:
+    features = data.features
+    days = pd.DatetimeIndex(features.index)
+    folds = plan_folds(days[(days >= pd.Timestamp(config.plan.start)) & (days <= pd.Timestamp(config.plan.end))],
+                       config.plan)  # fmt: skip
+    identity = config.training_identity(data)
+    jobs: dict[tuple[int, int], TrainingJob] = {}
+    keys: dict[tuple[int, int], str] = {}
+    for fold in folds:
+        used = _data_digest(features.loc[pd.Timestamp(fold.train.start) : pd.Timestamp(fold.validation.end)])
+        for seed in config.seeds:
+            key = _digest({**identity, "data": used, "fold": fold.to_dict(), "seed": seed})[:24]
+            keys[fold.number, seed] = key
+            if not (config.cache_dir / key / MANIFEST_FILE).is_file():
+                jobs[fold.number, seed] = _job(config, data, fold, seed, key)
+    log.info("walkforward_plan", folds=len(folds), seeds=len(config.seeds), cached=len(keys) - len(jobs),
+             to_train=len(jobs), workers=config.workers)  # fmt: skip
+    _train_all(list(jobs.values()), config.workers, config.log_level)
+    results = [
+        _evaluate_fold(config, data, fold, {seed: keys[fold.number, seed] for seed in config.seeds}, jobs)
+        for fold in folds
+    ]
+    run_identity = {
+        **identity,
+        "data": data.market.fingerprint,
+        "plan": {k: str(v) for k, v in config.plan.__dict__.items()},
+        "seeds": list(config.seeds),
+        "risk_free_rate": config.risk_free_rate,
+    }
+    return WalkForwardResult(config, run_identity, results, trained=len(jobs))
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def _job(config: WalkForwardConfig, data: FeatureData, fold: Fold, seed: int, key: str) -> TrainingJob:
+    return TrainingJob(
+        features=data.features.loc[: pd.Timestamp(fold.validation.end)],  # the test window stays unseen
+        feature_spec=data.spec,
+        data_info=data.market.describe(),
+        split=fold.split,
+        run_name=key,
+        models_dir=config.cache_dir,
+        tensorboard_dir=config.tensorboard_dir,
+        ppo=config.ppo,
+        env=config.env,
+        seed=seed,
+        total_timesteps=config.total_timesteps,
+        eval_freq=config.eval_freq,
+        checkpoint_freq=0,
+        settings={**config.settings, "walkforward_fold": fold.to_dict(), "random_seed": seed},
+        progress=False,
+    )
+
+
+def _train_all(jobs: Sequence[TrainingJob], workers: int, log_level: str) -> None:
+    if not jobs:
+        return
+    if workers == 1 or len(jobs) == 1:
+        for job in jobs:
+            _train_one(job)
+        return
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no torch state shared through fork
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_worker_init,
+                             initargs=(log_level,)) as pool:  # fmt: skip
+        for path in pool.map(_train_one, jobs):
+            log.info("walkforward_trained", bundle=path)
+
+
+def _worker_init(log_level: str) -> None:
+    from finrl.log import configure_logging
+
+    configure_logging(log_level)
+
+
+def _train_one(job: TrainingJob) -> str:
+    return str(train(job).bundle.path)
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+def _evaluate_fold(
+    config: WalkForwardConfig,
+    data: FeatureData,
+    fold: Fold,
+    keys: dict[int, str],
+    trained: dict[tuple[int, int], TrainingJob],
+) -> FoldResult:
+    bundles = {seed: load_bundle(config.cache_dir / key, config.cache_dir) for seed, key in keys.items()}
+    # every seed of a fold normalises with statistics of the same training window: one market for all
+    market = MarketArrays.from_features(fold.test.slice(data.features), next(iter(bundles.values())).normalizer)
+    runs = []
+    for seed, bundle in bundles.items():
+        result = run_backtest(bundle, data.features, fold.test, config.risk_free_rate)
+        flags = collapse_flags(result.ledgers[AGENT].frame, bundle.load_policy(), market)
+        runs.append(SeedRun(fold, seed, bundle, result, flags, (fold.number, seed) in trained))
+    first = runs[0].result
+    agent = first.ledgers[AGENT].frame if len(runs) == 1 else ensemble_ledger(market, [r.result for r in runs])
+    return FoldResult(fold, runs, agent, first.ledgers["buy_and_hold"].frame)
+
+
+# ---------------------------------------------------------------------------- stitching
+
+
+def stitched_returns(folds: Sequence[FoldResult], pick: Callable[[FoldResult], pd.DataFrame]) -> pd.Series:
+    """Daily simple returns of the test windows in order, each day once.
+
+    Every fold starts flat with fresh cash on its first test day, so that day's return is 0
+    for the agent and buy-and-hold alike.
+    """
+    parts = []
+    for fold in folds:
+        nav = pick(fold)["nav"]
+        parts.append(nav.pct_change().fillna(0.0))
+    returns = pd.concat(parts)
+    if returns.index.has_duplicates:
+        raise ValueError("a test day belongs to two folds")
+    return returns
+
+
+def stitched_nav(returns: pd.Series, initial_cash: float) -> pd.Series:
+    return initial_cash * (1.0 + returns).cumprod()
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _data_digest(frame: pd.DataFrame) -> str:
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _digest(document: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
