@@ -121,3 +121,69 @@ def test_each_configuration_tried_counts_as_trials(random_walk: list[str], tmp_p
     assert json.loads((run / "summary.json").read_text())["stats"]["n_trials"] == 2
     again, _ = walkforward(random_walk, tmp_path / "results", "--seeds", "3")  # a rerun is not a new trial
     assert json.loads((again / "summary.json").read_text())["stats"]["n_trials"] == 2
+
+
+# ---------------------------------------------------------------- does the verdict find edges, and only edges?
+
+LEARNING = ["--n-envs", "8", "--n-steps", "128", "--batch-size", "512", "--learning-rate", "0.001", "--ent-coef", "0",
+            "--episode-length", "200", "--eval-freq", "20000"]  # fmt: skip
+EDGE_PLAN = ["--train-years", "2", "--val-months", "6", "--test-months", "6"]
+
+
+def edge_walkforward(bars: pd.DataFrame, root: Path, timesteps: int) -> dict[str, object]:
+    data = write_market(bars, root / "market")
+    folders = ["--results-dir", str(root / "results"), "--datasets-dir", str(root / "datasets"),
+               "--tensorboard-dir", str(root / "tb")]  # fmt: skip
+    args = ["walkforward", *data, *LEARNING, *EDGE_PLAN, *folders, "--timesteps", str(timesteps), "--seeds", "7"]
+    outcome = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert outcome.exit_code == 0, outcome.output + outcome.stderr
+    report = next(line for line in outcome.output.splitlines() if line.startswith("report:"))
+    summary: dict[str, object] = json.loads((Path(report.split(":", 1)[1].strip()) / "summary.json").read_text())
+    return summary
+
+
+@pytest.mark.slow
+def test_a_planted_edge_is_judged_real_at_95_percent(tmp_path: Path) -> None:
+    """VIX on day t gives the sign of day t+1's move: an edge a policy can learn and keep out of sample."""
+    from unit_tests.agents.test_learning import DAYS, market
+
+    rng = np.random.default_rng(1)
+    signal = rng.choice([-1.0, 1.0], DAYS)
+    moves = np.r_[0.0, 0.006 * signal[:-1]] + rng.normal(0, 0.004, DAYS)
+    summary = edge_walkforward(market(moves, vix=20 + 5 * signal), tmp_path, timesteps=60_000)
+    stats = summary["stats"]
+    assert isinstance(stats, dict)
+    assert stats["verdict"].startswith("beats buy-and-hold at 95% confidence"), stats
+    assert stats["p_value"] < 0.05 and stats["sharpe_diff_ci95"][0] > 0
+
+
+@pytest.mark.slow
+def test_a_noise_market_is_not_judged_an_edge(tmp_path: Path) -> None:
+    """i.i.d. moves, and VIX that encodes the same day's move: nothing to learn without look-ahead."""
+    from unit_tests.agents.test_learning import DAYS, market
+
+    rng = np.random.default_rng(2)
+    moves = rng.normal(0, 0.004, DAYS)
+    summary = edge_walkforward(market(moves, vix=20 + 500 * moves), tmp_path, timesteps=30_000)
+    stats = summary["stats"]
+    assert isinstance(stats, dict)
+    assert stats["verdict"].startswith("does not beat buy-and-hold"), stats
+
+
+@pytest.mark.shared_data
+def test_the_issue_walkforward_on_real_spy_twice_identically(shared_data: Path, tmp_path: Path) -> None:
+    """The documented command on 2015-2024 SPY + VIX: a second run trains nothing and rewrites the same bytes."""
+    args = ["walkforward", "--source", "csv", "--csv", str(shared_data / "spy_daily.csv"),
+            "--vix-csv", str(shared_data / "vix_daily.csv"), "--start", "2015-01-01", "--end", "2024-12-31",
+            "--scheme", "rolling", "--train-years", "5", "--val-months", "12", "--test-months", "12",
+            "--seeds", "1,2", "--timesteps", "20000", "--results-dir", str(tmp_path / "R"),
+            "--datasets-dir", str(tmp_path / "datasets"), "--tensorboard-dir", str(tmp_path / "tb")]  # fmt: skip
+    outputs = []
+    for expected_training in ("trained now: 8", "trained now: 0"):
+        outcome = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert outcome.exit_code == 0 and expected_training in outcome.output, outcome.output + outcome.stderr
+        run = Path(next(ln for ln in outcome.output.splitlines() if ln.startswith("report:")).split(":", 1)[1].strip())
+        outputs.append({name: (run / name).read_bytes() for name in OUTPUTS})
+    assert outputs[0] == outputs[1]
+    summary = json.loads(outputs[0]["summary.json"])
+    assert [f["test_start"][:4] for f in summary["folds"]] == ["2021", "2022", "2023", "2024"]
