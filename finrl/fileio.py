@@ -69,3 +69,34 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_directory(directory: Path, fill: Callable[[Path], object]) -> Path:
+    """Build a folder aside with ``fill(staging)``, fsync its files, then swap it in whole.
+
+    Readers see the old folder or the new one, never a mix; a failure in ``fill`` leaves the old
+    folder untouched and removes the staging folder.
+    """
+    import shutil
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.with_name(f".staging-{directory.name}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        fill(staging)
+        for path in staging.rglob("*"):
+            if path.is_file():
+                _fsync_file(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    retired = directory.with_name(f".retired-{directory.name}")
+    shutil.rmtree(retired, ignore_errors=True)
+    if directory.exists():
+        directory.rename(retired)
+    staging.rename(directory)
+    fsync_dir(directory.parent)
+    shutil.rmtree(retired, ignore_errors=True)
+    return directory

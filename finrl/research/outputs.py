@@ -14,14 +14,13 @@ import html
 import io
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from finrl.fileio import atomic_write_text, fsync_dir
+from finrl.fileio import atomic_write_text, replace_directory
 from finrl.performance import TRADING_DAYS, drawdown
 from finrl.research import statistics
 from finrl.research.walkforward import FoldResult, WalkForwardResult, stitched_nav, stitched_returns
@@ -207,25 +206,16 @@ def folds_frame(summary: dict[str, Any]) -> pd.DataFrame:
 
 
 def write_outputs(result: WalkForwardResult, summary: dict[str, Any], directory: Path) -> Path:
-    """Write the run's files into ``directory``, replaced whole (staged, then renamed)."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = directory.with_name(f".staging-{directory.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    """Write the run's files into ``directory``, replaced whole (staged, then swapped in)."""
     nav = nav_frame(result)
-    (staging / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    nav.to_csv(staging / "nav.csv")
-    folds_frame(summary).to_csv(staging / "folds.csv", index=False)
-    (staging / "report.html").write_text(report_html(summary, nav))
-    retired = directory.with_name(f".retired-{directory.name}")
-    shutil.rmtree(retired, ignore_errors=True)
-    if directory.exists():
-        directory.rename(retired)
-    staging.rename(directory)
-    fsync_dir(directory.parent)
-    shutil.rmtree(retired, ignore_errors=True)
-    return directory
+
+    def fill(staging: Path) -> None:
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        nav.to_csv(staging / "nav.csv")
+        folds_frame(summary).to_csv(staging / "folds.csv", index=False)
+        (staging / "report.html").write_text(report_html(summary, nav))
+
+    return replace_directory(directory, fill)
 
 
 def _png(figure: Any) -> str:
