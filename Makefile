@@ -30,7 +30,7 @@ POETRY_EXPORT_VERSION ?= 1.10.1
 PIP_TORCH_ARGS ?=
 RUN_ARGS ?= pipeline --source sample
 PYTEST_ARGS ?=
-LINT_PATHS := $(wildcard finrl unit_tests benchmarks)
+LINT_PATHS := $(wildcard finrl unit_tests benchmarks tools)
 
 REQUIREMENTS := requirements.lock.txt
 VENV_STAMP := $(VENV)/.installed
