@@ -12,7 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finrl.meta.env.execution import COST_COMPONENTS
+
 TRADING_DAYS = 252
+# total of each cost component (the ledger's cost_<component> columns); total_costs is their sum
+COST_METRICS = tuple(f"costs_{name}" for name in COST_COMPONENTS)
 METRIC_NAMES: tuple[str, ...] = (
     "total_return",
     "annual_return",
@@ -26,6 +30,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "turnover",
     "exposure",
     "total_costs",
+    *COST_METRICS,
     "alpha",
     "beta",
 )
@@ -77,13 +82,25 @@ def performance(ledger: pd.DataFrame, benchmark_nav: pd.Series, risk_free_rate: 
     fills = ledger["fill_price"].notna().to_numpy()
     traded_notional = float((ledger["shares"].diff().abs() * ledger["fill_price"]).fillna(0.0).sum())
     with np.errstate(invalid="ignore", divide="ignore"):  # a ruined NAV has no annual rate: NaN -> 0 below
-        return _empyrical_metrics(empyrical, nav, returns, benchmark, daily_rf) | {
-            "win_rate": float((returns.to_numpy()[in_market] > 0).mean()) if in_market.any() else 0.0,
-            "n_trades": int(fills.sum()),
-            "turnover": traded_notional / float(nav.mean()),
-            "exposure": float((position[1:] != 0).mean()) if len(position) > 1 else 0.0,  # closes held, not row 0
-            "total_costs": float(ledger["costs"].fillna(0.0).sum()),
-        }
+        return (
+            _empyrical_metrics(empyrical, nav, returns, benchmark, daily_rf)
+            | {
+                "win_rate": float((returns.to_numpy()[in_market] > 0).mean()) if in_market.any() else 0.0,
+                "n_trades": int(fills.sum()),
+                "turnover": traded_notional / float(nav.mean()),
+                "exposure": float((position[1:] != 0).mean()) if len(position) > 1 else 0.0,  # closes held, not row 0
+                "total_costs": float(ledger["costs"].fillna(0.0).sum()),
+            }
+            | cost_totals(ledger)
+        )
+
+
+def cost_totals(ledger: pd.DataFrame) -> dict[str, float]:
+    """Each cost component's total (``costs_<component>``); a ledger without the columns counts 0."""
+    return {
+        f"costs_{name}": float(ledger[f"cost_{name}"].fillna(0.0).sum()) if f"cost_{name}" in ledger else 0.0
+        for name in COST_COMPONENTS
+    }
 
 
 def _empyrical_metrics(

@@ -19,10 +19,11 @@ action spaces and rewards (:mod:`finrl.meta.env.actions`, :mod:`finrl.meta.env.r
 ``SpyTradingEnv`` per env exactly as ``DummyVecEnv`` does (bit-identical by construction, without
 its info deep copies); a fast loop for them is future work.
 
-Bit-identity: the loop evaluates ``order_shares``, ``fill_order`` and ``portfolio_features``
-with the same operations in the same order, on Python floats, as ``SpyTradingEnv.step`` does
-(unit_tests/agents/test_batched_env.py pins them against the scalar env); logarithms are
-``math.log`` (``np.log`` may differ in the last bit).
+Bit-identity: the loop evaluates ``order_shares`` and ``portfolio_features`` with the same
+operations in the same order, on Python floats, as ``SpyTradingEnv.step`` does, and fills
+through the same ``fill_order`` call (every cost component, with day t's impact inputs; a call
+per trade, not per step) (unit_tests/agents/test_batched_env.py pins them against the scalar
+env); logarithms are ``math.log`` (``np.log`` may differ in the last bit).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
+from finrl.meta.env.execution import fill_order
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import (
     CASH_FRACTION_BOUND,
@@ -73,6 +75,9 @@ class BatchedSpyEnv(VecEnv):
         # Python floats: indexing a list is ~3x faster than a NumPy array, as in SpyTradingEnv
         self._close: list[float] = market.close.tolist()
         self._dividends: list[float] = market.dividends.tolist()
+        volatility, adv = market.liquidity  # the impact inputs known at each day's close
+        self._volatility: list[float] = volatility.tolist()
+        self._adv: list[float] = adv.tolist()
         fill = market.open if execution.fill_at == "next_open" else market.close
         self._fill_prices: list[float] = fill.tolist()
         self._last = len(market) - 1  # the final decision needs a next day to fill on
@@ -130,6 +135,7 @@ class BatchedSpyEnv(VecEnv):
         if not self._fast:
             return self._step_envs()
         close, dividends, fill_prices = self._close, self._dividends, self._fill_prices
+        volatility, adv, execution = self._volatility, self._adv, self.config.execution
         t_, end_, position_, cash_, shares_ = self._t, self._end, self._position, self._cash, self._shares
         nav_, entry_, stats_ = self._nav, self._entry_price, self._stats
         costs = self.config.execution.costs
@@ -171,13 +177,11 @@ class BatchedSpyEnv(VecEnv):
             stats = stats_[i]
             cost = 0.0
             traded = False
-            if delta:  # fill_order at t+1's open (or close)
+            if delta:  # at t+1's open (or close), with day t's impact inputs, as SpyTradingEnv.step fills
                 traded = True
-                reference = fill_prices[nxt]
-                price = reference * up if delta > 0 else reference * down
-                commission = abs(delta) * price * rate
-                cost = commission + abs(delta) * abs(price - reference)
-                cash -= delta * price + commission
+                fill = fill_order(delta, fill_prices[nxt], execution, volatility[nxt - 1], adv[nxt - 1])
+                price, cost = fill.price, fill.cost
+                cash -= fill.shares * price + fill.charges
                 shares += delta
                 cash_[i], shares_[i] = cash, shares
                 position = position_[i] = int(shares > 0) - int(shares < 0)

@@ -4,7 +4,9 @@ The agent and every baseline replay through the same environment, data, executio
 costs, day by day; the bundle's normalisation and features are applied as saved (no refit).
 The baselines keep their meaning under any action space of the bundle: they replay as
 ``discrete3`` actions (buy = fully invested at ``position_fraction``, sell = flat) under the
-bundle's execution and costs, whatever the agent's action space and reward.
+bundle's execution and costs, whatever the agent's action space and reward. A caller may pass
+another env config (the bundle's with other costs or fill rule: ``spy-rl backtest --commission-bps``
+and the like); the report records the one used.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from finrl.log import get_logger
 from finrl.meta.env.execution import Action
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rollout import EpisodeLedger, Policy, run_policy, scheduled_policy
+from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.preprocessing import DateWindow
 from finrl.performance import performance
 
@@ -39,6 +42,11 @@ class BacktestResult:
     ledgers: dict[str, EpisodeLedger]
     metrics: dict[str, dict[str, float]]
     warnings: list[str] = field(default_factory=list)
+    env_config: EnvConfig | None = None  # what ran; None = the bundle's own
+
+    @property
+    def config(self) -> EnvConfig:
+        return self.env_config or self.bundle.env_config
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -50,7 +58,7 @@ class BacktestResult:
             "train_window": self.bundle.split.train.to_dict(),
             "validation_window": self.bundle.split.validation.to_dict() if self.bundle.split.validation else None,
             "data": self.bundle.manifest.data,
-            "execution": self.bundle.env_config.to_dict(),
+            "execution": self.config.to_dict(),
             "warnings": list(self.warnings),
         }
 
@@ -87,9 +95,17 @@ def sma_crossover_actions(frame: pd.DataFrame, fast: str = "close_30_sma", slow:
 
 
 def run_backtest(
-    bundle: ModelBundle, features: pd.DataFrame, window: DateWindow, risk_free_rate: float
+    bundle: ModelBundle,
+    features: pd.DataFrame,
+    window: DateWindow,
+    risk_free_rate: float,
+    env_config: EnvConfig | None = None,
 ) -> BacktestResult:
-    """The agent and the baselines over ``window``; ``risk_free_rate`` (annual) enters Sharpe, Sortino and alpha."""
+    """The agent and the baselines over ``window``; ``risk_free_rate`` (annual) enters Sharpe, Sortino and alpha.
+
+    ``env_config`` replaces the bundle's (other costs or fill rule; same action space and reward).
+    The impact inputs of the window's first days come from the days of ``features`` before it.
+    """
     bundle.check_features(features)
     frame = window.slice(features, what="test window")
     if len(frame) < 2:
@@ -101,8 +117,8 @@ def run_backtest(
     for warning in warnings:
         log.warning("data_leakage", detail=warning)
 
-    market = MarketArrays.from_features(frame, bundle.normalizer)
-    config = bundle.env_config
+    market = MarketArrays.from_features(frame, bundle.normalizer, history=features)
+    config = env_config or bundle.env_config
     policies: dict[str, Policy] = {
         AGENT: bundle.load_policy(),
         "buy_and_hold": scheduled_policy(np.full(len(frame), Action.BUY)),
@@ -121,4 +137,4 @@ def run_backtest(
         agent_return=round(metrics[AGENT]["total_return"], 4),
         buy_and_hold_return=round(metrics["buy_and_hold"]["total_return"], 4),
     )  # fmt: skip
-    return BacktestResult(bundle, window, frame[["open", "close"]], ledgers, metrics, warnings)
+    return BacktestResult(bundle, window, frame[["open", "close"]], ledgers, metrics, warnings, env_config)

@@ -20,7 +20,8 @@ import pandas as pd
 
 from finrl.backtest.engine import AGENT, BacktestResult
 from finrl.fileio import fsync_dir
-from finrl.performance import METRIC_NAMES, drawdown
+from finrl.meta.env.execution import COST_COMPONENTS
+from finrl.performance import COST_METRICS, METRIC_NAMES, drawdown
 
 ACTION_NAMES = {0: "sell", 1: "hold", 2: "buy"}
 REPORT_FILES = ("metrics.json", "nav.csv", "trades.csv", "equity.png", "report.html")
@@ -58,7 +59,8 @@ def trades_table(result: BacktestResult) -> pd.DataFrame:
             "shares": delta[filled.index].abs(),
             "fill_price": filled["fill_price"],
             "notional": delta[filled.index].abs() * filled["fill_price"],
-            "costs": filled["costs"],
+            "costs": filled["costs"],  # the sum of the components that follow
+            **{name: filled[f"cost_{name}"] for name in COST_COMPONENTS},
             "position_after": filled["position"].astype(int),
             "nav": filled["nav"],
         },
@@ -115,7 +117,7 @@ def _format(name: str, value: float) -> str:
         return f"{value:.2%}"
     if name in ("n_trades",):
         return f"{int(value)}"
-    if name == "total_costs":
+    if name == "total_costs" or name in COST_METRICS:
         return f"{value:,.2f}"
     return f"{value:.3f}"
 
@@ -160,7 +162,9 @@ Trained on {meta["train_window"]["start"]} .. {meta["train_window"]["end"]}.
 Data: {html.escape(str(data.get("label", data.get("source", "?"))))}.
 Fills at the {html.escape(meta["execution"]["execution"]["fill_at"].replace("_", " "))};
 costs: commission {costs["commission_bps"]} bp, spread {costs["spread_bps"]} bp,
-slippage {costs["slippage_bps"]} bp.</p>
+slippage {costs["slippage_bps"]} bp, square-root impact coefficient {costs["impact_coef"]},
+on sells SEC fee ${costs["sec_fee_per_million"]} per million and FINRA TAF ${costs["finra_taf_per_share"]}
+a share (at most ${costs["finra_taf_max"]} a trade).</p>
 {warnings}
 <h2>Metrics</h2><table><tr><th>metric</th>{head}</tr>{rows}</table>
 <h2>Equity and drawdown</h2><img alt="equity curve" width="1100" src="data:image/png;base64,{image}">

@@ -3,8 +3,9 @@
 It trades against daily bars from the configured data source. Its clock is the data's: "now"
 is one hour after the close of the latest bar (never past real time), so ``--once`` decides on
 the latest bar and queues an order for the next session. Orders fill at that session's open (or
-close) with the same cost model as the environment; holders at a close receive the next day's
-dividend. State lives in a JSON file written atomically after every change, so a restart resumes
+close) with the same cost model as the environment (the impact from the trailing volatility and
+volume known at the decision's close, as the backtest reads them); holders at a close receive the
+next day's dividend. State lives in a JSON file written atomically after every change, so a restart resumes
 where it stopped.
 """
 
@@ -22,7 +23,14 @@ import pandas as pd
 
 from finrl.calendar import SessionTimes, nyse_sessions
 from finrl.fileio import atomic_write_json
-from finrl.meta.env.execution import ExecutionConfig, dividends_per_share, entry_after_fill, fill_order
+from finrl.meta.env.execution import (
+    COST_COMPONENTS,
+    ExecutionConfig,
+    dividends_per_share,
+    entry_after_fill,
+    fill_order,
+)
+from finrl.meta.env.market_arrays import bars_liquidity
 from finrl.trade.broker import (
     AccountState,
     BrokerRejectedError,
@@ -50,6 +58,8 @@ class SimulatedBroker:
         self._open = bars["open"].to_numpy(dtype=np.float64)
         self._close = bars["close"].to_numpy(dtype=np.float64)
         self._dividends = dividends_per_share(bars["close"], bars["adj_close"])
+        # the features' log return and volume: the windows hold the backtest's very values
+        self._volatility, self._adv = bars_liquidity(bars)
 
     @property
     def last_session(self) -> date | None:
@@ -83,8 +93,9 @@ class SimulatedBroker:
             if order["status"] not in ("new", "accepted"):
                 continue
             delta = order["qty"] if order["side"] == "buy" else -order["qty"]
-            fill = fill_order(delta, float(reference), self.execution)
-            state["cash"] -= fill.shares * fill.price + fill.commission
+            # impact inputs of the decision's day (the previous session), as the env reads them
+            fill = fill_order(delta, float(reference), self.execution, self._volatility[i - 1], self._adv[i - 1])
+            state["cash"] -= fill.shares * fill.price + fill.charges
             before = state["shares"]
             state["shares"] = before + fill.shares
             # the env's entry price: a new one on opening or flipping, averaged on adds, kept on reductions
@@ -92,7 +103,8 @@ class SimulatedBroker:
             after = entry_after_fill(before, math.nan if entry is None else entry, fill.shares, fill.price)
             state["avg_entry_price"] = None if math.isnan(after) else after
             order.update(status="filled", filled_qty=order["qty"], filled_avg_price=fill.price,
-                         filled_session=self._days[i].isoformat(), costs=fill.cost)  # fmt: skip
+                         filled_session=self._days[i].isoformat(), costs=fill.cost,
+                         cost_breakdown={name: getattr(fill, name) for name in COST_COMPONENTS})  # fmt: skip
         state["last_session"] = self._days[i].isoformat()
 
     # ------------------------------------------------------------------ Broker protocol

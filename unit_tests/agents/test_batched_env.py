@@ -15,10 +15,10 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from finrl.agents.batched_env import BatchedSpyEnv
-from finrl.meta.env.execution import CostModel
+from finrl.meta.env.execution import COSTS_BEFORE_FEES, CostModel
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
-from unit_tests.conftest import env_config, execution_config
+from unit_tests.conftest import cost_model, env_config, execution_config
 
 # one test trains PPO (integration); the others are unit tests, marked one by one
 
@@ -40,6 +40,12 @@ def make_market(kind: str, days: int = 160, seed: int = 0) -> MarketArrays:
             close[day:] *= 0.03
             open_[day + 1 :] *= 0.03
     features = rng.normal(0.0, 1.0, (days, 4)).astype(np.float32)
+    volatility = adv = None
+    if kind == "impact":  # a thin market: ~100-share orders against ~2,000 shares a day move the price ~0.5%
+        volatility = rng.uniform(0.005, 0.04, days)
+        volatility[:2] = np.nan  # no history yet: no impact
+        adv = rng.uniform(500.0, 5_000.0, days)
+        adv[7::25] = 0.0  # no volume data that day: no impact
     return MarketArrays(
         dates=np.array(pd.bdate_range("2020-01-06", periods=days), dtype="datetime64[ns]"),
         features=features,
@@ -47,6 +53,8 @@ def make_market(kind: str, days: int = 160, seed: int = 0) -> MarketArrays:
         close=close,
         dividends=dividends,
         feature_bound=10.0,
+        volatility=volatility,
+        adv=adv,
     )
 
 
@@ -57,7 +65,7 @@ def config(
     episode_length: int | None = 40,
     random_start: bool = True,
     position_fraction: float = 1.0,
-    costs: CostModel = CostModel(commission_bps=1.0, spread_bps=2.0, slippage_bps=3.0),
+    costs: CostModel = CostModel(commission_bps=1.0, spread_bps=2.0, slippage_bps=3.0, **COSTS_BEFORE_FEES),
 ) -> EnvConfig:
     execution = execution_config(
         costs=costs,
@@ -156,13 +164,41 @@ def test_identical_to_dummy_vec_env(kind: str, allow_short: bool, fractional: bo
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("n_envs", [1, 16])
+@pytest.mark.parametrize(("allow_short", "fractional", "fill_at"), CASES)
+def test_identical_with_impact_and_sell_fees(allow_short: bool, fractional: bool, fill_at: str, n_envs: int) -> None:
+    """Every cost component non-zero: square-root impact on every fill, SEC fee and FINRA TAF on sells."""
+    market = make_market("impact")
+    costs = cost_model(sec_fee_per_million=5_000.0, finra_taf_per_share=0.01, finra_taf_max=0.9, impact_coef=1.0)
+    cfg = config(allow_short, fractional, fill_at, costs=costs)
+    seen = play_both(market, cfg, n_envs, seed=5)
+    assert seen["done"] > 0 and seen["trades"] > 0
+    log = run_logged(market, cfg)  # the components were all paid
+    for name in ("cost_impact", "cost_sec_fee", "cost_taf"):
+        assert log[name].max() > 0, name
+    assert log["cost_taf"].max() <= 0.9  # the cap holds
+
+
+def run_logged(market: MarketArrays, cfg: EnvConfig) -> dict[str, np.ndarray]:
+    env = SpyTradingEnv(market, replace(cfg, episode_length=None), record=True)
+    env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    done = False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(0, 3)))
+        done = terminated or truncated
+    assert env.log is not None
+    return env.log.as_arrays()
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "cfg",
     [
         config(episode_length=None),  # the whole window, one episode after another
         config(episode_length=30, random_start=False),
         config(allow_short=True, position_fraction=0.5, fractional=True),
-        config(costs=CostModel(0.0, 0.0, 0.0)),
+        config(costs=CostModel(0.0, 0.0, 0.0, **COSTS_BEFORE_FEES)),
     ],
     ids=["whole-window", "fixed-start", "half-position", "no-costs"],
 )
@@ -201,7 +237,8 @@ def test_real_features_market_identical(sample_bars: pd.DataFrame) -> None:
     spec = FeatureSpec(use_vix=True)
     frame = build_features(sample_bars, spec).iloc[:400]
     market = MarketArrays.from_features(frame, FeatureNormalizer.fit(frame, spec.observation_columns))
-    play_both(market, config(episode_length=252), 16, seed=42, steps=300)
+    assert market.liquidity[0][-1] > 0 and market.liquidity[1][-1] > 0  # impact inputs from the bars
+    play_both(market, config(episode_length=252, costs=cost_model()), 16, seed=42, steps=300)  # default costs
 
 
 @pytest.mark.unit

@@ -274,3 +274,57 @@ def test_real_spy_train_then_backtest_the_default_window(shared_data: Path, tmp_
     assert nav.loc[nav["date"] == "2024-12-31", "price"].item() == 586.08
     # SPY rose in 2023-2024: buy-and-hold made money
     assert document["buy_and_hold"]["total_return"] > 0.3 and document["buy_and_hold"]["n_trades"] == 1
+
+
+# ------------------------------------------------------------------ costs
+
+
+def recorded_execution(bundle: Path) -> dict:
+    execution: dict = json.loads((bundle / MANIFEST_FILE).read_text())["env_config"]["execution"]
+    return execution
+
+
+def test_cost_flags_override_only_what_is_given(dirs: dict[str, Path]) -> None:
+    recorded = recorded_execution(dirs["models"] / "r1")
+    assert_ok(invoke("backtest", "--model", "r1", *folder_args(dirs)))
+    (report,) = reports(dirs["results"], "r1")
+    document = json.loads((report / "metrics.json").read_text())
+    assert document["meta"]["execution"]["execution"] == recorded  # no flags: the bundle's own costs
+    shutil.rmtree(dirs["results"])
+
+    flags = ("--commission-bps", "7", "--impact-coef", "2.5", "--finra-taf-max", "3", "--fill-at", "next_close")
+    assert_ok(invoke("backtest", "--model", "r1", *flags, *folder_args(dirs)))
+    (report,) = reports(dirs["results"], "r1")
+    document = json.loads((report / "metrics.json").read_text())
+    execution = document["meta"]["execution"]["execution"]
+    expected_costs = {**recorded["costs"], "commission_bps": 7.0, "impact_coef": 2.5, "finra_taf_max": 3.0}
+    assert execution == {**recorded, "costs": expected_costs, "fill_at": "next_close"}
+    # one trades.csv column and one metric per component; total_costs is their sum
+    trades = pd.read_csv(report / "trades.csv")
+    components = ("commission", "spread", "slippage", "impact", "sec_fee", "taf")
+    np.testing.assert_allclose(trades[list(components)].sum(axis=1), trades["costs"], rtol=1e-12)
+    for name in STRATEGIES:
+        metrics = document[name]
+        total = sum(metrics[f"costs_{c}"] for c in components)
+        assert total == pytest.approx(metrics["total_costs"], rel=1e-9, abs=1e-9), name
+    agent = document["agent"]
+    if agent["n_trades"]:
+        assert agent["costs_commission"] > 0 and agent["costs_impact"] > 0
+
+
+def test_an_old_bundle_backtests_without_fees_or_impact(dirs: dict[str, Path]) -> None:
+    """A bundle written before the fees and the impact existed keeps its meaning: those components are 0."""
+    manifest_path = dirs["models"] / "r1" / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest["env_config"]["version"] = 2
+    for name in ("sec_fee_per_million", "finra_taf_per_share", "finra_taf_max", "impact_coef"):
+        del manifest["env_config"]["execution"]["costs"][name]
+    manifest_path.write_text(json.dumps(manifest))
+    assert_ok(invoke("backtest", "--model", "r1", *folder_args(dirs)))
+    (report,) = reports(dirs["results"], "r1")
+    document = json.loads((report / "metrics.json").read_text())
+    costs = document["meta"]["execution"]["execution"]["costs"]
+    assert [costs[n] for n in ("sec_fee_per_million", "finra_taf_per_share", "finra_taf_max", "impact_coef")] == [0] * 4
+    for name in STRATEGIES:
+        assert document[name]["costs_sec_fee"] == document[name]["costs_taf"] == document[name]["costs_impact"] == 0
+    assert document["buy_and_hold"]["costs_commission"] > 0

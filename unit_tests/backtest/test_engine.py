@@ -18,7 +18,7 @@ from finrl.agents.training import train
 from finrl.backtest.engine import AGENT, BASELINES, BacktestResult, default_test_window, leakage_warnings, run_backtest
 from finrl.errors import DataError
 from finrl.meta.data.frames import fingerprint
-from finrl.meta.env.execution import CostModel
+from finrl.meta.env.execution import COSTS_BEFORE_FEES, CostModel
 from finrl.meta.features import build_features
 from finrl.meta.preprocessing import DataSplit, DateWindow
 from unit_tests.conftest import (
@@ -36,7 +36,9 @@ pytestmark = pytest.mark.integration
 # ------------------------------------------------------------------ one tiny bundle for the session
 # (test_report.py uses these helpers too; the bundle is trained once per test session)
 
-COSTS = CostModel(commission_bps=5.0, spread_bps=4.0, slippage_bps=3.0)  # not the defaults: they must be the bundle's
+COSTS = CostModel(
+    commission_bps=5.0, spread_bps=4.0, slippage_bps=3.0, **COSTS_BEFORE_FEES
+)  # not the defaults: they must be the bundle's
 ENV = env_config(execution=execution_config(costs=COSTS), initial_cash=50_000.0, episode_length=20)
 PPO = ppo_config(n_envs=2, n_steps=64, batch_size=64, n_epochs=2, net_arch=(32, 32))
 SPEC = feature_spec()
@@ -203,7 +205,12 @@ def test_meta_describes_the_run(result: BacktestResult, bundle: ModelBundle) -> 
     assert meta["test_end"] == features.index[-1].date().isoformat()
     assert meta["days"] == len(features) - TRAIN_DAYS
     assert meta["train_window"] == split.train.to_dict() and meta["validation_window"] is None
-    assert meta["execution"]["execution"]["costs"] == {"commission_bps": 5.0, "spread_bps": 4.0, "slippage_bps": 3.0}
+    assert meta["execution"]["execution"]["costs"] == {
+        "commission_bps": 5.0,
+        "spread_bps": 4.0,
+        "slippage_bps": 3.0,
+        **COSTS_BEFORE_FEES,
+    }
     assert meta["execution"]["initial_cash"] == ENV.initial_cash
     assert meta["warnings"] == []
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from finrl.meta.env.actions import action_weight, decide, weight_order_shares
-from finrl.meta.env.execution import CostModel, entry_after_fill, order_shares
+from finrl.meta.env.execution import COSTS_BEFORE_FEES, CostModel, entry_after_fill, order_shares
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rewards import DSR_CLIP, ShapedReward
 from finrl.meta.env.rollout import run_policy, scheduled_policy
@@ -21,7 +21,9 @@ from unit_tests.conftest import default_settings, env_config, execution_config
 
 pytestmark = pytest.mark.unit
 
-COSTS = CostModel(commission_bps=1.0, spread_bps=2.0, slippage_bps=3.0)  # impact 4 bps, commission 1 bp
+COSTS = CostModel(
+    commission_bps=1.0, spread_bps=2.0, slippage_bps=3.0, **COSTS_BEFORE_FEES
+)  # impact 4 bps, commission 1 bp
 
 
 def market(close: list[float], open_: list[float] | None = None, dividends: list[float] | None = None) -> MarketArrays:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from finrl.meta.env.execution import (
+    COSTS_BEFORE_FEES,
     DIVIDEND_THRESHOLD,
     NO_FILL,
     Action,
@@ -21,7 +22,8 @@ from unit_tests.conftest import cost_model, execution_config
 
 pytestmark = pytest.mark.unit
 
-DEFAULT = execution_config()  # 1 bp commission, 1 bp spread (half paid), 2 bp slippage
+# 1 bp commission, 1 bp spread (half paid), 2 bp slippage; the sell fees and the impact: test_costs.py
+DEFAULT = execution_config(costs=cost_model(**COSTS_BEFORE_FEES))
 IMPACT = 2.5e-4
 RATE = 1e-4
 
@@ -40,13 +42,15 @@ def test_default_cost_model_price_impact_and_commission_rate() -> None:
     [(10.0, 4.0, 3.0, 5e-4, 1e-3), (0.0, 0.0, 0.0, 0.0, 0.0), (0.5, 10.0, 0.0, 5e-4, 5e-5), (0.0, 0.0, 7.0, 7e-4, 0.0)],
 )
 def test_cost_model_math(commission: float, spread: float, slippage: float, impact: float, rate: float) -> None:
-    costs = CostModel(commission_bps=commission, spread_bps=spread, slippage_bps=slippage)
+    costs = CostModel(commission_bps=commission, spread_bps=spread, slippage_bps=slippage, **COSTS_BEFORE_FEES)
     assert costs.price_impact == pytest.approx(impact, rel=1e-12, abs=1e-18)
     assert costs.commission_rate == pytest.approx(rate, rel=1e-12, abs=1e-18)
 
 
 def test_fill_cost_is_commission_plus_impact_on_notional() -> None:
-    config = execution_config(costs=CostModel(commission_bps=10.0, spread_bps=4.0, slippage_bps=3.0))
+    config = execution_config(
+        costs=CostModel(commission_bps=10.0, spread_bps=4.0, slippage_bps=3.0, **COSTS_BEFORE_FEES)
+    )
     fill = rebalance(cash=0.0, shares=50.0, target=0, reference_price=200.0, config=config)
     # sell at 200 * (1 - 5 bp) = 199.9; commission 10 bp of 50 * 199.9 = 9.995; impact 50 * 0.1 = 5
     assert fill.shares == -50.0
@@ -80,7 +84,9 @@ def test_flat_to_long_sizing_leaves_room_for_the_commission() -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_flat_to_long_whole_shares_formula_and_cash_never_negative(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    config = execution_config(costs=CostModel(commission_bps=5.0, spread_bps=2.0, slippage_bps=3.0))
+    config = execution_config(
+        costs=CostModel(commission_bps=5.0, spread_bps=2.0, slippage_bps=3.0, **COSTS_BEFORE_FEES)
+    )
     impact, rate = config.costs.price_impact, config.costs.commission_rate
     for _ in range(500):
         cash = float(rng.uniform(50.0, 1e6))
@@ -142,7 +148,7 @@ def test_position_fraction_half() -> None:
 
 
 def test_flat_to_short_hand_computed() -> None:
-    config = execution_config(allow_short=True)
+    config = execution_config(costs=DEFAULT.costs, allow_short=True)
     fill = rebalance(cash=10_000.0, shares=0.0, target=-1, reference_price=100.0, config=config)
     # sell price 99.975; 10000 / (99.975 * 1.0001) = 100.015 -> 100 shares short
     assert fill.shares == -100.0

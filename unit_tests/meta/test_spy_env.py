@@ -9,18 +9,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finrl.meta.env.execution import CostModel
+from finrl.meta.env.execution import COSTS_BEFORE_FEES, CostModel, ExecutionConfig
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import PORTFOLIO_FEATURES, EnvConfig, SpyTradingEnv
 from finrl.meta.features import build_features
 from finrl.meta.preprocessing import FeatureNormalizer
-from unit_tests.conftest import env_config, execution_config, feature_spec, make_bars
+from unit_tests.conftest import cost_model, env_config, execution_config, feature_spec, make_bars
 
 pytestmark = pytest.mark.unit
 
 SELL, HOLD, BUY = 0, 1, 2
-ZERO_COSTS = CostModel(commission_bps=0.0, spread_bps=0.0, slippage_bps=0.0)
-WHOLE = env_config(initial_cash=10_000.0, episode_length=None)
+ZERO_COSTS = CostModel(commission_bps=0.0, spread_bps=0.0, slippage_bps=0.0, **COSTS_BEFORE_FEES)
+
+
+def old_execution(**changes: object) -> ExecutionConfig:
+    """The defaults without the sell fees and the impact: the hand computations below are of commission,
+    spread and slippage (test_execution.py and test_costs.py compute the other components)."""
+    return execution_config(costs=cost_model(**COSTS_BEFORE_FEES), **changes)
+
+
+WHOLE = env_config(execution=old_execution(), initial_cash=10_000.0, episode_length=None)
 
 
 def arrays(
@@ -164,7 +172,7 @@ def test_hand_computed_buy_then_sell_next_open() -> None:
 
 def test_fill_at_next_close() -> None:
     market = arrays(open_=[100.0, 101.0, 103.0, 102.0], close=[100.5, 102.0, 104.0, 101.0])
-    config = replace(WHOLE, execution=execution_config(fill_at="next_close"))
+    config = replace(WHOLE, execution=old_execution(fill_at="next_close"))
     env = SpyTradingEnv(market, config, record=True)
     env.reset(seed=0)
     _, _, _, _, info = env.step(BUY)
@@ -289,7 +297,7 @@ def test_costs_strictly_reduce_nav_fractional(sample_market: MarketArrays) -> No
 
 def test_short_selling_loses_when_price_rises() -> None:
     market = arrays([100.0, 100.0, 105.0, 110.0], [100.0, 101.0, 106.0, 112.0])
-    config = replace(WHOLE, execution=execution_config(allow_short=True))
+    config = replace(WHOLE, execution=old_execution(allow_short=True))
     env = SpyTradingEnv(market, config, record=True)
     env.reset()
     _, reward1, _, _, info1 = env.step(SELL)
@@ -330,7 +338,7 @@ def test_buy_and_hold_equals_hand_computation(sample_bars: pd.DataFrame) -> None
     market = market_from_bars(_planted_dividend_bars(sample_bars), fit_rows=500)
     window = market.window(100, 400)
     assert np.count_nonzero(window.dividends) >= 4
-    env = SpyTradingEnv(window, env_config(episode_length=None))
+    env = SpyTradingEnv(window, env_config(execution=old_execution(), episode_length=None))
     out = run(env, [BUY] + [HOLD] * (len(window) - 2))
     assert len(out["reward"]) == len(window) - 1 and out["done"][-1] == (False, True)
 
@@ -366,7 +374,8 @@ def test_no_look_ahead_direct_arrays(sample_market: MarketArrays, t: int) -> Non
     dividends[later] = rng.uniform(0, 2, n_later)
     keep = np.ones(t + 1)
     open_, close = market.open * np.r_[keep, scale], market.close * np.r_[keep, scale[::-1]]
-    perturbed = MarketArrays(market.dates, features, open_, close, dividends, market.feature_bound)
+    volatility, adv = (a * np.r_[keep, rng.uniform(0.2, 5.0, n_later)] for a in market.liquidity)  # impact inputs
+    perturbed = MarketArrays(market.dates, features, open_, close, dividends, market.feature_bound, volatility, adv)
     actions = list(rng.integers(0, 3, len(market) - 1))
     for execution in (execution_config(), execution_config(allow_short=True, fill_at="next_close")):
         config = env_config(execution=execution, episode_length=None)

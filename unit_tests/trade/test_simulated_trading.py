@@ -101,7 +101,8 @@ def test_paper_loop_reproduces_the_backtest_exactly(bundle: ModelBundle, tmp_pat
         from finrl.meta.env.market_arrays import MarketArrays
         from finrl.meta.env.rollout import run_policy
 
-        market = MarketArrays.from_features(window.slice(features), bundle.normalizer)
+        # run_backtest's market: the impact inputs of the first days come from the days before the window
+        market = MarketArrays.from_features(window.slice(features), bundle.normalizer, history=features)
         backtest = run_policy(market, bundle.env_config, policy()).frame
     trader, broker = make_trader(bundle, tmp_path, policy())
     paper = replay(trader, broker, days)
@@ -309,7 +310,7 @@ def test_paper_loop_reproduces_the_backtest_in_weight_spaces(bundle: ModelBundle
 
         return act
 
-    market = MarketArrays.from_features(window.slice(features), bundle.normalizer)
+    market = MarketArrays.from_features(window.slice(features), bundle.normalizer, history=features)  # as run_backtest
     backtest_obs: list[np.ndarray] = []
     backtest = run_policy(market, config, policy(backtest_obs)).frame
     paper_obs: list[np.ndarray] = []

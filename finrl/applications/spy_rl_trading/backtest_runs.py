@@ -1,5 +1,6 @@
 """Backtest orchestration for ``spy-rl backtest``: bundles by reference, data as each was trained
-on (unless the user says otherwise), the test window, reports, and the multi-seed summary."""
+on (unless the user says otherwise), costs as each recorded them (unless the user gives others), the
+test window, reports, and the multi-seed summary."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from pathlib import Path
 import pandas as pd
 
 from finrl.agents.bundle import MANIFEST_FILE, ModelBundle, load_bundle
-from finrl.applications.spy_rl_trading.settings import Settings
+from finrl.applications.spy_rl_trading.settings import COST_FIELDS, Settings
 from finrl.backtest.engine import BacktestResult, default_test_window, run_backtest
 from finrl.backtest.report import write_report
 from finrl.fileio import atomic_write_json
 from finrl.meta.dataset import FeatureData, load_feature_data
+from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.preprocessing import DateWindow
 from finrl.performance import summarize_runs
 
@@ -39,6 +41,19 @@ def settings_for_bundle(settings: Settings, bundle: ModelBundle) -> Settings:
     return settings.model_copy(update={name: getattr(parsed, name) for name in inherited})
 
 
+def env_config_for_bundle(settings: Settings, bundle: ModelBundle) -> EnvConfig:
+    """The bundle's env config with the costs and fill rule the user gave (a flag or its variable).
+
+    A cost the user did not set keeps the bundle's recorded value, not today's default: re-running
+    a bundle means its own costs unless asked otherwise.
+    """
+    given = settings.model_fields_set
+    config = bundle.env_config
+    costs = replace(config.execution.costs, **{name: getattr(settings, name) for name in COST_FIELDS if name in given})
+    fill_at = settings.fill_at if "fill_at" in given else config.execution.fill_at
+    return replace(config, execution=replace(config.execution, costs=costs, fill_at=fill_at))
+
+
 @dataclass(frozen=True)
 class BacktestRun:
     result: BacktestResult
@@ -59,7 +74,14 @@ def run_backtests(settings: Settings, references: list[str]) -> list[BacktestRun
             loaded[key] = load_feature_data(effective.data_request(), effective.datasets_dir, spec)
         data = loaded[key]
         window = test_window(effective, bundle, data.features)
-        result = run_backtest(bundle, data.features, window, settings.risk_free_rate)
+        env_config = env_config_for_bundle(settings, bundle)
+        result = run_backtest(
+            bundle,
+            data.features,
+            window,
+            settings.risk_free_rate,
+            env_config if env_config != bundle.env_config else None,
+        )
         if data.market.fingerprint != bundle.manifest.data_fingerprint:
             result.warnings.append(
                 "the data differs from the training data (fingerprint mismatch): fine for new days, "

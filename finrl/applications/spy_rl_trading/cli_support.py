@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from finrl.applications.spy_rl_trading.settings import Settings, env_name, load_settings
+from finrl.applications.spy_rl_trading.settings import COST_FIELDS, Settings, env_name, load_settings
 from finrl.errors import FinRLError
 
 
@@ -61,6 +61,10 @@ EXECUTION_FLAGS: tuple[Flag, ...] = tuple(
         "commission_bps",
         "spread_bps",
         "slippage_bps",
+        "sec_fee_per_million",
+        "finra_taf_per_share",
+        "finra_taf_max",
+        "impact_coef",
         "position_fraction",
         "allow_short",
         "fractional_shares",
@@ -108,6 +112,8 @@ BACKTEST_FLAGS: tuple[Flag, ...] = (
     Flag("test_end"),
     Flag("risk_free_rate"),
     Flag("results_dir"),
+    *(Flag(f) for f in COST_FIELDS),  # re-run a bundle under other costs: only those given replace its own
+    Flag("fill_at"),
 )
 
 

@@ -33,6 +33,17 @@ DEFAULT_SECRETS_DIR = Path("/run/secrets")
 ALPACA_PAPER_URL = "https://paper-api.alpaca.markets"
 ALPACA_LIVE_HOST = "api.alpaca.markets"
 
+# the settings of CostModel, in its order (a backtest may re-run a bundle under other values of these)
+COST_FIELDS: tuple[str, ...] = (
+    "commission_bps",
+    "spread_bps",
+    "slippage_bps",
+    "sec_fee_per_million",
+    "finra_taf_per_share",
+    "finra_taf_max",
+    "impact_coef",
+)
+
 DataSource = Literal["yahoo", "csv", "alpaca", "sample"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -117,6 +128,23 @@ class Settings(BaseSettings):
     commission_bps: float = Field(1.0, ge=0, description="Commission in basis points of notional")
     spread_bps: float = Field(1.0, ge=0, description="Quoted spread in basis points (half paid per fill)")
     slippage_bps: float = Field(2.0, ge=0, description="Slippage in basis points per fill")
+    # Regulatory fees on sells. SEC Section 31: $27.80 per million of proceeds, the rate in force from
+    # 2024-05-22 (SEC fee rate advisory, fiscal 2024 mid-year adjustment) into fiscal 2025; the SEC's
+    # fiscal-2025 annual adjustment (Release 34-102779, 2025-04-08) set $0.00 from 2025-05-14. The
+    # default keeps the last non-zero rate (conservative); set the rate in force for live accounting.
+    sec_fee_per_million: float = Field(
+        27.80, ge=0, description="SEC Section 31 fee on sells, dollars per million of proceeds"
+    )
+    # FINRA trading activity fee on sells of covered equities (FINRA By-Laws Schedule A, Section 1),
+    # in force from 2024-01-01: $0.000166 per share, at most $8.30 per trade.
+    finra_taf_per_share: float = Field(0.000166, ge=0, description="FINRA TAF on sells, dollars per share")
+    finra_taf_max: float = Field(8.30, ge=0, description="FINRA TAF cap per sell trade, dollars")
+    # Square-root market impact, coef x daily volatility x sqrt(shares / ADV) of the price: the
+    # square-root law (Almgren, Thum, Hauptmann & Li 2005, Risk; Toth et al. 2011, Phys. Rev. X)
+    # measures a coefficient of order 1 (0.5..1 typical); 1.0 is the conservative end.
+    impact_coef: float = Field(
+        1.0, ge=0, description="Square-root impact coefficient: coef x daily vol x sqrt(shares/ADV) of price"
+    )
     position_fraction: float = Field(1.0, gt=0, le=1, description="Position size as a fraction of equity")
     allow_short: bool = Field(False, description="Allow short positions (sell goes short)")
     fractional_shares: bool = Field(False, description="Trade fractional shares")
@@ -234,7 +262,7 @@ class Settings(BaseSettings):
         from finrl.meta.env.execution import CostModel, ExecutionConfig
 
         return ExecutionConfig(
-            costs=CostModel(self.commission_bps, self.spread_bps, self.slippage_bps),
+            costs=CostModel(**{name: getattr(self, name) for name in COST_FIELDS}),
             position_fraction=self.position_fraction,
             allow_short=self.allow_short,
             fractional_shares=self.fractional_shares,

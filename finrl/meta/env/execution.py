@@ -1,8 +1,28 @@
 """How an order fills and what it costs: one model for the env, the backtest and the simulated broker.
 
-Prices are the traded (unadjusted) open or close. A buy pays half the quoted spread plus
-slippage above the reference price, a sell as much below it, and both pay a commission on the
-notional. Sizes are a fraction of equity, in whole or fractional shares, never "1 share".
+Prices are the traded (unadjusted) open or close. A buy pays half the quoted spread, slippage and
+a square-root market impact above the reference price, a sell as much below it; both pay a
+commission on the notional, and a sell also pays the regulatory fees on it (the SEC's Section 31
+fee on the proceeds and FINRA's trading activity fee per share, capped per trade). Sizes are a
+fraction of equity, in whole or fractional shares, never "1 share".
+
+Every fill records each component in currency (:data:`COST_COMPONENTS`); its ``cost`` is their sum.
+With ``q`` shares at reference price ``P`` and fill price ``p``:
+
+* commission = q * p * commission_bps / 1e4
+* spread = q * P * (spread_bps / 2) / 1e4 (half the quoted spread per fill)
+* slippage = q * P * slippage_bps / 1e4
+* impact = q * P * impact_coef * sigma * sqrt(q / ADV), the square-root law; ``sigma`` is the daily
+  volatility of log returns and ``ADV`` the average daily volume in shares, both over the trailing
+  window ending at the decision's close (:func:`finrl.meta.env.market_arrays.trailing_liquidity`),
+  so nothing after the decision enters; no volume or volatility data means no impact
+* sec_fee (sells only) = q * p * sec_fee_per_million / 1e6
+* taf (sells only) = min(q * finra_taf_per_share, finra_taf_max)
+
+``p = P * (1 +/- (spread/2 + slippage) bps + impact fraction)``. Orders are sized with the spread,
+slippage and commission estimate only (:func:`order_shares`): the impact and the sell fees, a
+fraction of a basis point for this account's sizes, are paid but not foreseen, so cash can end a
+little below zero after a buy, as after a gap up. Fees are not rounded to the cent.
 """
 
 from __future__ import annotations
@@ -16,6 +36,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 BPS = 1e-4
+PER_MILLION = 1e-6
+COST_COMPONENTS = ("commission", "spread", "slippage", "impact", "sec_fee", "taf")
 DIVIDEND_THRESHOLD = 1e-4  # adj_close rounding makes tiny fake factor moves every day
 
 
@@ -27,15 +49,22 @@ class Action(IntEnum):
 
 @dataclass(frozen=True)
 class CostModel:
-    """Costs per fill in basis points; the values come from the caller (``Settings`` holds the defaults)."""
+    """Costs per fill (see the module's docstring); the values come from the caller (``Settings`` holds the
+    defaults and their sources)."""
 
     commission_bps: float
     spread_bps: float  # the full quoted spread; each fill pays half of it
     slippage_bps: float
+    sec_fee_per_million: float  # sells: SEC Section 31 fee, dollars per million dollars of proceeds
+    finra_taf_per_share: float  # sells: FINRA trading activity fee per share ...
+    finra_taf_max: float  # ... capped at this much per trade
+    impact_coef: float  # square-root impact: coefficient x daily volatility x sqrt(shares / ADV)
 
     def __post_init__(self) -> None:
-        if min(self.commission_bps, self.spread_bps, self.slippage_bps) < 0:
-            raise ValueError("trading costs cannot be negative")
+        values = (self.commission_bps, self.spread_bps, self.slippage_bps, self.sec_fee_per_million,
+                  self.finra_taf_per_share, self.finra_taf_max, self.impact_coef)  # fmt: skip
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(f"trading costs must be finite and not negative, got {self}")
 
     @property
     def price_impact(self) -> float:
@@ -44,6 +73,19 @@ class CostModel:
     @property
     def commission_rate(self) -> float:
         return self.commission_bps * BPS
+
+    @property
+    def sec_fee_rate(self) -> float:
+        return self.sec_fee_per_million * PER_MILLION
+
+
+# what a cost model recorded before the regulatory fees and the impact existed meant: none of them
+COSTS_BEFORE_FEES: dict[str, float] = {
+    "sec_fee_per_million": 0.0,
+    "finra_taf_per_share": 0.0,
+    "finra_taf_max": 0.0,
+    "impact_coef": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -65,13 +107,36 @@ class ExecutionConfig:
 
 @dataclass(frozen=True)
 class Fill:
+    """One fill and its costs in currency, each component apart (:data:`COST_COMPONENTS`)."""
+
     shares: float  # signed change in shares (+ bought, - sold)
-    price: float  # average fill price including spread and slippage
+    price: float  # average fill price including spread, slippage and impact
     commission: float
-    cost: float  # commission + (spread and slippage) versus the reference price
+    cost: float  # the sum of the components
+    spread: float
+    slippage: float
+    impact: float
+    sec_fee: float  # sells only
+    taf: float  # sells only
+
+    @property
+    def charges(self) -> float:
+        """What the fill pays in cash besides ``shares * price``: commission and the sell fees."""
+        return self.commission + self.sec_fee + self.taf
 
 
-NO_FILL = Fill(0.0, math.nan, 0.0, 0.0)
+NO_FILL = Fill(0.0, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def impact_fraction(size: float, volatility: float, adv: float, coef: float) -> float:
+    """The square-root law's price impact of ``size`` shares, a fraction of the price (>= 0).
+
+    ``coef * volatility * sqrt(size / adv)``; 0 without a coefficient, a positive volatility or a
+    positive average daily volume (NaN included: the first days of a series have no history).
+    """
+    if not (coef > 0 and volatility > 0 and adv > 0):
+        return 0.0
+    return coef * volatility * math.sqrt(size / adv)
 
 
 def target_position(action: int, position: int, allow_short: bool) -> int:
@@ -113,15 +178,33 @@ def order_shares(cash: float, shares: float, target: int, sizing_price: float, c
     return target * size - shares
 
 
-def fill_order(delta: float, reference_price: float, config: ExecutionConfig) -> Fill:
-    """Fill ``delta`` shares (+ buy, - sell) at ``reference_price`` with spread, slippage and commission."""
+def fill_order(
+    delta: float, reference_price: float, config: ExecutionConfig, volatility: float = 0.0, adv: float = 0.0
+) -> Fill:
+    """Fill ``delta`` shares (+ buy, - sell) at ``reference_price`` with every cost of the module's docstring.
+
+    ``volatility`` (daily, of log returns) and ``adv`` (shares) are the trailing values known at the
+    decision's close; the defaults (no liquidity data) mean no impact.
+    """
     if delta == 0:
         return NO_FILL
+    costs = config.costs
     reference_price = float(reference_price)
-    impact = config.costs.price_impact
-    price = reference_price * (1 + impact) if delta > 0 else reference_price * (1 - impact)
-    commission = abs(delta) * price * config.costs.commission_rate
-    return Fill(delta, price, commission, commission + abs(delta) * abs(price - reference_price))
+    size = abs(delta)
+    fraction = impact_fraction(size, float(volatility), float(adv), costs.impact_coef)
+    move = costs.price_impact + fraction
+    price = reference_price * (1 + move) if delta > 0 else reference_price * (1 - move)
+    commission = size * price * costs.commission_rate
+    reference_notional = size * reference_price
+    spread = reference_notional * (costs.spread_bps / 2 * BPS)
+    slippage = reference_notional * (costs.slippage_bps * BPS)
+    impact = reference_notional * fraction
+    sec_fee = taf = 0.0
+    if delta < 0:  # regulatory fees are charged on sales only
+        sec_fee = size * price * costs.sec_fee_rate
+        taf = min(size * costs.finra_taf_per_share, costs.finra_taf_max)
+    cost = commission + spread + slippage + impact + sec_fee + taf
+    return Fill(delta, price, commission, cost, spread, slippage, impact, sec_fee, taf)
 
 
 def rebalance(

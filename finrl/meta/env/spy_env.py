@@ -5,8 +5,9 @@ Timeline of one step, decision made after the close of day t:
 * the observation holds day t's normalised features and the portfolio state at t's close;
 * the action sets a target: with ``discrete3`` (0 sell, 1 hold, 2 buy) a position in {flat, long}
   (or {short, flat, long}); with ``target_weight`` and ``continuous`` a weight of equity
-  (:mod:`finrl.meta.env.actions`); a change fills at day t+1's open (or close), paying spread,
-  slippage and commission;
+  (:mod:`finrl.meta.env.actions`); a change fills at day t+1's open (or close), paying
+  commission, spread, slippage, square-root impact and (sells) the SEC and FINRA fees
+  (:mod:`finrl.meta.env.execution`), the impact from day t's trailing volatility and volume;
 * holders at t's close receive day t+1's dividend;
 * the reward is log(NAV_{t+1} / NAV_t), both marked at the close, after costs, or a shaping of it
   (:mod:`finrl.meta.env.rewards`); ruin is -10 and final.
@@ -35,6 +36,8 @@ from finrl.meta.env.actions import (
     weight_order_shares,
 )
 from finrl.meta.env.execution import (
+    COST_COMPONENTS,
+    COSTS_BEFORE_FEES,
     NO_FILL,
     Action,
     CostModel,
@@ -50,7 +53,7 @@ from finrl.meta.env.rewards import RewardName, ShapedReward, check_reward_config
 
 PORTFOLIO_FEATURES = ("position", "cash_fraction", "unrealized_return")
 CASH_FRACTION_BOUND = 3.0
-ENV_CONFIG_VERSION = 2
+ENV_CONFIG_VERSION = 3
 # what an env config written before version 2 (no action space or reward fields) meant
 VERSION_1_MEANING: dict[str, Any] = {
     "action_space": "discrete3",
@@ -92,22 +95,26 @@ class EnvConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EnvConfig:
-        """The config a bundle recorded; one written before version 2 keeps its meaning (:data:`VERSION_1_MEANING`)."""
+        """The config a bundle recorded; an older one keeps its meaning: before version 2 the
+        :data:`VERSION_1_MEANING`, before version 3 no regulatory fees and no impact
+        (:data:`~finrl.meta.env.execution.COSTS_BEFORE_FEES`)."""
         data = dict(data)
         version = data.pop("version", 1)
         if version == 1:
             data = {**VERSION_1_MEANING, **data}
-        elif version != ENV_CONFIG_VERSION:
+        elif not 2 <= version <= ENV_CONFIG_VERSION:
             raise ValueError(f"env config version {version}, this finrl reads 1..{ENV_CONFIG_VERSION}")
         execution = dict(data["execution"])  # a bundle records every field: nothing else is filled in
-        costs = CostModel(**execution.pop("costs"))
+        recorded = execution.pop("costs")
+        costs = CostModel(**({**COSTS_BEFORE_FEES, **recorded} if version < 3 else recorded))
         return cls(**{**data, "execution": ExecutionConfig(costs=costs, **execution)})
 
 
 class StepLog:
     """Preallocated per-step records of one episode (the backtest's day-by-day ledger)."""
 
-    FIELDS = ("action", "position", "shares", "fill_price", "costs", "cash", "nav", "reward")
+    COST_FIELDS = tuple(f"cost_{name}" for name in COST_COMPONENTS)  # each fill's costs, apart
+    FIELDS = ("action", "position", "shares", "fill_price", "costs", *COST_FIELDS, "cash", "nav", "reward")
 
     def __init__(self, capacity: int) -> None:
         self.size = 0
@@ -213,6 +220,8 @@ class SpyTradingEnv(gym.Env[np.ndarray, Any]):
         self._rows[:, : market.n_features] = market.features
         self._close = market.close.tolist()
         self._dividends = market.dividends.tolist()
+        volatility, adv = market.liquidity  # known at each day's close: a fill at t+1 reads day t's
+        self._volatility, self._adv = volatility.tolist(), adv.tolist()
         self._execution = self.config.execution
         fill_prices = market.open if self._execution.fill_at == "next_open" else market.close
         self._fill_prices = fill_prices.tolist()
@@ -246,12 +255,13 @@ class SpyTradingEnv(gym.Env[np.ndarray, Any]):
         if self.record:
             self.log = StepLog(self._end - self._t + 1)
             self.log.append(start, action=np.nan, position=0, shares=0, fill_price=np.nan, costs=0, cash=self._cash,
-                            nav=self._nav, reward=0.0)  # fmt: skip
+                            nav=self._nav, reward=0.0, **dict.fromkeys(StepLog.COST_FIELDS, 0.0))  # fmt: skip
         return self._observation(), {"nav": self._nav, "position": 0}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         position = self._position
-        nxt = self._t + 1
+        t = self._t
+        nxt = t + 1
         stats = self.stats
         if self._discrete3:
             act = int(action)
@@ -282,8 +292,8 @@ class SpyTradingEnv(gym.Env[np.ndarray, Any]):
             self._cash += self._shares * dividend  # paid to holders at t's close
         fill = NO_FILL
         if delta:
-            fill = fill_order(delta, self._fill_prices[nxt], self._execution)
-            self._cash -= fill.shares * fill.price + fill.commission
+            fill = fill_order(delta, self._fill_prices[nxt], self._execution, self._volatility[t], self._adv[t])
+            self._cash -= fill.shares * fill.price + fill.charges
             shares_before = self._shares
             self._shares += fill.shares
             self._position = position_of(self._shares)
@@ -304,7 +314,9 @@ class SpyTradingEnv(gym.Env[np.ndarray, Any]):
         truncated = nxt >= self._end and not terminated
         if self.log is not None:
             self.log.append(nxt, action=decided, position=self._position, shares=self._shares, fill_price=fill.price,
-                            costs=fill.cost, cash=self._cash, nav=nav, reward=reward)  # fmt: skip
+                            costs=fill.cost, cash=self._cash, nav=nav, reward=reward, cost_commission=fill.commission,
+                            cost_spread=fill.spread, cost_slippage=fill.slippage, cost_impact=fill.impact,
+                            cost_sec_fee=fill.sec_fee, cost_taf=fill.taf)  # fmt: skip
         stats.steps += 1
         stats.actions[act] += 1
         if self._position:
