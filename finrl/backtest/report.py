@@ -10,8 +10,6 @@ import base64
 import html
 import io
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from finrl.backtest.engine import AGENT, BacktestResult
-from finrl.fileio import fsync_dir
+from finrl.fileio import replace_directory
 from finrl.meta.env.execution import COST_COMPONENTS
 from finrl.performance import COST_METRICS, METRIC_NAMES, drawdown
 
@@ -175,29 +173,17 @@ a share (at most ${costs["finra_taf_max"]} a trade).</p>
 
 def write_report(result: BacktestResult, directory: Path) -> Path:
     """Write every artifact for ``result`` into ``directory`` (replaced whole, atomically)."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = directory.with_name(f".staging-{directory.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
     png = equity_png(result)
     document = {**result.metrics, "meta": result.meta()}
-    (staging / "metrics.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    nav_table(result).to_csv(staging / "nav.csv", index_label="date")  # shortest exact (round-trip) floats
-    trades_table(result).to_csv(staging / "trades.csv", index_label="date")
-    (staging / "equity.png").write_bytes(png)
-    (staging / "report.html").write_text(report_html(result, png))
-    for name in REPORT_FILES:
-        with (staging / name).open("rb+") as f:
-            os.fsync(f.fileno())
-    retired = directory.with_name(f".retired-{directory.name}")
-    shutil.rmtree(retired, ignore_errors=True)
-    if directory.exists():
-        directory.rename(retired)
-    staging.rename(directory)
-    fsync_dir(directory.parent)
-    shutil.rmtree(retired, ignore_errors=True)
-    return directory
+
+    def fill(staging: Path) -> None:
+        (staging / "metrics.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        nav_table(result).to_csv(staging / "nav.csv", index_label="date")  # shortest exact (round-trip) floats
+        trades_table(result).to_csv(staging / "trades.csv", index_label="date")
+        (staging / "equity.png").write_bytes(png)
+        (staging / "report.html").write_text(report_html(result, png))
+
+    return replace_directory(directory, fill)
 
 
 def summary_rows(metrics: dict[str, dict[str, float]]) -> list[list[str]]:
