@@ -58,13 +58,7 @@ EXECUTION_FLAGS: tuple[Flag, ...] = tuple(
     Flag(f)
     for f in (
         "initial_cash",
-        "commission_bps",
-        "spread_bps",
-        "slippage_bps",
-        "sec_fee_per_million",
-        "finra_taf_per_share",
-        "finra_taf_max",
-        "impact_coef",
+        *COST_FIELDS,
         "position_fraction",
         "allow_short",
         "fractional_shares",
