@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from finrl.agents.bundle import load_bundle
 from finrl.applications.spy_rl_trading.cli import app
+from finrl.meta.env.spy_env import ENV_CONFIG_VERSION
 from unit_tests.conftest import TINY_TRAINING, isolated_env
 
 pytestmark = pytest.mark.integration
@@ -60,7 +61,7 @@ def test_train_backtest_and_paper_once(space: str, tmp_path: Path) -> None:
     config = bundle.env_config
     assert config.action_space == space
     recorded = json.loads((models / space / "bundle.json").read_text())
-    assert recorded["env_config"]["version"] == 2 and recorded["settings"]["action_space"] == space
+    assert recorded["env_config"]["version"] == ENV_CONFIG_VERSION and recorded["settings"]["action_space"] == space
     if space == "target_weight":
         assert config.weight_levels == (0.0, 0.5, 1.0) and config.reward == "drawdown_penalty"
         assert config.drawdown_penalty == 2.0
