@@ -59,10 +59,8 @@ class Fold:
         return DataSplit(self.train, self.validation, self.test)
 
     def to_dict(self) -> dict[str, object]:
-        return {"fold": self.number, **{k: w.to_dict() for k, w in self.windows().items()}}
-
-    def windows(self) -> dict[str, DateWindow]:
-        return {"train": self.train, "validation": self.validation, "test": self.test}
+        windows = {"train": self.train, "validation": self.validation, "test": self.test}
+        return {"fold": self.number, **{name: window.to_dict() for name, window in windows.items()}}
 
 
 def plan_folds(days: pd.DatetimeIndex, plan: FoldPlan) -> list[Fold]:

@@ -14,16 +14,24 @@ import html
 import io
 import json
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from finrl.backtest.engine import AGENT
 from finrl.fileio import atomic_write_text, replace_directory
 from finrl.performance import TRADING_DAYS, drawdown
 from finrl.research import statistics
-from finrl.research.walkforward import FoldResult, WalkForwardResult, stitched_nav, stitched_returns
+from finrl.research.walkforward import (
+    FoldResult,
+    WalkForwardResult,
+    digest,
+    stitched_nav,
+    stitched_returns,
+)
 
 OUTPUT_FILES = ("summary.json", "nav.csv", "folds.csv", "report.html")
 TRIALS_FILE = "trials.jsonl"
@@ -134,17 +142,12 @@ def record_trials(results_root: Path, result: WalkForwardResult) -> tuple[int, f
     scored by its own stitched out-of-sample daily Sharpe (its test windows, without the ensemble).
     """
     identity = result.identity
-    study = statistics_key({"data": identity["data"], "plan": identity["plan"]})
-    config = statistics_key({k: v for k, v in identity.items() if k not in ("data", "plan", "seeds")})
+    study = digest({"data": identity["data"], "plan": identity["plan"]})[:16]
+    config = digest({k: v for k, v in identity.items() if k not in ("data", "plan", "seeds")})[:16]
     path = Path(results_root) / TRIALS_FILE
     trials = _read_trials(path)
     for seed in result.config.seeds:
-        returns = pd.concat(
-            [
-                next(r for r in fold.seeds if r.seed == seed).result.ledgers["agent"].nav.pct_change().fillna(0.0)
-                for fold in result.folds
-            ]
-        )
+        returns = stitched_returns(result.folds, partial(_seed_ledger, seed=seed))
         trials[(study, config, seed)] = statistics.sharpe_ratio(returns.to_numpy())
     lines = [
         json.dumps({"study": s, "config": c, "seed": seed, "daily_sharpe": sharpe}, sort_keys=True)
@@ -169,10 +172,9 @@ def _read_trials(path: Path) -> dict[tuple[str, str, int], float]:
     return trials
 
 
-def statistics_key(document: dict[str, Any]) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def _seed_ledger(fold: FoldResult, seed: int) -> pd.DataFrame:
+    """One seed's own test ledger in ``fold`` (as if it traded alone, without the ensemble)."""
+    return next(run for run in fold.seeds if run.seed == seed).result.ledgers[AGENT].frame
 
 
 # ---------------------------------------------------------------------------- files

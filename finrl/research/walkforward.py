@@ -87,7 +87,6 @@ class SeedRun:
     bundle: ModelBundle
     result: BacktestResult
     collapse: list[str]
-    trained_now: bool
 
     @property
     def agent(self) -> dict[str, float]:
@@ -111,7 +110,7 @@ class WalkForwardResult:
 
     @property
     def run_key(self) -> str:
-        return _digest(self.identity)[:10]
+        return digest(self.identity)[:10]
 
 
 def run_walkforward(config: WalkForwardConfig, data: FeatureData) -> WalkForwardResult:
@@ -125,7 +124,7 @@ def run_walkforward(config: WalkForwardConfig, data: FeatureData) -> WalkForward
     for fold in folds:
         used = _data_digest(features.loc[pd.Timestamp(fold.train.start) : pd.Timestamp(fold.validation.end)])
         for seed in config.seeds:
-            key = _digest({**identity, "data": used, "fold": fold.to_dict(), "seed": seed})[:24]
+            key = digest({**identity, "data": used, "fold": fold.to_dict(), "seed": seed})[:24]
             keys[fold.number, seed] = key
             if not (config.cache_dir / key / MANIFEST_FILE).is_file():
                 jobs[fold.number, seed] = _job(config, data, fold, seed, key)
@@ -133,8 +132,7 @@ def run_walkforward(config: WalkForwardConfig, data: FeatureData) -> WalkForward
              to_train=len(jobs), workers=config.workers)  # fmt: skip
     _train_all(list(jobs.values()), config.workers, config.log_level)
     results = [
-        _evaluate_fold(config, data, fold, {seed: keys[fold.number, seed] for seed in config.seeds}, jobs)
-        for fold in folds
+        _evaluate_fold(config, data, fold, {seed: keys[fold.number, seed] for seed in config.seeds}) for fold in folds
     ]
     run_identity = {
         **identity,
@@ -201,7 +199,6 @@ def _evaluate_fold(
     data: FeatureData,
     fold: Fold,
     keys: dict[int, str],
-    trained: dict[tuple[int, int], TrainingJob],
 ) -> FoldResult:
     bundles = {seed: load_bundle(config.cache_dir / key, config.cache_dir) for seed, key in keys.items()}
     # every seed of a fold normalises with statistics of the same training window: one market for all
@@ -210,7 +207,7 @@ def _evaluate_fold(
     for seed, bundle in bundles.items():
         result = run_backtest(bundle, data.features, fold.test, config.risk_free_rate)
         flags = collapse_flags(result.ledgers[AGENT].frame, bundle.load_policy(), market)
-        runs.append(SeedRun(fold, seed, bundle, result, flags, (fold.number, seed) in trained))
+        runs.append(SeedRun(fold, seed, bundle, result, flags))
     first = runs[0].result
     agent = first.ledgers[AGENT].frame if len(runs) == 1 else ensemble_ledger(market, [r.result for r in runs])
     return FoldResult(fold, runs, agent, first.ledgers["buy_and_hold"].frame)
@@ -248,5 +245,6 @@ def _data_digest(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _digest(document: dict[str, Any]) -> str:
+def digest(document: dict[str, Any]) -> str:
+    """SHA-256 of a JSON document (keys sorted): names cached trainings, runs and trial-ledger entries."""
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
