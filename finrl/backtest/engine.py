@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from finrl.agents.bundle import ModelBundle
+from finrl.agents.numpy_policy import NumpyPolicy
 from finrl.calendar import trading_sessions
 from finrl.errors import DataError
 from finrl.log import get_logger
@@ -41,12 +42,10 @@ class BacktestResult:
     prices: pd.DataFrame  # open, close of the window
     ledgers: dict[str, EpisodeLedger]
     metrics: dict[str, dict[str, float]]
+    config: EnvConfig  # what the agent ran with: the bundle's, or its costs replaced
+    market: MarketArrays  # the window as every strategy saw it (a caller replaying another policy reuses it)
+    policy: NumpyPolicy  # the agent's policy
     warnings: list[str] = field(default_factory=list)
-    env_config: EnvConfig | None = None  # what ran; None = the bundle's own
-
-    @property
-    def config(self) -> EnvConfig:
-        return self.env_config or self.bundle.env_config
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -119,8 +118,9 @@ def run_backtest(
 
     market = MarketArrays.from_features(frame, bundle.normalizer, history=features)
     config = env_config or bundle.env_config
+    agent = bundle.load_policy()
     policies: dict[str, Policy] = {
-        AGENT: bundle.load_policy(),
+        AGENT: agent,
         "buy_and_hold": scheduled_policy(np.full(len(frame), Action.BUY)),
         "flat": scheduled_policy(np.full(len(frame), Action.SELL)),
         "sma_crossover": scheduled_policy(sma_crossover_actions(frame)),
@@ -137,4 +137,4 @@ def run_backtest(
         agent_return=round(metrics[AGENT]["total_return"], 4),
         buy_and_hold_return=round(metrics["buy_and_hold"]["total_return"], 4),
     )  # fmt: skip
-    return BacktestResult(bundle, window, frame[["open", "close"]], ledgers, metrics, warnings, env_config)
+    return BacktestResult(bundle, window, frame[["open", "close"]], ledgers, metrics, config, market, agent, warnings)

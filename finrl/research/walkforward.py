@@ -33,7 +33,6 @@ from finrl.agents.training import TrainingJob, train
 from finrl.backtest.engine import AGENT, BacktestResult, run_backtest
 from finrl.log import get_logger
 from finrl.meta.dataset import FeatureData
-from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.research.collapse import collapse_flags
 from finrl.research.ensemble import ensemble_ledger
@@ -200,16 +199,13 @@ def _evaluate_fold(
     fold: Fold,
     keys: dict[int, str],
 ) -> FoldResult:
-    bundles = {seed: load_bundle(config.cache_dir / key, config.cache_dir) for seed, key in keys.items()}
-    # every seed of a fold normalises with statistics of the same training window: one market for all
-    market = MarketArrays.from_features(fold.test.slice(data.features), next(iter(bundles.values())).normalizer)
     runs = []
-    for seed, bundle in bundles.items():
+    for seed, key in keys.items():
+        bundle = load_bundle(config.cache_dir / key, config.cache_dir)
         result = run_backtest(bundle, data.features, fold.test, config.risk_free_rate)
-        flags = collapse_flags(result.ledgers[AGENT].frame, bundle.load_policy(), market)
-        runs.append(SeedRun(fold, seed, bundle, result, flags))
+        runs.append(SeedRun(fold, seed, bundle, result, collapse_flags(result)))
     first = runs[0].result
-    agent = first.ledgers[AGENT].frame if len(runs) == 1 else ensemble_ledger(market, [r.result for r in runs])
+    agent = first.ledgers[AGENT].frame if len(runs) == 1 else ensemble_ledger([r.result for r in runs])
     return FoldResult(fold, runs, agent, first.ledgers["buy_and_hold"].frame)
 
 
