@@ -20,26 +20,6 @@ from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.preprocessing import DateWindow
 from finrl.performance import summarize_runs
 
-# data settings a backtest (or the paper trader) takes from the model's training run unless the user sets them
-INHERITED_DATA_FIELDS = ("data_source", "symbol", "csv_path", "vix_csv_path", "use_vix", "start_date")
-
-
-def settings_for_bundle(settings: Settings, bundle: ModelBundle) -> Settings:
-    """The user's settings, with unset data fields filled from the bundle's training settings.
-
-    ``end_date`` is never inherited: a backtest wants the days after the training data.
-    """
-    trained = bundle.manifest.settings
-    inherited = {
-        name: trained[name]
-        for name in INHERITED_DATA_FIELDS
-        if name not in settings.model_fields_set and name in trained
-    }
-    if not inherited:
-        return settings
-    parsed = Settings.model_validate({**settings.snapshot(), **inherited})  # types checked, no env read
-    return settings.model_copy(update={name: getattr(parsed, name) for name in inherited})
-
 
 def env_config_for_bundle(settings: Settings, bundle: ModelBundle) -> EnvConfig:
     """The bundle's env config with the costs and fill rule the user gave (a flag or its variable).
@@ -66,7 +46,7 @@ def run_backtests(settings: Settings, references: list[str]) -> list[BacktestRun
     runs: list[BacktestRun] = []
     loaded: dict[str, FeatureData] = {}
     for bundle in bundles:
-        effective = settings_for_bundle(settings, bundle)
+        effective = settings.with_training_data(bundle.manifest.settings)
         key = repr(effective.data_request()) + repr(bundle.feature_spec)
         if key not in loaded:
             # the user's --vix/--no-vix shapes the data; a mismatch with the bundle is then reported as such

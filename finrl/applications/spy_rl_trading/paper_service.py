@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from finrl.agents.bundle import load_bundle
-from finrl.applications.spy_rl_trading.backtest_runs import settings_for_bundle
 from finrl.applications.spy_rl_trading.settings import Settings
 from finrl.errors import ConfigError
 from finrl.log import get_logger
@@ -44,7 +43,7 @@ def decision_delay(settings: Settings) -> timedelta:
 def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTradingService:
     """The trader, broker and service for ``spy-rl paper`` from settings and the chosen bundle."""
     bundle = load_bundle(settings.model, settings.trained_models_dir)
-    effective = settings_for_bundle(settings, bundle)
+    effective = settings.with_training_data(bundle.manifest.settings)
     feed = MarketFeed(effective.data_request(), effective.datasets_dir, bundle.feature_spec)
     broker: Broker
     if settings.broker == "simulated":

@@ -44,6 +44,9 @@ COST_FIELDS: tuple[str, ...] = (
     "impact_coef",
 )
 
+# data settings a backtest or the paper trader takes from the model's training run unless the user sets them
+INHERITED_DATA_FIELDS = ("data_source", "symbol", "csv_path", "vix_csv_path", "use_vix", "start_date")
+
 DataSource = Literal["yahoo", "csv", "alpaca", "sample"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -342,6 +345,22 @@ class Settings(BaseSettings):
     def snapshot(self) -> dict[str, Any]:
         """Every setting except secrets, JSON-ready: what a model bundle records."""
         return self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+
+    def with_training_data(self, trained: dict[str, Any]) -> Settings:
+        """These settings, with the data fields the user left unset taken from a model's training settings.
+
+        A backtest or the paper trader reads the data its model was trained on unless told otherwise;
+        ``end_date`` is never inherited: they want the days after the training data.
+        """
+        inherited = {
+            name: trained[name]
+            for name in INHERITED_DATA_FIELDS
+            if name not in self.model_fields_set and name in trained
+        }
+        if not inherited:
+            return self
+        parsed = Settings.model_validate({**self.snapshot(), **inherited})  # types checked, no env read
+        return self.model_copy(update={name: getattr(parsed, name) for name in inherited})
 
     def secret_values(self) -> list[str]:
         return [s.get_secret_value() for s in (self.alpaca_api_key, self.alpaca_api_secret) if s is not None]

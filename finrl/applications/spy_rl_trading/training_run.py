@@ -7,7 +7,7 @@ from finrl.applications.spy_rl_trading.settings import Settings
 from finrl.meta.dataset import load_feature_data
 
 
-def run_training(settings: Settings, *, progress: bool | None = None) -> TrainingResult:
+def run_training(settings: Settings) -> TrainingResult:
     data = load_feature_data(settings.data_request(), settings.datasets_dir, settings.feature_spec())
     job = TrainingJob(
         features=data.features,
@@ -24,6 +24,5 @@ def run_training(settings: Settings, *, progress: bool | None = None) -> Trainin
         eval_freq=settings.eval_freq,
         checkpoint_freq=settings.checkpoint_freq,
         settings=settings.snapshot(),
-        progress=progress,
     )
     return train(job)

@@ -128,11 +128,6 @@ def decide(action: Any, cash: float, shares: float, sizing_price: float, config:
     return weight, weight_order_shares(cash, shares, weight, sizing_price, config.execution, config.rebalance_band)
 
 
-def flatten_order(shares: float) -> float:
-    """The order that closes everything (a risk halt), in every action space."""
-    return -shares
-
-
 def position_weight(shares: float, close: float, nav: float) -> float:
     """The signed weight of the position at ``close`` (0 when there is no positive NAV)."""
     return shares * close / nav if nav > 0 else 0.0
