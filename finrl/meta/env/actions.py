@@ -119,7 +119,8 @@ def decide(action: Any, cash: float, shares: float, sizing_price: float, config:
     """``(target, order)`` for ``action`` in ``config``'s action space, sized at ``sizing_price``.
 
     The target is a position (-1/0/+1) for ``discrete3`` and a weight otherwise; the order is the
-    signed number of shares to trade. The env's step and the live trader both act through it.
+    signed number of shares to trade. The live trader acts through it, and the env's step for the
+    weight spaces (its discrete3 branch is inlined on the hot path, with the same functions).
     """
     if config.action_space == "discrete3":
         target = target_position(int(action), position_of(shares), config.execution.allow_short)

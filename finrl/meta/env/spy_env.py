@@ -29,11 +29,10 @@ import numpy as np
 
 from finrl.meta.env.actions import (
     ActionSpaceName,
-    action_weight,
     check_action_config,
+    decide,
     gym_action_space,
     position_weight,
-    weight_order_shares,
 )
 from finrl.meta.env.execution import (
     COST_COMPONENTS,
@@ -281,11 +280,8 @@ class SpyTradingEnv(gym.Env[np.ndarray, Any]):
                 else 0.0
             )
             decided: float = act
-        else:  # a weight, sized and banded by actions.weight_order_shares (as the trader's actions.decide)
-            decided = action_weight(action, self.config)
-            delta = weight_order_shares(
-                self._cash, self._shares, decided, self._close[nxt - 1], self._execution, self.config.rebalance_band
-            )
+        else:  # a weight, sized and banded exactly as the trader does it
+            decided, delta = decide(action, self._cash, self._shares, self._close[nxt - 1], self.config)
             act = 0 if delta < 0 else (2 if delta > 0 else 1)  # the stats' sell / hold / buy
         dividend = self._dividends[nxt]
         if dividend and self._shares:
