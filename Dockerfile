@@ -1,7 +1,8 @@
 # finrl: SPY RL trading images, two targets of one Dockerfile.
 #
-#   app (default)  finrl:latest            training and TensorBoard: the package with its `train`
-#                                          extra (CPU torch, stable-baselines3, TensorBoard)
+#   app (default)  finrl:latest            training, tuning and TensorBoard: the package with its
+#                                          `train` extra (CPU torch, stable-baselines3, TensorBoard)
+#                                          and its `tune` extra (Optuna, psycopg, plotly)
 #   inference      finrl-inference:latest  backtests and paper trading: the package alone, acting
 #                                          with the NumPy policy; no torch, stable-baselines3 or TensorBoard
 #
@@ -11,9 +12,9 @@
 #   docker build --build-arg TORCH_FLAVOUR=cuda -t finrl:cuda .   # torch + CUDA wheels from the lock
 #
 # requirements       Poetry (from pip) exports poetry.lock to hash-pinned requirements files: main
-#                    dependencies (inference), main + `train` extra (training), dev group (test stage)
+#                    dependencies (inference), main + `train` and `tune` extras (training), dev group
 # inference-builder  the main dependencies in the in-project venv /app/.venv, less their test suites
-# builder            that venv plus torch (first, on its own; CPU build by default) and the train extra
+# builder            that venv plus torch (first, on its own; CPU build by default) and the train and tune extras
 # wheel              the package itself as a wheel: a code or README change leaves the dependency
 #                    layers alone
 # runtime-base       the same base image, a non-root user `finrl` and the artifact folders owned by
@@ -45,11 +46,11 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 COPY pyproject.toml poetry.lock ./
 COPY tools/export_requirements.py tools/
 
-# requirements-inference.txt: the main group alone; requirements.export.txt: with the train extra
+# requirements-inference.txt: the main group alone; requirements.export.txt: with the train and tune extras
 # (torch and the CUDA wheels left out of requirements.txt for CPU builds); requirements-dev.txt
 RUN mkdir -p /build \
     && poetry export --format requirements.txt --output /build/requirements-inference.txt \
-    && poetry export --format requirements.txt --extras train --output /build/requirements.export.txt \
+    && poetry export --format requirements.txt --extras train --extras tune --output /build/requirements.export.txt \
     && poetry export --format requirements.txt --only dev --output /build/requirements-dev.txt \
     && python tools/export_requirements.py strip-torch /build/requirements.export.txt /build/requirements-cpu.txt
 
@@ -103,7 +104,7 @@ RUN --mount=type=bind,source=wheelhouse,target=/wheelhouse \
     # C++ headers and test binaries: only for building extensions, not for running (about 150 MB)
     rm -rf /app/.venv/lib/python3*/site-packages/torch/include /app/.venv/lib/python3*/site-packages/torch/test
 
-# the train extra and what it needs (the main dependencies are there already), less test suites
+# the train and tune extras and what they need (the main dependencies are there already), less test suites
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -m pip --python /app/.venv/bin/python install --no-deps --require-hashes -r /build/requirements.txt \
     && find /app/.venv/lib/python3*/site-packages -mindepth 2 -type d -name tests -prune -exec rm -rf {} +

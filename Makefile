@@ -1,7 +1,8 @@
 # Developer tasks for finrl (GNU make).
 #
 #   make venv   create/refresh .venv from poetry.lock: the package with its `train` extra
-#               (CPU-only torch, stable-baselines3, TensorBoard) and the dev group
+#               (CPU-only torch, stable-baselines3, TensorBoard), its `tune` extra (Optuna,
+#               psycopg, plotly) and the dev group
 #   make run    train + backtest on the offline sample (spy-rl $(RUN_ARGS))
 #   make test   run pytest (PYTEST_ARGS)
 #   make test-fast    only the fast tests: pytest -m unit (PYTEST_ARGS)
@@ -59,7 +60,7 @@ $(VENV_STAMP): poetry.lock pyproject.toml tools/export_requirements.py | $(TOOLS
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	torch_version=$$($(PYTHON) tools/export_requirements.py torch-version poetry.lock); \
 	$(VENV)/bin/python -m pip install --no-deps $(PIP_TORCH_ARGS) "torch==$$torch_version"
-	$(POETRY) export --format requirements.txt --extras train --with dev --output $(VENV)/requirements.export.txt
+	$(POETRY) export --format requirements.txt --extras train --extras tune --with dev --output $(VENV)/requirements.export.txt
 	$(PYTHON) tools/export_requirements.py strip-torch $(VENV)/requirements.export.txt $(REQUIREMENTS)
 	$(VENV)/bin/python -m pip install --no-deps --require-hashes -r $(REQUIREMENTS)
 	$(VENV)/bin/python -m pip install --no-deps -e .
