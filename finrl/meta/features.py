@@ -4,6 +4,11 @@ Indicators run on dividend-adjusted OHLC (open/high/low scaled by adj_close/clos
 ex-dividend day is not a fake price drop. Indicators measured in price units (MACD, Bollinger
 bands, moving averages) enter the observation as ratios to the adjusted close: their level
 depends on the adjustment basis and the price era, their ratio does not.
+
+Optional regime features (``FeatureSpec.regime_features``, off by default) describe the market's
+state rather than its trend: how volatility now compares with its recent norm (``vol_ratio``), how
+far the price sits below its trailing one-year peak (``drawdown``), and how fast fear is moving
+(``vix_change``, only with VIX: without a VIX column the regime set has two columns).
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ DEFAULT_INDICATORS: tuple[str, ...] = (
 )
 _PRICE_LEVEL = re.compile(r"^(macd[sh]?|boll(_ub|_lb)?(_\d+)?|(open|high|low|close)_\d+_(sma|ema|smma|tema|wma|mstd))$")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close", "volume")
+REGIME_FIELDS: tuple[str, ...] = (
+    "regime_features",
+    "vol_ratio_short",
+    "vol_ratio_long",
+    "drawdown_window",
+    "vix_change_lag",
+)
 
 
 @dataclass(frozen=True)
@@ -43,20 +55,51 @@ class FeatureSpec:
     volatility_window: int = 20
     turbulence_window: int = 60
     version: int = 1
+    regime_features: bool = False  # a setting, like use_vix; the windows below are not
+    vol_ratio_short: int = 10  # vol_ratio = realised vol over this many days / over vol_ratio_long days
+    vol_ratio_long: int = 60
+    drawdown_window: int = 252  # the trailing peak of drawdown: one year of sessions
+    vix_change_lag: int = 5  # vix_change = log(VIX_t / VIX_{t-lag}): a trading week
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.vol_ratio_short < self.vol_ratio_long:
+            raise ValueError(
+                f"vol_ratio needs 2 <= short < long windows, got {self.vol_ratio_short}, {self.vol_ratio_long}"
+            )
+        if self.drawdown_window < 1 or self.vix_change_lag < 1:
+            raise ValueError("drawdown_window and vix_change_lag must be at least 1")
 
     @property
     def warmup_bars(self) -> int:
         """Rows dropped at the start: the longest window, plus the return's lag and turbulence's shift."""
-        return max([self.volatility_window, self.turbulence_window, *map(_window_of, self.indicators)]) + 2
+        windows = [self.volatility_window, self.turbulence_window, *map(_window_of, self.indicators)]
+        if self.regime_features:
+            windows += [self.vol_ratio_long, self.drawdown_window, self.vix_change_lag]
+        return max(windows) + 2
 
     @property
     def observation_columns(self) -> tuple[str, ...]:
         indicator_columns = tuple(f"{n}_rel" if is_price_level(n) else n for n in self.indicators)
         vol = (f"realized_vol_{self.volatility_window}", "turbulence")
-        return ("log_return", *indicator_columns, *vol, *(("vix",) if self.use_vix else ()))
+        return ("log_return", *indicator_columns, *vol, *(("vix",) if self.use_vix else ()), *self.regime_columns)
+
+    @property
+    def regime_columns(self) -> tuple[str, ...]:
+        """The regime features' observation columns: none when off, no ``vix_change`` without VIX."""
+        if not self.regime_features:
+            return ()
+        return ("vol_ratio", "drawdown", *(("vix_change",) if self.use_vix else ()))
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; without regime features, exactly the dict of a spec from before they existed.
+
+        Walk-forward cache keys and the trial ledger hash this dict: a baseline run keeps its
+        digest (its cached trainings and its single count as a configuration tried).
+        """
         data = asdict(self)
+        if not self.regime_features:
+            for name in REGIME_FIELDS:
+                del data[name]
         data["indicators"] = list(self.indicators)
         data["observation_columns"] = list(self.observation_columns)
         data["warmup_bars"] = self.warmup_bars
@@ -110,10 +153,13 @@ def build_features(bars: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
         out[f"{name}_rel" if is_price_level(name) else name] = (
             indicators[name] / bars["adj_close"] if is_price_level(name) else indicators[name]
         )
-    out[f"realized_vol_{spec.volatility_window}"] = log_return.rolling(spec.volatility_window).std() * np.sqrt(252)
+    out[f"realized_vol_{spec.volatility_window}"] = realized_vol(log_return, spec.volatility_window)
     out["turbulence"] = turbulence(log_return, spec.turbulence_window)
     if spec.use_vix:
         out["vix"] = bars["vix"]
+    if spec.regime_features:
+        for name, values in market_regime(bars, log_return, spec).items():
+            out[name] = values
 
     out = out.iloc[spec.warmup_bars :]
     observation = out[list(spec.observation_columns)].replace([np.inf, -np.inf], np.nan)
@@ -121,6 +167,35 @@ def build_features(bars: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     if len(bad):
         raise DataError(f"features undefined (NaN/inf) on {len(bad)} day(s), first {bad[0]:%Y-%m-%d}: check the data")
     return out
+
+
+def realized_vol(log_return: pd.Series, window: int) -> pd.Series:
+    """Annualised standard deviation (ddof=1) of the daily log returns of the ``window`` days ending at t."""
+    volatility: pd.Series = log_return.rolling(window).std() * np.sqrt(252)
+    return volatility
+
+
+def market_regime(bars: pd.DataFrame, log_return: pd.Series, spec: FeatureSpec) -> dict[str, pd.Series]:
+    """``vol_ratio``, ``drawdown`` and (with VIX) ``vix_change`` of each day t, from days <= t only.
+
+    Every window is a full trailing window (the warm-up covers the longest), so a day's value does
+    not depend on where the data set starts (beyond the rounding of pandas' running sums). That is
+    why ``drawdown``'s peak is the trailing ``drawdown_window`` maximum, not the all-time high since
+    the first bar: with the all-time high, the same day would read differently in a data set
+    starting in 1993 than in one starting in 2010, so training, backtests and live trading (each
+    loading its own range) would disagree.
+
+    pandas' rolling max is used rather than stockstats' ``close_-251~0_max``, which builds one
+    shifted column per day of the window.
+    """
+    adj_close = bars["adj_close"]
+    columns = {
+        "vol_ratio": realized_vol(log_return, spec.vol_ratio_short) / realized_vol(log_return, spec.vol_ratio_long),
+        "drawdown": 1.0 - adj_close / adj_close.rolling(spec.drawdown_window).max(),
+    }
+    if spec.use_vix:
+        columns["vix_change"] = np.log(bars["vix"]).diff(spec.vix_change_lag)
+    return columns
 
 
 def turbulence(log_return: pd.Series, window: int) -> pd.Series:

@@ -94,6 +94,7 @@ TRAINING_FLAGS: tuple[Flag, ...] = (
             "reward",
             "dsr_eta",
             "drawdown_penalty",
+            "regime_features",  # a model's features: backtests and the trader read it from the bundle
         )
     ),
     Flag("trained_models_dir", ("--models-dir",)),

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     csv_path: Path | None = Field(None, description="Daily bars CSV for the csv source")
     vix_csv_path: Path | None = Field(None, description="VIX daily CSV")
     use_vix: bool = Field(True, description="Use VIX as a feature")
+    regime_features: bool = Field(
+        False,
+        description="Add regime features: realised-vol ratio, drawdown from the trailing peak, VIX change (with VIX)",
+    )
     offline: bool = Field(False, description="Use cached data only, never download")
     start_date: date | None = Field(None, description="First day of data to load (YYYY-MM-DD)")
     end_date: date | None = Field(None, description="Last day of data to load (YYYY-MM-DD)")
@@ -259,7 +263,7 @@ class Settings(BaseSettings):
     def feature_spec(self) -> FeatureSpec:
         from finrl.meta.features import FeatureSpec
 
-        return FeatureSpec(use_vix=self.use_vix)
+        return FeatureSpec(use_vix=self.use_vix, regime_features=self.regime_features)
 
     def execution_config(self) -> ExecutionConfig:
         from finrl.meta.env.execution import CostModel, ExecutionConfig
