@@ -56,6 +56,12 @@ def env_config(**changes: Any) -> EnvConfig:
     return replace(default_settings().env_config(), **changes)
 
 
+def discrete3_config(**changes: Any) -> EnvConfig:
+    """``env_config`` in the sell/hold/buy space with the log-return reward, whatever the default agent is:
+    for the tests of those semantics (positions, fills, costs, dividends)."""
+    return env_config(**{"action_space": "discrete3", "reward": "log_return", **changes})
+
+
 def ppo_config(**changes: Any) -> PPOConfig:
     return replace(default_settings().ppo_config(), **changes)
 

@@ -18,7 +18,7 @@ from finrl.agents.batched_env import BatchedSpyEnv
 from finrl.meta.env.execution import COSTS_BEFORE_FEES, CostModel
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
-from unit_tests.conftest import cost_model, env_config, execution_config
+from unit_tests.conftest import cost_model, discrete3_config, execution_config
 
 # one test trains PPO (integration); the others are unit tests, marked one by one
 
@@ -74,7 +74,7 @@ def config(
         fractional_shares=fractional,
         fill_at=fill_at,
     )
-    return env_config(
+    return discrete3_config(
         execution=execution, initial_cash=10_000.0, episode_length=episode_length, random_start=random_start
     )
 

@@ -17,7 +17,7 @@ from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rewards import DSR_CLIP, ShapedReward
 from finrl.meta.env.rollout import run_policy, scheduled_policy
 from finrl.meta.env.spy_env import ENV_CONFIG_VERSION, EnvConfig, SpyTradingEnv
-from unit_tests.conftest import default_settings, env_config, execution_config
+from unit_tests.conftest import default_settings, discrete3_config, execution_config
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +41,7 @@ def config(**changes: Any) -> EnvConfig:
     execution = execution_config(
         costs=COSTS, allow_short=changes.pop("allow_short", False), fractional_shares=changes.pop("fractional", False)
     )
-    base = env_config(execution=execution, initial_cash=10_000.0, episode_length=None, random_start=False)
+    base = discrete3_config(execution=execution, initial_cash=10_000.0, episode_length=None, random_start=False)
     return replace(base, **{"weight_levels": (0.0, 0.25, 0.5, 0.75, 1.0), "rebalance_band": 0.0, **changes})
 
 

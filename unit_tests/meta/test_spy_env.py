@@ -14,7 +14,7 @@ from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import PORTFOLIO_FEATURES, EnvConfig, SpyTradingEnv
 from finrl.meta.features import build_features
 from finrl.meta.preprocessing import FeatureNormalizer
-from unit_tests.conftest import cost_model, env_config, execution_config, feature_spec, make_bars
+from unit_tests.conftest import cost_model, discrete3_config, execution_config, feature_spec, make_bars
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +28,7 @@ def old_execution(**changes: object) -> ExecutionConfig:
     return execution_config(costs=cost_model(**COSTS_BEFORE_FEES), **changes)
 
 
-WHOLE = env_config(execution=old_execution(), initial_cash=10_000.0, episode_length=None)
+WHOLE = discrete3_config(execution=old_execution(), initial_cash=10_000.0, episode_length=None)
 
 
 def arrays(
@@ -82,23 +82,23 @@ def run(env: SpyTradingEnv, actions: list[int], **reset_kwargs: object) -> dict[
 def test_gymnasium_check_env(sample_market: MarketArrays) -> None:
     from gymnasium.utils.env_checker import check_env
 
-    check_env(SpyTradingEnv(sample_market, env_config(episode_length=100)), skip_render_check=True)
+    check_env(SpyTradingEnv(sample_market, discrete3_config(episode_length=100)), skip_render_check=True)
 
 
 def test_stable_baselines3_check_env(sample_market: MarketArrays) -> None:
     from stable_baselines3.common.env_checker import check_env
 
-    check_env(SpyTradingEnv(sample_market, env_config(episode_length=100)), warn=True)
+    check_env(SpyTradingEnv(sample_market, discrete3_config(episode_length=100)), warn=True)
 
 
 def test_config_validation(sample_market: MarketArrays) -> None:
     with pytest.raises(ValueError, match="initial_cash"):
-        env_config(initial_cash=0.0)
+        discrete3_config(initial_cash=0.0)
     with pytest.raises(ValueError, match="episode_length"):
-        env_config(episode_length=0)
+        discrete3_config(episode_length=0)
     with pytest.raises(ValueError, match="exceeds the window"):
-        SpyTradingEnv(sample_market, env_config(episode_length=len(sample_market)))
-    SpyTradingEnv(sample_market, env_config(episode_length=len(sample_market) - 1))
+        SpyTradingEnv(sample_market, discrete3_config(episode_length=len(sample_market)))
+    SpyTradingEnv(sample_market, discrete3_config(episode_length=len(sample_market) - 1))
 
 
 # ---------------------------------------------------------------------------- hand-computed trading
@@ -191,7 +191,7 @@ def test_fill_at_next_close() -> None:
 
 
 def test_repeated_buys_while_long_cost_nothing(sample_market: MarketArrays) -> None:
-    config = env_config(episode_length=60, random_start=False)
+    config = discrete3_config(episode_length=60, random_start=False)
     repeated = run(SpyTradingEnv(sample_market, config, record=True), [BUY] * 60, seed=1)
     held = run(SpyTradingEnv(sample_market, config, record=True), [BUY] + [HOLD] * 59, seed=1)
     assert repeated["nav"] == held["nav"]
@@ -201,14 +201,14 @@ def test_repeated_buys_while_long_cost_nothing(sample_market: MarketArrays) -> N
 
 
 def test_repeated_buys_keep_shares(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, env_config(episode_length=30, random_start=False), record=True)
+    env = SpyTradingEnv(sample_market, discrete3_config(episode_length=30, random_start=False), record=True)
     run(env, [BUY] * 30)
     shares = env.log.as_arrays()["shares"][1:]
     assert shares[0] > 0 and np.all(shares == shares[0])
 
 
 def test_repeated_sells_while_flat_cost_nothing(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, env_config(episode_length=40, random_start=False), record=True)
+    env = SpyTradingEnv(sample_market, discrete3_config(episode_length=40, random_start=False), record=True)
     out = run(env, [SELL] * 40)
     assert out["nav"] == [100_000.0] * 41
     assert out["reward"] == [0.0] * 40
@@ -262,7 +262,7 @@ def test_short_pays_the_dividend() -> None:
 
 
 def _costly_and_free(market: MarketArrays, actions: list, fractional: bool) -> tuple[dict, dict]:
-    base = env_config(initial_cash=10_000.0, episode_length=len(actions), random_start=False)
+    base = discrete3_config(initial_cash=10_000.0, episode_length=len(actions), random_start=False)
     costly = replace(base, execution=execution_config(fractional_shares=fractional))
     free = replace(base, execution=execution_config(costs=ZERO_COSTS, fractional_shares=fractional))
     return run(SpyTradingEnv(market, costly), actions), run(SpyTradingEnv(market, free), actions)
@@ -338,7 +338,7 @@ def test_buy_and_hold_equals_hand_computation(sample_bars: pd.DataFrame) -> None
     market = market_from_bars(_planted_dividend_bars(sample_bars), fit_rows=500)
     window = market.window(100, 400)
     assert np.count_nonzero(window.dividends) >= 4
-    env = SpyTradingEnv(window, env_config(execution=old_execution(), episode_length=None))
+    env = SpyTradingEnv(window, discrete3_config(execution=old_execution(), episode_length=None))
     out = run(env, [BUY] + [HOLD] * (len(window) - 2))
     assert len(out["reward"]) == len(window) - 1 and out["done"][-1] == (False, True)
 
@@ -378,7 +378,7 @@ def test_no_look_ahead_direct_arrays(sample_market: MarketArrays, t: int) -> Non
     perturbed = MarketArrays(market.dates, features, open_, close, dividends, market.feature_bound, volatility, adv)
     actions = list(rng.integers(0, 3, len(market) - 1))
     for execution in (execution_config(), execution_config(allow_short=True, fill_at="next_close")):
-        config = env_config(execution=execution, episode_length=None)
+        config = discrete3_config(execution=execution, episode_length=None)
         obs_a, rewards_a, nav_a = _trajectory(market, actions, config)
         obs_b, rewards_b, nav_b = _trajectory(perturbed, actions, config)
         np.testing.assert_array_equal(obs_a[: t + 1], obs_b[: t + 1])
@@ -410,7 +410,7 @@ def test_no_look_ahead_through_the_feature_pipeline(t: int) -> None:
     market_b = MarketArrays.from_features(build_features(perturbed, spec), normalizer)
     assert np.count_nonzero(market_b.dividends[t + 1 :]) > 0
     actions = list(np.random.default_rng(0).integers(0, 3, len(market_a) - 1))
-    config = env_config(execution=execution_config(allow_short=True), episode_length=None)
+    config = discrete3_config(execution=execution_config(allow_short=True), episode_length=None)
     obs_a, rewards_a, nav_a = _trajectory(market_a, actions, config)
     obs_b, rewards_b, nav_b = _trajectory(market_b, actions, config)
     np.testing.assert_array_equal(obs_a[: t + 1], obs_b[: t + 1])
@@ -423,7 +423,7 @@ def test_no_look_ahead_through_the_feature_pipeline(t: int) -> None:
 
 
 def test_same_seed_same_start_and_trajectory(sample_market: MarketArrays) -> None:
-    config = env_config(episode_length=50)
+    config = discrete3_config(episode_length=50)
     actions = list(np.random.default_rng(3).integers(0, 3, 50))
     env_a, env_b = SpyTradingEnv(sample_market, config), SpyTradingEnv(sample_market, config)
     a, b = run(env_a, actions, seed=123), run(env_b, actions, seed=123)
@@ -437,7 +437,7 @@ def test_same_seed_same_start_and_trajectory(sample_market: MarketArrays) -> Non
 
 
 def test_episode_length_steps_then_truncated(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, env_config(episode_length=25))
+    env = SpyTradingEnv(sample_market, discrete3_config(episode_length=25))
     env.reset(seed=4)
     start = env.day_index
     for i in range(25):
@@ -449,7 +449,7 @@ def test_episode_length_steps_then_truncated(sample_market: MarketArrays) -> Non
 
 def test_random_starts_inside_window_and_vary(sample_market: MarketArrays) -> None:
     length = 252
-    env = SpyTradingEnv(sample_market, env_config(episode_length=length))
+    env = SpyTradingEnv(sample_market, discrete3_config(episode_length=length))
     starts = []
     for seed in range(30):
         env.reset(seed=seed)
@@ -460,7 +460,7 @@ def test_random_starts_inside_window_and_vary(sample_market: MarketArrays) -> No
 
 def test_random_starts_cover_exactly_the_valid_range() -> None:
     market = arrays([100.0] * 12, [100.0] * 12)
-    env = SpyTradingEnv(market, env_config(episode_length=8))
+    env = SpyTradingEnv(market, discrete3_config(episode_length=8))
     starts = set()
     for seed in range(300):
         env.reset(seed=seed)
@@ -475,14 +475,14 @@ def test_random_starts_cover_exactly_the_valid_range() -> None:
 
 
 def test_no_random_start_begins_at_zero(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, env_config(episode_length=30, random_start=False))
+    env = SpyTradingEnv(sample_market, discrete3_config(episode_length=30, random_start=False))
     for seed in range(3):
         env.reset(seed=seed)
         assert env.day_index == 0
 
 
 def test_options_start_is_honoured(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, env_config(episode_length=20))
+    env = SpyTradingEnv(sample_market, discrete3_config(episode_length=20))
     obs, _ = env.reset(seed=0, options={"start": 17})
     assert env.day_index == 17
     np.testing.assert_array_equal(obs[: sample_market.n_features], sample_market.features[17])
@@ -492,7 +492,7 @@ def test_options_start_is_honoured(sample_market: MarketArrays) -> None:
 
 @pytest.mark.parametrize("start", [-1, "last"])
 def test_options_start_out_of_range_raises(sample_market: MarketArrays, start: object) -> None:
-    env = SpyTradingEnv(sample_market, env_config(episode_length=None))
+    env = SpyTradingEnv(sample_market, discrete3_config(episode_length=None))
     k = len(sample_market) - 1 if start == "last" else start
     with pytest.raises(ValueError):
         env.reset(options={"start": k})
@@ -500,7 +500,7 @@ def test_options_start_out_of_range_raises(sample_market: MarketArrays, start: o
 
 def test_episode_length_none_runs_the_whole_window() -> None:
     market = market_from_bars(make_bars(160, seed=2), fit_rows=50)
-    env = SpyTradingEnv(market, env_config(episode_length=None), record=True)
+    env = SpyTradingEnv(market, discrete3_config(episode_length=None), record=True)
     out = run(env, [HOLD, BUY, SELL] * 100, seed=9)
     assert len(out["reward"]) == len(market) - 1
     assert out["done"][-1] == (False, True)
@@ -511,7 +511,7 @@ def test_episode_length_none_runs_the_whole_window() -> None:
 
 @pytest.mark.parametrize("action", [3, -1])
 def test_invalid_action_raises(sample_market: MarketArrays, action: int) -> None:
-    env = SpyTradingEnv(sample_market, env_config(episode_length=10))
+    env = SpyTradingEnv(sample_market, discrete3_config(episode_length=10))
     env.reset(seed=0)
     day, nav = env.day_index, env.nav
     with pytest.raises(ValueError):
@@ -523,7 +523,7 @@ def test_invalid_action_raises(sample_market: MarketArrays, action: int) -> None
 
 
 def test_observation_dtype_space_and_portfolio_entries(sample_market: MarketArrays) -> None:
-    env = SpyTradingEnv(sample_market, env_config(episode_length=120, random_start=False), record=True)
+    env = SpyTradingEnv(sample_market, discrete3_config(episode_length=120, random_start=False), record=True)
     assert PORTFOLIO_FEATURES == ("position", "cash_fraction", "unrealized_return")
     assert env.observation_space.shape == (sample_market.n_features + 3,)
     actions = list(np.random.default_rng(8).integers(0, 3, 120))
