@@ -96,6 +96,18 @@ EnvConfigField = Annotated[EnvConfig, *_parsed(EnvConfig.from_dict, EnvConfig.to
 SplitField = Annotated[DataSplit, *_parsed(_split_from_dict, DataSplit.to_dict)]
 
 
+class TuneOrigin(BaseModel):
+    """Where a bundle trained by ``spy-rl tune best`` came from: the study, its best trial, that trial's
+    validation score and the parameters it drew."""
+
+    model_config = ConfigDict(frozen=True)
+
+    study: str = Field(min_length=1)
+    trial: int = Field(ge=0)
+    value: float | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class Manifest(BaseModel):
     """``bundle.json``, parsed and validated once: every field typed, unknown fields kept as they are."""
 
@@ -116,6 +128,7 @@ class Manifest(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
+    tune: TuneOrigin | None = None  # bundles of spy-rl tune best; absent in every other bundle
 
     @classmethod
     def parse(cls, document: Any, source: Path) -> Manifest:

@@ -113,34 +113,84 @@ class WalkForwardResult:
 
 
 def run_walkforward(config: WalkForwardConfig, data: FeatureData) -> WalkForwardResult:
-    features = data.features
-    days = pd.DatetimeIndex(features.index)
-    folds = plan_folds(days[(days >= pd.Timestamp(config.plan.start)) & (days <= pd.Timestamp(config.plan.end))],
-                       config.plan)  # fmt: skip
-    identity = config.training_identity(data)
-    jobs: dict[tuple[int, int], TrainingJob] = {}
-    keys: dict[tuple[int, int], str] = {}
-    for fold in folds:
-        used = _data_digest(features.loc[pd.Timestamp(fold.train.start) : pd.Timestamp(fold.validation.end)])
-        for seed in config.seeds:
-            key = digest({**identity, "data": used, "fold": fold.to_dict(), "seed": seed})[:24]
-            keys[fold.number, seed] = key
-            if not (config.cache_dir / key / MANIFEST_FILE).is_file():
-                jobs[fold.number, seed] = _job(config, data, fold, seed, key)
-    log.info("walkforward_plan", folds=len(folds), seeds=len(config.seeds), cached=len(keys) - len(jobs),
+    """Train every fold x seed that is not cached (in ``config.workers`` processes), then test each fold once."""
+    walk = WalkForward.plan(config, data)
+    jobs = walk.pending()
+    log.info("walkforward_plan", folds=len(walk.folds), seeds=len(config.seeds), cached=len(walk.keys) - len(jobs),
              to_train=len(jobs), workers=config.workers)  # fmt: skip
-    _train_all(list(jobs.values()), config.workers, config.log_level)
-    results = [
-        _evaluate_fold(config, data, fold, {seed: keys[fold.number, seed] for seed in config.seeds}) for fold in folds
-    ]
-    run_identity = {
-        **identity,
-        "data": data.market.fingerprint,
-        "plan": {k: str(v) for k, v in config.plan.__dict__.items()},
-        "seeds": list(config.seeds),
-        "risk_free_rate": config.risk_free_rate,
-    }
-    return WalkForwardResult(config, run_identity, results, trained=len(jobs))
+    _train_all(jobs, config.workers, config.log_level)
+    results = [walk.evaluate(fold) for fold in walk.folds]
+    return WalkForwardResult(config, walk.run_identity(), results, trained=len(jobs))
+
+
+@dataclass(frozen=True)
+class WalkForward:
+    """A walk-forward planned over data: its folds and the cache key of every fold x seed training.
+
+    :func:`run_walkforward` trains all folds, then tests each; the tuner trains and scores one fold
+    at a time on its validation window, so that a bad configuration stops early. Both go through
+    this one plan, so they share the cache: a configuration the tuner tried is not trained again.
+    """
+
+    config: WalkForwardConfig
+    data: FeatureData
+    folds: list[Fold]
+    keys: dict[tuple[int, int], str]  # (fold number, seed) -> cache key
+
+    @classmethod
+    def plan(cls, config: WalkForwardConfig, data: FeatureData) -> WalkForward:
+        features = data.features
+        days = pd.DatetimeIndex(features.index)
+        folds = plan_folds(days[(days >= pd.Timestamp(config.plan.start)) & (days <= pd.Timestamp(config.plan.end))],
+                           config.plan)  # fmt: skip
+        identity = config.training_identity(data)
+        keys: dict[tuple[int, int], str] = {}
+        for fold in folds:
+            used = _data_digest(features.loc[pd.Timestamp(fold.train.start) : pd.Timestamp(fold.validation.end)])
+            for seed in config.seeds:
+                keys[fold.number, seed] = digest({**identity, "data": used, "fold": fold.to_dict(), "seed": seed})[:24]
+        return cls(config, data, folds, keys)
+
+    def pending(self, folds: Sequence[Fold] | None = None) -> list[TrainingJob]:
+        """The trainings of ``folds`` (default: all) that are not in the cache, fold by fold, seed by seed."""
+        return [
+            _job(self.config, self.data, fold, seed, self.keys[fold.number, seed])
+            for fold in (self.folds if folds is None else folds)
+            for seed in self.config.seeds
+            if not (self.config.cache_dir / self.keys[fold.number, seed] / MANIFEST_FILE).is_file()
+        ]
+
+    def train(self, fold: Fold) -> int:
+        """Train the seeds of ``fold`` that are not cached (one after another); how many were trained."""
+        jobs = self.pending([fold])
+        _train_all(jobs, 1, self.config.log_level)
+        return len(jobs)
+
+    def bundles(self, fold: Fold) -> dict[int, ModelBundle]:
+        """Each seed's kept model for ``fold`` (chosen by its validation window), from the cache."""
+        cache = self.config.cache_dir
+        return {seed: load_bundle(cache / self.keys[fold.number, seed], cache) for seed in self.config.seeds}
+
+    def evaluate(self, fold: Fold) -> FoldResult:
+        """Test the seeds' kept models once on ``fold``'s test window, with the baselines and collapse flags."""
+        runs = []
+        for seed, bundle in self.bundles(fold).items():
+            result = run_backtest(bundle, self.data.features, fold.test, self.config.risk_free_rate)
+            runs.append(SeedRun(fold, seed, bundle, result, collapse_flags(result)))
+        first = runs[0].result
+        agent = first.ledgers[AGENT].frame if len(runs) == 1 else ensemble_ledger([r.result for r in runs])
+        return FoldResult(fold, runs, agent, first.ledgers["buy_and_hold"].frame)
+
+    def run_identity(self) -> dict[str, Any]:
+        """Training identity + data + plan + seeds: names the run."""
+        config = self.config
+        return {
+            **config.training_identity(self.data),
+            "data": self.data.market.fingerprint,
+            "plan": {k: str(v) for k, v in config.plan.__dict__.items()},
+            "seeds": list(config.seeds),
+            "risk_free_rate": config.risk_free_rate,
+        }
 
 
 # ---------------------------------------------------------------------------- training
@@ -188,25 +238,6 @@ def _worker_init(log_level: str) -> None:
 
 def _train_one(job: TrainingJob) -> str:
     return str(train(job).bundle.path)
-
-
-# ---------------------------------------------------------------------------- evaluation
-
-
-def _evaluate_fold(
-    config: WalkForwardConfig,
-    data: FeatureData,
-    fold: Fold,
-    keys: dict[int, str],
-) -> FoldResult:
-    runs = []
-    for seed, key in keys.items():
-        bundle = load_bundle(config.cache_dir / key, config.cache_dir)
-        result = run_backtest(bundle, data.features, fold.test, config.risk_free_rate)
-        runs.append(SeedRun(fold, seed, bundle, result, collapse_flags(result)))
-    first = runs[0].result
-    agent = first.ledgers[AGENT].frame if len(runs) == 1 else ensemble_ledger([r.result for r in runs])
-    return FoldResult(fold, runs, agent, first.ledgers["buy_and_hold"].frame)
 
 
 # ---------------------------------------------------------------------------- stitching

@@ -176,6 +176,22 @@ class Settings(BaseSettings):
     max_order_notional: float = Field(1_000_000.0, gt=0, description="Largest single order in currency")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus metrics port (0 = off)")
 
+    # tuning (spy-rl tune): the study's storage, and how soon a dead worker's trial is failed and retried
+    tune_storage: str = Field(
+        "sqlite:///studies/spy.db",
+        pattern=r"^(sqlite|postgresql(\+psycopg)?)://",
+        description="Optuna storage URL: sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB",
+    )
+    tune_storage_password: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SPY_TUNE_STORAGE_PASSWORD", "tune_storage_password"),
+        description="Password for a PostgreSQL storage URL without one (env or secret file tune_storage_password)",
+    )
+    tune_heartbeat_interval: int = Field(30, ge=1, description="Seconds between a running trial's heartbeats")
+    tune_grace_period: int = Field(
+        120, ge=2, description="Seconds without a heartbeat before a trial is failed and retried once"
+    )
+
     # directories
     trained_models_dir: Path = Field(Path("trained_models"), description="Model bundles")
     tensorboard_log_dir: Path = Field(Path("tensorboard_logs"), description="TensorBoard runs")
@@ -201,7 +217,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("alpaca_api_key", "alpaca_api_secret", mode="before")
+    @field_validator("alpaca_api_key", "alpaca_api_secret", "tune_storage_password", mode="before")
     @classmethod
     def _strip_secret(cls, value: Any) -> Any:
         # secret files usually end with a newline; an empty value means "not set"
@@ -238,6 +254,11 @@ class Settings(BaseSettings):
                 problem = "the levels must lie in [-1, 1]"
             if problem:
                 raise ValueError(f"{env_name('weight_levels')}={self.weight_levels}: {problem}")
+        if self.tune_grace_period <= self.tune_heartbeat_interval:
+            raise ValueError(
+                f"{env_name('tune_grace_period')}={self.tune_grace_period} must exceed "
+                f"{env_name('tune_heartbeat_interval')}={self.tune_heartbeat_interval}"
+            )
         if self.batch_size > self.n_steps * self.n_envs:
             raise ValueError(
                 f"{env_name('batch_size')}={self.batch_size} exceeds one rollout "
@@ -367,7 +388,8 @@ class Settings(BaseSettings):
         return self.model_copy(update={name: getattr(parsed, name) for name in inherited})
 
     def secret_values(self) -> list[str]:
-        return [s.get_secret_value() for s in (self.alpaca_api_key, self.alpaca_api_secret) if s is not None]
+        secrets = (self.alpaca_api_key, self.alpaca_api_secret, self.tune_storage_password)
+        return [s.get_secret_value() for s in secrets if s is not None]
 
 
 def env_name(field: str) -> str:
@@ -397,7 +419,8 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_one_line(exc)) from None
 
 
-SECRET_FIELDS = frozenset({"alpaca_api_key", "alpaca_api_secret"})
+# never recorded (snapshots, bundles, studies) nor shown in errors; a storage URL may hold a password
+SECRET_FIELDS = frozenset({"alpaca_api_key", "alpaca_api_secret", "tune_storage_password", "tune_storage"})
 
 
 def _field_of(location: str) -> str:

@@ -1,0 +1,149 @@
+"""The worker loop of ``spy-rl tune run``: trials until the study has its number of finished trials.
+
+``--n-trials N`` is the study's budget, not each worker's: any number of workers, started and
+stopped at any time, together finish exactly N trials (complete or pruned). A worker starts a
+trial while finished + running trials leave room (or a trial waits to be retried); when the
+others' running trials fill the budget it waits for them, so that a trial whose worker died is
+failed after its grace period and run again by one that is still alive. The study is done when
+N trials are finished; each worker then exits 0.
+
+Signals: SIGTERM or SIGINT during a trial lets it finish its current fold, then fails it with
+the reason (``fail_reason``), so no trial is left RUNNING; the worker exits 143 (130). A trial
+never started is not touched.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from finrl.errors import ConfigError, FinRLError
+from finrl.log import get_logger
+from finrl.research.tune.objective import FAIL_REASON_ATTR, SurplusTrialError, TrialSetup, objective
+from finrl.signals import on_stop_signals
+
+if TYPE_CHECKING:
+    import optuna
+
+log = get_logger(__name__)
+
+MAX_INVALID_IN_A_ROW = 3  # trials whose drawn settings do not combine (e.g. batch > rollout) before giving up
+
+
+class TuneInterruptedError(FinRLError):
+    """A worker stopped on SIGTERM/SIGINT; its trial in progress (if any) was failed with the reason."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum  # 143 for SIGTERM (docker stop, Kubernetes), 130 for Ctrl-C
+
+
+class StopRequest:
+    """Set by SIGTERM/SIGINT; checked between folds and between trials."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._event = threading.Event()
+
+    def set(self, signum: int) -> None:
+        self.signal = signum
+        self._event.set()
+
+    def check(self, doing: str) -> None:
+        if self.signal is not None:
+            raise TuneInterruptedError(f"{doing}: stopped by signal {self.signal}", self.signal)
+
+    def wait(self, seconds: float) -> None:
+        self._event.wait(seconds)
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        with on_stop_signals(self.set):
+            yield self
+
+
+def worker_id() -> str:
+    """The Kubernetes Indexed Job's completion index where there is one, else host and process."""
+    index = os.environ.get("JOB_COMPLETION_INDEX")
+    return f"index-{index}" if index else f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WorkerSummary:
+    ran: dict[str, int]  # this worker's trials by final state (COMPLETE, PRUNED, FAIL)
+    study_finished: int  # the study's finished trials when the worker stopped
+    timed_out: bool
+
+
+def run_worker(study: optuna.Study, setup: TrialSetup, timeout: float | None, poll_seconds: float) -> WorkerSummary:
+    """Run trials of ``study`` until it has ``setup.n_trials`` finished ones (or ``timeout`` seconds passed)."""
+    import optuna
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ran: Counter[str] = Counter()
+    invalid_in_a_row = 0
+    run = objective(setup)
+
+    def record(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal invalid_in_a_row
+        ran[trial.state.name] += 1
+        reason = trial.user_attrs.get(FAIL_REASON_ATTR)
+        invalid = trial.state == optuna.trial.TrialState.FAIL and reason is not None and "surplus" not in reason
+        invalid_in_a_row = invalid_in_a_row + 1 if invalid else 0
+        log.info("tune_trial", trial=trial.number, state=trial.state.name, value=trial.value, worker=setup.worker,
+                 reason=reason)  # fmt: skip
+
+    log.info("tune_worker_start", study=study.study_name, worker=setup.worker, n_trials=setup.n_trials)
+    while True:
+        setup.stop.check(f"worker {setup.worker}")
+        counts = _states(study)
+        finished = counts["COMPLETE"] + counts["PRUNED"]
+        if finished >= setup.n_trials:
+            return WorkerSummary(dict(ran), finished, timed_out=False)
+        if deadline is not None and time.monotonic() >= deadline:
+            log.info("tune_worker_timeout", worker=setup.worker, finished=finished)
+            return WorkerSummary(dict(ran), finished, timed_out=True)
+        if counts["WAITING"] == 0 and finished + counts["RUNNING"] >= setup.n_trials:
+            _fail_stale(study)  # the last trials run elsewhere: fail a dead worker's, then retry it here
+            setup.stop.wait(poll_seconds)
+            continue
+        study.optimize(run, n_trials=1, catch=(SurplusTrialError, ConfigError), callbacks=[record])
+        if invalid_in_a_row >= MAX_INVALID_IN_A_ROW:
+            raise ConfigError(
+                f"{invalid_in_a_row} trials in a row drew settings that do not combine; "
+                "narrow the search space (see the trials' fail_reason)"
+            )
+
+
+def _states(study: optuna.Study) -> Counter[str]:
+    return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+@contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's own lines repeat ours (``tune_trial`` has the state, value and reason of every trial)
+    and print a traceback for each trial a worker fails on purpose; keep only its errors."""
+    import optuna
+
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
