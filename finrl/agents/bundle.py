@@ -7,6 +7,10 @@ specification, data fingerprint and windows, env/PPO configuration, settings, se
 versions and training metrics, plus SHA-256 hashes of the model files. A run is assembled in a
 hidden staging directory and renamed into place complete; ``<models_dir>/latest`` (a symlink)
 moves only after that, so a killed run never leaves ``latest`` pointing at half a bundle.
+
+A ``bundle.json`` whose ``kind`` is ``ensemble`` describes several bundles acting as one
+(:mod:`finrl.agents.ensemble_bundle`); :func:`load_bundle` refuses it in one line, where a single
+model is needed.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
@@ -40,6 +44,7 @@ FINAL_MODEL_FILE = "final_model.zip"
 POLICY_FILE = "policy.npz"  # the model.zip policy as NumPy arrays (torch-free inference)
 BUNDLE_FILES = (MODEL_FILE, FINAL_MODEL_FILE, POLICY_FILE)
 LATEST = "latest"
+ENSEMBLE_KIND = "ensemble"  # bundle.json's "kind" of an ensemble of bundles (finrl.agents.ensemble_bundle)
 _LIBRARIES = ("finrl", "torch", "stable-baselines3", "gymnasium", "numpy", "pandas", "stockstats")
 
 
@@ -139,15 +144,7 @@ class Manifest(BaseModel):
             raise BundleError(
                 f"{source.parent}: bundle format {document.get('format')!r}, this finrl reads {BUNDLE_FORMAT}"
             )
-        try:
-            return cls.model_validate(document)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(part) for part in error["loc"]) or "manifest"
-            more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-            raise BundleError(
-                f"corrupt {source}: field {where!r}: {error['msg'].removeprefix('Value error, ')}{more}"
-            ) from None
+        return validate_document(cls, document, source)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -156,6 +153,22 @@ class Manifest(BaseModel):
     def data_fingerprint(self) -> str | None:
         value = self.data.get("fingerprint")
         return str(value) if value is not None else None
+
+
+ManifestModel = TypeVar("ManifestModel", bound=BaseModel)
+
+
+def validate_document(model: type[ManifestModel], document: dict[str, Any], source: Path) -> ManifestModel:
+    """``document`` as ``model``; the first malformed field is one :class:`BundleError` line naming it."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "manifest"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise BundleError(
+            f"corrupt {source}: field {where!r}: {error['msg'].removeprefix('Value error, ')}{more}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -301,16 +314,33 @@ def resolve_bundle(reference: str | Path, models_dir: Path) -> Path:
     return candidate.resolve()
 
 
-def load_bundle(reference: str | Path, models_dir: Path) -> ModelBundle:
-    path = resolve_bundle(reference, models_dir)
+def read_manifest(path: Path) -> Any:
+    """The JSON document of the bundle folder ``path`` (a model or an ensemble), not yet validated."""
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
         raise BundleError(f"{path} is not a complete model bundle (no {MANIFEST_FILE})")
     try:
-        document = json.loads(manifest_path.read_text())
+        return json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"corrupt {manifest_path}: {exc}") from exc
-    manifest = Manifest.parse(document, manifest_path)
+
+
+def is_ensemble(document: Any) -> bool:
+    return isinstance(document, dict) and document.get("kind") == ENSEMBLE_KIND
+
+
+def load_bundle(reference: str | Path, models_dir: Path) -> ModelBundle:
+    """A single model bundle; an ensemble is refused in one line (``load_any_bundle`` takes both)."""
+    path = resolve_bundle(reference, models_dir)
+    document = read_manifest(path)
+    if is_ensemble(document):
+        raise BundleError(f"{path} is an ensemble of model bundles: this needs a single model bundle")
+    return bundle_from_manifest(path, document)
+
+
+def bundle_from_manifest(path: Path, document: Any) -> ModelBundle:
+    """The bundle in folder ``path`` whose ``bundle.json`` holds ``document``: every listed file hash-checked."""
+    manifest = Manifest.parse(document, path / MANIFEST_FILE)
     for name, expected in manifest.files.items():
         file = path / name
         if not file.is_file():

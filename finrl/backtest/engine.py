@@ -7,6 +7,10 @@ The baselines keep their meaning under any action space of the bundle: they repl
 bundle's execution and costs, whatever the agent's action space and reward. A caller may pass
 another env config (the bundle's with other costs or fill rule: ``spy-rl backtest --commission-bps``
 and the like); the report records the one used.
+
+An ensemble bundle backtests like any other: its members' shadow books start flat on the window's
+first day, each under the backtest's execution and costs, and the ensemble trades its rule's target
+weights as a continuous strategy (:mod:`finrl.agents.ensemble`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finrl.agents.bundle import ModelBundle
+from finrl.agents.ensemble import trade_targets
+from finrl.agents.ensemble_bundle import AnyBundle, EnsembleBundle
 from finrl.agents.numpy_policy import NumpyPolicy
 from finrl.calendar import trading_sessions
 from finrl.errors import DataError
@@ -37,32 +42,52 @@ BASELINES = ("buy_and_hold", "flat", "sma_crossover")
 
 @dataclass(frozen=True)
 class BacktestResult:
-    bundle: ModelBundle
+    bundle: AnyBundle
     window: DateWindow
     prices: pd.DataFrame  # open, close of the window
     ledgers: dict[str, EpisodeLedger]
     metrics: dict[str, dict[str, float]]
     config: EnvConfig  # what the agent ran with: the bundle's, or its costs replaced
     market: MarketArrays  # the window as every strategy saw it (a caller replaying another policy reuses it)
-    policy: NumpyPolicy  # the agent's policy
+    agent_policy: NumpyPolicy | None  # a single bundle's policy; None for an ensemble
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def policy(self) -> NumpyPolicy:
+        """The agent's policy; an ensemble has none of its own (its members act on their own books)."""
+        if self.agent_policy is None:
+            raise TypeError(f"{self.bundle.run_name} is an ensemble: it has no single policy")
+        return self.agent_policy
+
     def meta(self) -> dict[str, Any]:
-        return {
+        split = self.bundle.split
+        meta = {
             "model": self.bundle.run_name,
             "model_path": str(self.bundle.path),
             "test_start": self.window.start.isoformat(),
             "test_end": self.window.end.isoformat(),
             "days": len(self.prices),
-            "train_window": self.bundle.split.train.to_dict(),
-            "validation_window": self.bundle.split.validation.to_dict() if self.bundle.split.validation else None,
+            "train_window": split.train.to_dict(),
+            "validation_window": split.validation.to_dict() if split.validation else None,
             "data": self.bundle.manifest.data,
             "execution": self.config.to_dict(),
             "warnings": list(self.warnings),
         }
+        if isinstance(self.bundle, EnsembleBundle):
+            meta["ensemble"] = ensemble_meta(self.bundle)
+        return meta
 
 
-def default_test_window(bundle: ModelBundle, index: pd.DatetimeIndex) -> DateWindow:
+def ensemble_meta(ensemble: EnsembleBundle) -> dict[str, Any]:
+    """The rule and the members of an ensemble, with the windows each member saw."""
+    return {
+        "rule": ensemble.rule,
+        "anchor": ensemble.anchor.isoformat(),
+        "members": [{"model": m.run_name, **m.split.to_dict()} for m in ensemble.members],
+    }
+
+
+def default_test_window(bundle: AnyBundle, index: pd.DatetimeIndex) -> DateWindow:
     """The days after everything the model saw (training and validation) up to the end of the data."""
     split = bundle.split
     seen = max(split.train.end, split.validation.end) if split.validation else split.train.end
@@ -75,13 +100,17 @@ def default_test_window(bundle: ModelBundle, index: pd.DatetimeIndex) -> DateWin
     return DateWindow(after[0].date(), after[-1].date())
 
 
-def leakage_warnings(bundle: ModelBundle, window: DateWindow) -> list[str]:
-    split = bundle.split
-    seen = [("training", split.train), ("validation", split.validation)]
+def leakage_warnings(bundle: AnyBundle, window: DateWindow) -> list[str]:
+    models = (
+        [(f"member {m.run_name}'s", m) for m in bundle.members]
+        if isinstance(bundle, EnsembleBundle)
+        else [("model's", bundle)]
+    )
     return [
-        f"DATA LEAKAGE: the test window {window.start}..{window.end} overlaps the model's {name} window "
+        f"DATA LEAKAGE: the test window {window.start}..{window.end} overlaps the {whose} {name} window "
         f"{w.start}..{w.end}; results are in-sample"
-        for name, w in seen
+        for whose, model in models
+        for name, w in (("training", model.split.train), ("validation", model.split.validation))
         if w is not None and w.overlaps(window)
     ]
 
@@ -94,7 +123,7 @@ def sma_crossover_actions(frame: pd.DataFrame, fast: str = "close_30_sma", slow:
 
 
 def run_backtest(
-    bundle: ModelBundle,
+    bundle: AnyBundle,
     features: pd.DataFrame,
     window: DateWindow,
     risk_free_rate: float,
@@ -116,19 +145,16 @@ def run_backtest(
     for warning in warnings:
         log.warning("data_leakage", detail=warning)
 
-    market = MarketArrays.from_features(frame, bundle.normalizer, history=features)
     config = env_config or bundle.env_config
-    agent = bundle.load_policy()
-    policies: dict[str, Policy] = {
-        AGENT: agent,
+    market, agent_ledger, agent = run_agent(bundle, frame, features, config)
+    baselines: dict[str, Policy] = {
         "buy_and_hold": scheduled_policy(np.full(len(frame), Action.BUY)),
         "flat": scheduled_policy(np.full(len(frame), Action.SELL)),
         "sma_crossover": scheduled_policy(sma_crossover_actions(frame)),
     }
     baseline_config = replace(config, action_space="discrete3")  # the same execution and costs, sell/hold/buy
-    ledgers = {
-        name: run_policy(market, config if name == AGENT else baseline_config, policy)
-        for name, policy in policies.items()
+    ledgers = {AGENT: agent_ledger} | {
+        name: run_policy(market, baseline_config, policy) for name, policy in baselines.items()
     }
     benchmark = ledgers["buy_and_hold"].nav
     metrics = {name: performance(ledger.frame, benchmark, risk_free_rate) for name, ledger in ledgers.items()}
@@ -138,3 +164,20 @@ def run_backtest(
         buy_and_hold_return=round(metrics["buy_and_hold"]["total_return"], 4),
     )  # fmt: skip
     return BacktestResult(bundle, window, frame[["open", "close"]], ledgers, metrics, config, market, agent, warnings)
+
+
+def run_agent(
+    bundle: AnyBundle, frame: pd.DataFrame, features: pd.DataFrame, config: EnvConfig
+) -> tuple[MarketArrays, EpisodeLedger, NumpyPolicy | None]:
+    """The window's market, the agent's ledger on it, and its policy (None for an ensemble).
+
+    An ensemble's members replay on their own books from the window's first day; the ensemble and
+    the baselines never read features, so the window's market carries its first member's.
+    """
+    if isinstance(bundle, EnsembleBundle):
+        market = MarketArrays.from_features(frame, bundle.members[0].normalizer, history=features)
+        targets = bundle.replay(frame, features, config.execution).targets
+        return market, trade_targets(market, config, targets), None
+    market = MarketArrays.from_features(frame, bundle.normalizer, history=features)
+    policy = bundle.load_policy()
+    return market, run_policy(market, config, policy), policy

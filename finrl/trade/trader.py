@@ -7,6 +7,10 @@ client order id (strategy, symbol, session) so that a crash or restart anywhere 
 duplicate: the broker is asked for that id before anything is submitted. The broker's account
 and position are the truth; the journal records everything, the state file only what must
 survive a restart (equity peak, halt, orders awaiting a final status).
+
+An ensemble bundle decides without an observation of the account: its members' shadow books are
+replayed from the ensemble's anchor up to the session (the backtest's replay, so the decision is
+the backtest's), and the account trades the ensemble's target weight as a continuous strategy.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finrl.agents.bundle import ModelBundle
+from finrl.agents.ensemble_bundle import AnyBundle, EnsembleBundle
 from finrl.errors import DataError
 from finrl.fileio import atomic_write_json
 from finrl.log import get_logger
@@ -98,8 +102,8 @@ class DailyTrader:
     def __init__(
         self,
         *,
-        bundle: ModelBundle,
-        policy: Policy,
+        bundle: AnyBundle,
+        policy: Policy | None = None,
         broker: Broker,
         features_for: FeatureProvider,
         journal: Journal,
@@ -108,12 +112,13 @@ class DailyTrader:
         config: TraderConfig,
         metrics: TradingMetrics | None = None,
     ) -> None:
-        self.bundle, self.policy, self.broker = bundle, policy, broker
+        """``policy`` acts for a single bundle (default: its NumPy policy); an ensemble needs none."""
+        self.bundle, self.broker = bundle, broker
+        self.policy = policy if policy is not None or isinstance(bundle, EnsembleBundle) else bundle.load_policy()
         self.features_for, self.journal, self.state_path = features_for, journal, Path(state_path)
         self.risk, self.config = risk, config
         self.metrics = metrics or TradingMetrics()
         self.execution = bundle.env_config.execution
-        self.normalizer = bundle.normalizer
 
     @property
     def state(self) -> TraderState:
@@ -146,8 +151,7 @@ class DailyTrader:
             target = 0  # flatten and stay flat
             delta = order_shares(account.cash, shares, 0, close, self.execution)
         else:
-            obs = self.observation(features, shares, account.cash, account.equity, close, entry)
-            raw = self.policy(obs)
+            raw = self._policy_action(session, features, shares, account.cash, account.equity, close, entry)
             continuous = self.bundle.env_config.action_space == "continuous"
             action = float(np.asarray(raw, dtype=np.float64).reshape(-1)[0]) if continuous else int(raw)
             # the env's own mapping from action to order (sized at this close, banded for weights)
@@ -169,10 +173,31 @@ class DailyTrader:
 
     # ------------------------------------------------------------------ steps
 
+    def _policy_action(
+        self,
+        session: date,
+        features: pd.DataFrame,
+        shares: float,
+        cash: float,
+        equity: float,
+        close: float,
+        entry: float,
+    ) -> Any:
+        """The policy's action for this account; an ensemble's is its target weight (no observation)."""
+        if isinstance(self.bundle, EnsembleBundle):
+            decisions = self.bundle.decide_after(features, self.execution)
+            members = dict(zip(decisions.members, decisions.weights[-1].tolist(), strict=True))
+            self.journal.record("ensemble_decision", session=session, anchor=self.bundle.anchor, members=members)
+            return float(decisions.targets[-1])
+        assert self.policy is not None  # set in __init__ for a single bundle
+        return self.policy(self.observation(features, shares, cash, equity, close, entry))
+
     def observation(
         self, features: pd.DataFrame, shares: float, cash: float, equity: float, close: float, entry: float
     ) -> np.ndarray:
-        row = self.normalizer.transform(features.iloc[[-1]])[0]
+        if isinstance(self.bundle, EnsembleBundle):
+            raise TypeError(f"{self.bundle.run_name} is an ensemble: each member observes its own book")
+        row = self.bundle.normalizer.transform(features.iloc[[-1]])[0]
         portfolio = observed_portfolio(self.bundle.env_config, shares, cash, equity, close, entry)
         return np.concatenate([row, np.asarray(portfolio, dtype=np.float32)])
 

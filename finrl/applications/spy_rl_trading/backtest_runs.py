@@ -1,6 +1,6 @@
-"""Backtest orchestration for ``spy-rl backtest``: bundles by reference, data as each was trained
-on (unless the user says otherwise), costs as each recorded them (unless the user gives others), the
-test window, reports, and the multi-seed summary."""
+"""Backtest orchestration for ``spy-rl backtest``: bundles (or ensembles) by reference, data as each
+was trained on (unless the user says otherwise), costs as each recorded them (unless the user gives
+others), the test window, reports, and the multi-seed summary."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from finrl.agents.bundle import MANIFEST_FILE, ModelBundle, load_bundle
+from finrl.agents.bundle import MANIFEST_FILE
+from finrl.agents.ensemble_bundle import AnyBundle, load_any_bundle
 from finrl.applications.spy_rl_trading.settings import COST_FIELDS, Settings
 from finrl.backtest.engine import BacktestResult, default_test_window, run_backtest
 from finrl.backtest.report import write_report
@@ -21,7 +22,7 @@ from finrl.meta.preprocessing import DateWindow
 from finrl.performance import summarize_runs
 
 
-def env_config_for_bundle(settings: Settings, bundle: ModelBundle) -> EnvConfig:
+def env_config_for_bundle(settings: Settings, bundle: AnyBundle) -> EnvConfig:
     """The bundle's env config with the costs and fill rule the user gave (a flag or its variable).
 
     A cost the user did not set keeps the bundle's recorded value, not today's default: re-running
@@ -42,7 +43,7 @@ class BacktestRun:
 
 def run_backtests(settings: Settings, references: list[str]) -> list[BacktestRun]:
     """Backtest each bundle (a path, run name, ``latest`` or a folder of bundles) on its test window."""
-    bundles = [load_bundle(path, settings.trained_models_dir) for path in expand_references(references)]
+    bundles = [load_any_bundle(path, settings.trained_models_dir) for path in expand_references(references)]
     runs: list[BacktestRun] = []
     loaded: dict[str, FeatureData] = {}
     for bundle in bundles:
@@ -86,7 +87,7 @@ def expand_references(references: list[str]) -> list[Path | str]:
     return expanded
 
 
-def test_window(settings: Settings, bundle: ModelBundle, features: pd.DataFrame) -> DateWindow:
+def test_window(settings: Settings, bundle: AnyBundle, features: pd.DataFrame) -> DateWindow:
     """--test-start/--test-end where given, else the days after what the model saw."""
     index = pd.DatetimeIndex(features.index)
     if settings.test_start and settings.test_end:

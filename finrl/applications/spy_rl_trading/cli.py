@@ -10,7 +10,17 @@ from typing import Annotated
 
 import typer
 
-from finrl.applications.spy_rl_trading.commands import backtest, data, health, paper, research, runs, train, tune
+from finrl.applications.spy_rl_trading.commands import (
+    backtest,
+    data,
+    ensemble,
+    health,
+    paper,
+    research,
+    runs,
+    train,
+    tune,
+)
 
 app = typer.Typer(
     name="spy-rl",
@@ -33,7 +43,7 @@ def root(
     ctx.obj = {"log_level": log_level, "log_json": log_json, "random_seed": seed}
 
 
-for command_module in (health, data, train, backtest, research, tune, paper, runs):
+for command_module in (health, data, train, backtest, ensemble, research, tune, paper, runs):
     command_module.register(app)
 
 

@@ -1,10 +1,11 @@
-"""Settings and a model bundle in, the paper-trading service out: broker, feed, risk, journal."""
+"""Settings and a model bundle (or an ensemble of them) in, the paper-trading service out: broker,
+feed, risk, journal."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from finrl.agents.bundle import load_bundle
+from finrl.agents.ensemble_bundle import load_any_bundle
 from finrl.applications.spy_rl_trading.settings import Settings
 from finrl.errors import ConfigError
 from finrl.log import get_logger
@@ -42,7 +43,7 @@ def decision_delay(settings: Settings) -> timedelta:
 
 def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTradingService:
     """The trader, broker and service for ``spy-rl paper`` from settings and the chosen bundle."""
-    bundle = load_bundle(settings.model, settings.trained_models_dir)
+    bundle = load_any_bundle(settings.model, settings.trained_models_dir)
     effective = settings.with_training_data(bundle.manifest.settings)
     feed = MarketFeed(effective.data_request(), effective.datasets_dir, bundle.feature_spec)
     broker: Broker
@@ -60,7 +61,6 @@ def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTra
         broker = AlpacaBroker(credentials.api_key, credentials.api_secret, base_url=settings.alpaca_base_url)
     trader = DailyTrader(
         bundle=bundle,
-        policy=bundle.load_policy(),
         broker=broker,
         features_for=feed.features_until,
         journal=Journal(settings.logs_dir / "journal.jsonl"),
