@@ -327,6 +327,8 @@ def create_ensemble(
     members = [load_bundle(reference, models_dir) for reference in references]
     check_members(members, rule)
     run_name = name or default_name(rule, members)
+    if Path(run_name).name != run_name or run_name in (".", ".."):
+        raise ConfigError(f"ensemble name {run_name!r} is not a folder name")
     final = Path(models_dir) / run_name
     if final.exists() or final.is_symlink():
         raise BundleError(f"a model named {run_name} already exists in {models_dir}: choose another --name")

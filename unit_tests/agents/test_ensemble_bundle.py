@@ -159,6 +159,8 @@ def test_the_default_name_is_stable_and_a_second_identical_ensemble_is_refused(m
     with pytest.raises(BundleError, match=rf"{first.run_name} already exists .*choose another --name"):
         make(models, "a", "b")
     assert make(models, "a", "b", rule="majority").run_name.startswith("ensemble-majority-")
+    with pytest.raises(ConfigError, match=r"'\.\./up' is not a folder name"):
+        make(models, "a", "b", name="../up")
 
 
 def test_the_default_anchor_is_the_day_after_what_any_member_saw(models: Path) -> None:

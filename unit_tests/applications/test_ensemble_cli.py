@@ -123,6 +123,9 @@ def test_members_that_disagree_or_repeat_end_in_one_line_and_write_nothing(root:
     assert_one_line(invoke("ensemble", "--model", "r1", "--model", "r2", "--models-dir", models), "--rule", code=2)
     assert_one_line(invoke("ensemble", "--model", "r1", "--model", "r2", "--rule", "mean_weight", "--anchor", "soon",
                            "--models-dir", models), "--anchor 'soon' is not a date", code=2)  # fmt: skip
+    named = invoke("ensemble", "--model", "r1", "--model", "r2", "--rule", "majority", "--name", "../up",
+                   "--models-dir", models)  # fmt: skip
+    assert_one_line(named, "'../up'", code=2)
     missing = invoke("ensemble", "--model", "r1", "--model", "nope", "--rule", "majority", "--models-dir", models)
     assert_one_line(missing, "model bundle not found: nope")
     assert sorted(p.name for p in models.iterdir()) == before

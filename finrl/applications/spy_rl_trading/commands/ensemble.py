@@ -11,7 +11,11 @@ from finrl.applications.spy_rl_trading.cli_support import Flag, echo_lines, sett
 from finrl.applications.spy_rl_trading.settings import Settings
 from finrl.errors import ConfigError
 
-ENSEMBLE_FLAGS = (Flag("trained_models_dir", ("--models-dir",)), Flag("rebalance_band"))
+ENSEMBLE_FLAGS = (
+    Flag("run_name", ("--name",)),  # a folder name, checked as training checks its --run-name
+    Flag("trained_models_dir", ("--models-dir",)),
+    Flag("rebalance_band"),
+)
 
 
 def ensemble_command(
@@ -21,7 +25,6 @@ def ensemble_command(
         list[str] | None, typer.Option("--model", help="A member bundle (folder or run name); repeat, 2 or more")
     ] = None,
     rule: Annotated[str | None, typer.Option(help="mean_weight or majority (a tie is flat)")] = None,
-    name: Annotated[str | None, typer.Option(help="Ensemble name (default: from the rule and members)")] = None,
     anchor: Annotated[str | None, typer.Option(help="Paper trading replays members from here (YYYY-MM-DD)")] = None,
 ) -> None:
     """Combine model bundles into one ensemble bundle (latest stays).
@@ -39,7 +42,7 @@ def ensemble_command(
         settings.trained_models_dir,
         rule=rule,
         rebalance_band=settings.rebalance_band,
-        name=name,
+        name=settings.run_name,
         anchor=_date(anchor) if anchor else None,
     )
     echo_lines(
