@@ -15,6 +15,7 @@ never started is not touched.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -59,7 +60,7 @@ class StopRequest:
 
     def check(self, doing: str) -> None:
         if self.signal is not None:
-            raise TuneInterruptedError(f"{doing}: stopped by signal {self.signal}", self.signal)
+            raise TuneInterruptedError(f"{doing}: stopped by {signal.Signals(self.signal).name}", self.signal)
 
     def wait(self, seconds: float) -> None:
         self._event.wait(seconds)
