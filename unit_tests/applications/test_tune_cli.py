@@ -72,6 +72,11 @@ def test_a_sqlite_study_from_init_to_best_bundles(tmp_path: Path, storage: str) 
         assert bundle.manifest.tune.study == "small" and bundle.manifest.tune.trial == study.best_trial.number
         assert bundle.manifest.tune.params == study.best_trial.params
     assert (models / "latest").resolve() == paths[-1].resolve()
+    ensemble = Path(line(best, "ensemble:"))  # the seeds as one bundle: spy-rl ensemble's, mean weight
+    assert ensemble.name == f"tune-small-trial{study.best_trial.number}-ensemble"
+    manifest = json.loads((ensemble / "bundle.json").read_text())
+    assert manifest["kind"] == "ensemble" and manifest["rule"] == "mean_weight"
+    assert [m["run_name"] for m in manifest["members"]] == [p.name for p in paths]
     assert not [p for p in models.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 

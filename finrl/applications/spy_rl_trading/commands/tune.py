@@ -160,9 +160,11 @@ def best_command(
     study: Study,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds: one bundle each")] = "1,2,3",
 ) -> None:
-    """Train the best trial's configuration once per seed as normal bundles (study, trial, params in each)."""
+    """Train the best trial's configuration once per seed as normal bundles (study, trial, params in each),
+    and with two seeds or more an ensemble bundle of them (mean weight, as the walk-forward's seeds)."""
     _require_tune_extra()
-    from finrl.agents.bundle import TuneOrigin
+    from finrl.agents.bundle import TuneOrigin, check_run_name_free
+    from finrl.agents.ensemble_bundle import create_ensemble
     from finrl.applications.spy_rl_trading.training_run import run_training
     from finrl.research.tune.best import export_best
     from finrl.research.tune.report import best_trial
@@ -177,17 +179,19 @@ def best_command(
         seeded = chosen.model_copy(update={"random_seed": seed, "run_name": run_name, "trained_models_dir": staging})
         return run_training(seeded).bundle
 
-    bundles = export_best(
-        _seeds(seeds),
-        settings.trained_models_dir,
-        lambda seed: f"tune-{optuna_study.study_name}-trial{best.number}-seed{seed}",
-        train_seed,
-        origin,
-    )
-    echo_lines(
-        [f"best trial:   {best.number}, validation score {best.value:.4f}"]
-        + [f"model:        {bundle.path}" for bundle in bundles]
-    )
+    prefix = f"tune-{optuna_study.study_name}-trial{best.number}"
+    parsed = _seeds(seeds)
+    ensemble_name = f"{prefix}-ensemble" if len(parsed) > 1 else None
+    if ensemble_name:
+        check_run_name_free(settings.trained_models_dir, ensemble_name)  # before minutes of training
+    bundles = export_best(parsed, settings.trained_models_dir, lambda seed: f"{prefix}-seed{seed}", train_seed, origin)
+    lines = [f"best trial:   {best.number}, validation score {best.value:.4f}"]
+    lines += [f"model:        {bundle.path}" for bundle in bundles]
+    if ensemble_name:
+        ensemble = create_ensemble([b.path for b in bundles], settings.trained_models_dir, rule="mean_weight",
+                                   rebalance_band=chosen.rebalance_band, name=ensemble_name)  # fmt: skip
+        lines.append(f"ensemble:     {ensemble.path}")
+    echo_lines(lines)
 
 
 def report_command(
