@@ -26,6 +26,13 @@ REPORT_FILES = ("metrics.json", "nav.csv", "trades.csv", "equity.png", "report.h
 PERCENT_METRICS = {"total_return", "annual_return", "annual_volatility", "max_drawdown", "win_rate", "exposure"}
 
 
+def action_names(actions: pd.Series, action_space: str) -> pd.Series:
+    """sell / hold / buy for ``discrete3``; for the weight spaces the action is the decided weight: "weight 0.75"."""
+    if action_space == "discrete3":
+        return actions.map(ACTION_NAMES)
+    return actions.map(lambda weight: f"weight {weight:g}", na_action="ignore")
+
+
 def nav_table(result: BacktestResult) -> pd.DataFrame:
     agent = result.ledgers[AGENT].frame
     table = pd.DataFrame(
@@ -33,7 +40,7 @@ def nav_table(result: BacktestResult) -> pd.DataFrame:
             "open": result.prices["open"],
             "price": result.prices["close"],
             "action": agent["action"],
-            "action_name": agent["action"].map(ACTION_NAMES),
+            "action_name": action_names(agent["action"], result.config.action_space),
             "position": agent["position"].astype(int),
             "shares": agent["shares"],
             "fill_price": agent["fill_price"],

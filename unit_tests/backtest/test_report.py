@@ -220,3 +220,17 @@ def test_failure_without_a_previous_report_leaves_nothing_complete(
         write_report(result, target)
     assert not target.exists()
     assert complete_folders(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("space", "actions", "names"),
+    [
+        ("discrete3", [0.0, 1.0, 2.0, math.nan], ["sell", "hold", "buy", None]),
+        ("target_weight", [0.75, 1.0, 0.0, math.nan], ["weight 0.75", "weight 1", "weight 0", None]),
+        ("continuous", [0.3125, -0.5, math.nan], ["weight 0.3125", "weight -0.5", None]),
+    ],
+)
+def test_action_names_follow_the_action_space(space: str, actions: list[float], names: list[str | None]) -> None:
+    # a weight of 1 is "weight 1", not discrete3's "hold"; the last day decides nothing
+    named = report_module.action_names(pd.Series(actions), space)
+    assert [None if pd.isna(n) else n for n in named] == names
