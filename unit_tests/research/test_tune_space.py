@@ -3,14 +3,19 @@ refusals), the storage URL (password filled in from a secret, never shown), the 
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
 from finrl.errors import ConfigError
+from finrl.research import statistics
 from finrl.research.folds import FoldPlan
+from finrl.research.tune.objective import ReturnMoments
+from finrl.research.tune.report import _dsr
 from finrl.research.tune.space import load_search_space
 from finrl.research.tune.storage import StorageConfig, StorageError, masked, open_storage, with_password
 from finrl.research.tune.study import StudyDefinition, read_definition, store_definition
@@ -91,3 +96,15 @@ def test_a_study_keeps_its_definition_and_refuses_another(tmp_path: Path) -> Non
     assert read_definition(optuna.load_study(study_name="s", storage=storage)) == definition
     with pytest.raises(ConfigError, match=r"another definition .*seeds"):
         store_definition(study, StudyDefinition({"symbol": "SPY"}, plan, (1,), definition.space))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_dsr_from_a_trial_s_kept_moments_is_the_dsr_of_its_returns(seed: int) -> None:
+    """Trials keep four numbers instead of their returns (every sampler reads every trial); nothing is lost."""
+    rng = np.random.default_rng(seed)
+    returns = rng.standard_t(4, 500) * 0.01 + 0.0004
+    kept = ReturnMoments.from_json(json.loads(json.dumps(ReturnMoments.of(returns).to_json())))
+    for n_trials, variance in ((1, 0.0), (40, 0.002)):
+        expected = statistics.deflated_sharpe_ratio(returns, n_trials, variance)
+        assert _dsr(kept, n_trials, variance) == pytest.approx(expected, rel=1e-12)
+    assert ReturnMoments.of(np.zeros(10)) == ReturnMoments(10, 0.0, 0.0, 3.0)

@@ -9,7 +9,9 @@ pruner can stop a configuration that trails the median early. Test windows are n
 
 Each trial keeps, as user attributes, what the report's Deflated Sharpe Ratio needs: the seeds'
 daily validation Sharpe ratios (every configuration x seed tried counts, pruned ones too) and,
-for a finished trial, the daily validation returns of its seeds' policies in equal shares.
+for a finished trial, the moments of the daily validation returns of its seeds' policies in equal
+shares. Moments, not the returns: every worker's sampler reads every trial of the study before
+each new one, so trials stay small.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ log = get_logger(__name__)
 WORKER_ATTR = "worker"
 FOLD_SCORES_ATTR = "fold_scores"  # per fold: the mean validation Sharpe (annualised) of the seeds
 SEED_SHARPES_ATTR = "seed_daily_sharpes"  # per seed: daily Sharpe of its validation days so far
-RETURNS_ATTR = "validation_returns"  # finished trials: daily returns of the seeds in equal shares
+MOMENTS_ATTR = "validation_moments"  # finished trials: of the daily returns of the seeds in equal shares
 FAIL_REASON_ATTR = "fail_reason"
 
 
@@ -113,8 +115,35 @@ def _score(trial: optuna.Trial, setup: TrialSetup) -> float:
         if trial.should_prune():
             raise optuna.TrialPruned(f"score {score:.4f} after fold {fold.number} is below the median")
     equal_shares = pd.concat([pd.concat(parts) for parts in returns.values()], axis=1).mean(axis=1)
-    trial.set_user_attr(RETURNS_ATTR, [float(r) for r in equal_shares])
+    trial.set_user_attr(MOMENTS_ATTR, ReturnMoments.of(equal_shares.to_numpy()).to_json())
     return float(np.mean(fold_scores))
+
+
+@dataclass(frozen=True)
+class ReturnMoments:
+    """What the PSR and DSR read from a return series: its length, per-period Sharpe ratio, skewness and
+    (non-excess) kurtosis, as :mod:`finrl.research.statistics` computes them."""
+
+    days: int
+    daily_sharpe: float
+    skew: float
+    kurtosis: float
+
+    @classmethod
+    def of(cls, returns: np.ndarray) -> ReturnMoments:
+        from scipy import stats
+
+        if returns.size < 2 or np.ptp(returns) == 0.0:  # flat: counted as normal, as the statistics module does
+            return cls(int(returns.size), 0.0, 0.0, 3.0)
+        skew, kurtosis = float(stats.skew(returns)), float(stats.kurtosis(returns, fisher=False))
+        return cls(int(returns.size), statistics.sharpe_ratio(returns), skew, kurtosis)
+
+    def to_json(self) -> dict[str, float]:
+        return {"days": self.days, "daily_sharpe": self.daily_sharpe, "skew": self.skew, "kurtosis": self.kurtosis}
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ReturnMoments:
+        return cls(int(document["days"]), *(float(document[k]) for k in ("daily_sharpe", "skew", "kurtosis")))
 
 
 def _validation_sharpe(bundle: ModelBundle) -> float:

@@ -26,7 +26,13 @@ import numpy as np
 from finrl.errors import FinRLError
 from finrl.fileio import atomic_write_text
 from finrl.research import statistics
-from finrl.research.tune.objective import FOLD_SCORES_ATTR, RETURNS_ATTR, SEED_SHARPES_ATTR, WORKER_ATTR
+from finrl.research.tune.objective import (
+    FOLD_SCORES_ATTR,
+    MOMENTS_ATTR,
+    SEED_SHARPES_ATTR,
+    WORKER_ATTR,
+    ReturnMoments,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -67,8 +73,8 @@ def summarize(study: optuna.Study) -> StudySummary:
     sharpes = [float(s) for t in study.get_trials(deepcopy=False) for s in t.user_attrs.get(SEED_SHARPES_ATTR, [])]
     n_trials = max(len(sharpes), 1)
     variance = float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0
-    returns = np.asarray(best.user_attrs.get(RETURNS_ATTR, []), dtype=float)
-    enough = returns.size >= statistics.MIN_OBSERVATIONS
+    moments = ReturnMoments.from_json(best.user_attrs[MOMENTS_ATTR]) if MOMENTS_ATTR in best.user_attrs else None
+    enough = moments is not None and moments.days >= statistics.MIN_OBSERVATIONS
     states: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
@@ -81,9 +87,15 @@ def summarize(study: optuna.Study) -> StudySummary:
         best_fold_scores=[float(v) for v in best.user_attrs.get(FOLD_SCORES_ATTR, [])],
         n_trials=n_trials,
         sharpe_variance=variance,
-        best_daily_sharpe=statistics.sharpe_ratio(returns) if enough else None,
-        dsr=statistics.deflated_sharpe_ratio(returns, n_trials, variance) if enough else None,
+        best_daily_sharpe=moments.daily_sharpe if moments and enough else None,
+        dsr=_dsr(moments, n_trials, variance) if moments and enough else None,
     )
+
+
+def _dsr(moments: ReturnMoments, n_trials: int, variance: float) -> float:
+    """:func:`~finrl.research.statistics.deflated_sharpe_ratio` from the moments the trial kept."""
+    luck = statistics.expected_max_sharpe(n_trials, variance)
+    return statistics.psr_from_moments(moments.daily_sharpe, luck, moments.days, moments.skew, moments.kurtosis)
 
 
 def write_report(study: optuna.Study, path: Path) -> StudySummary:
