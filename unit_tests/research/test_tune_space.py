@@ -1,5 +1,6 @@
-"""The tuning study's pieces a user touches directly: the search space (default and YAML file, one-line
-refusals), the storage URL (password filled in from a secret, never shown), the study definition."""
+"""The tuning study's pieces on their own: the search space (default and YAML file, one-line refusals),
+the storage URL (password filled in from a secret, never shown), the study definition, the budget of
+trials shared by workers, and the moments a trial keeps for the Deflated Sharpe Ratio."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from finrl.errors import ConfigError
 from finrl.research import statistics
 from finrl.research.folds import FoldPlan
-from finrl.research.tune.objective import ReturnMoments
+from finrl.research.tune.objective import ReturnMoments, SurplusTrialError, _claim
 from finrl.research.tune.report import _dsr
 from finrl.research.tune.space import load_search_space
 from finrl.research.tune.storage import StorageConfig, StorageError, masked, open_storage, with_password
@@ -108,3 +109,16 @@ def test_the_dsr_from_a_trial_s_kept_moments_is_the_dsr_of_its_returns(seed: int
         expected = statistics.deflated_sharpe_ratio(returns, n_trials, variance)
         assert _dsr(kept, n_trials, variance) == pytest.approx(expected, rel=1e-12)
     assert ReturnMoments.of(np.zeros(10)) == ReturnMoments(10, 0.0, 0.0, 3.0)
+
+
+def test_trials_beyond_the_study_s_number_are_refused_in_trial_number_order() -> None:
+    """Workers that start together: the storage numbers their trials, and only the first N live ones run."""
+    study = optuna.create_study()
+    running = [study.ask() for _ in range(3)]
+    late = study.ask()
+    for trial in running:
+        _claim(trial, 3)
+    with pytest.raises(SurplusTrialError, match="had its 3 trials when trial 3 started"):
+        _claim(late, 3)
+    study.tell(running[0], state=optuna.trial.TrialState.FAIL)  # a failed trial frees its place
+    _claim(late, 3)

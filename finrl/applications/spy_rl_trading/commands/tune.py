@@ -37,7 +37,11 @@ if TYPE_CHECKING:
 TUNE_EXTRA_HINT = (
     "tuning needs the tune and train extras (Optuna, psycopg, plotly; torch): pip install 'finrl[train,tune]'"
 )
-STORAGE_FLAGS = (Flag("tune_storage", ("--storage",)), Flag("tune_heartbeat_interval"), Flag("tune_grace_period"))
+STORAGE_FLAGS = (
+    Flag("tune_storage", ("--storage",)),
+    Flag("tune_heartbeat_interval", ("--heartbeat-interval",)),
+    Flag("tune_grace_period", ("--grace-period",)),
+)
 # a worker's own: where it keeps files and how it logs and computes; everything else comes from the study
 LOCAL_FIELDS = ("datasets_dir", "results_dir", "tensorboard_log_dir", "trained_models_dir", "logs_dir", "offline",
                 "torch_threads", "log_level", "log_json", *SECRET_FIELDS, "tune_heartbeat_interval",
