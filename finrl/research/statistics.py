@@ -224,11 +224,14 @@ def verdict(
 ) -> str:
     """One line a reader can act on: does the agent beat the benchmark at ``confidence``?
 
-    It beats the benchmark only when the difference is positive, its p-value is below
-    ``1 - confidence`` and the 95% interval lies above 0; an interval that includes 0 is never an edge
-    (below 95% confidence that is stricter than the p-value alone). An edge whose DSR is below
-    ``confidence`` is flagged as a possible multiple-testing artefact. ``psr_vs_benchmark`` is the PSR
-    of the agent against the benchmark's per-period Sharpe ratio.
+    It beats the benchmark only when two things hold at ``confidence``: its Sharpe ratio exceeds the
+    benchmark's (a positive difference, its p-value below ``1 - confidence`` and the 95% interval above
+    0; an interval that includes 0 is never an edge), **and** its own Sharpe ratio is real after
+    deflating for every trial (DSR >= ``confidence``). The second condition is what separates skill
+    from a lucky path: on a market that happened to fall, a policy that stayed mostly out has a
+    Sharpe ratio "significantly" above buy-and-hold's on that path (the bootstrap resamples the
+    path, it cannot resample its drift) while earning nothing itself; that is reported, but not as
+    an edge. ``psr_vs_benchmark`` is the PSR of the agent against the benchmark's per-period Sharpe.
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
@@ -241,10 +244,13 @@ def verdict(
     )
     significant = test.p_value < alpha
     if significant and test.difference > 0.0 and low > 0.0:
-        line = f"beats {benchmark} at {level} confidence ({detail})"
-        if dsr < confidence:
-            line += f"; but DSR {dsr:.2f} < {confidence:.2f}: the edge may be a multiple-testing artefact"
-        return line
+        if dsr >= confidence:
+            return f"beats {benchmark} at {level} confidence ({detail})"
+        return (
+            f"does not beat {benchmark} at {level} confidence as an edge: its Sharpe ratio is above "
+            f"{benchmark}'s, but its own is not significant after deflating for the trials "
+            f"(DSR {dsr:.2f} < {confidence:.2f}: a lucky path or a multiple-testing artefact) ({detail})"
+        )
     if significant and test.difference < 0.0 and high < 0.0:
         return f"does not beat {benchmark}: it underperforms at {level} confidence ({detail})"
     return f"does not beat {benchmark} at {level} confidence ({detail})"

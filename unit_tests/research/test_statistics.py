@@ -292,8 +292,15 @@ def test_verdict_when_the_agent_beats_the_benchmark() -> None:
     assert line.startswith("beats buy-and-hold at 95% confidence (")
     assert "+0.62, 95% CI [0.20, 1.05], p = 0.004" in line and "DSR 0.97" in line
     assert "artefact" not in line
-    flagged = verdict(test, psr_vs_benchmark=0.99, dsr=0.60)
-    assert flagged.startswith("beats buy-and-hold") and "multiple-testing artefact" in flagged
+
+
+def test_verdict_claims_no_edge_when_the_agents_own_sharpe_is_not_real() -> None:
+    """Above buy-and-hold on a falling path, but its own Sharpe fails the deflated test: not an edge."""
+    test = SharpeDifference(difference=0.85, ci95=(0.14, 1.58), p_value=0.016, n_boot=2000, mean_block=10)
+    line = verdict(test, psr_vs_benchmark=0.95, dsr=0.44)
+    assert line.startswith("does not beat buy-and-hold at 95% confidence as an edge: its Sharpe ratio is above")
+    assert "DSR 0.44 < 0.95: a lucky path or a multiple-testing artefact" in line and "+0.85" in line
+    assert verdict(test, psr_vs_benchmark=0.95, dsr=0.95).startswith("beats buy-and-hold at 95% confidence (")
 
 
 def test_verdict_never_claims_an_edge_the_interval_includes_zero() -> None:
