@@ -37,7 +37,7 @@ def sb3_logits(model: object, observations: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("setting", sorted(ACTION_SETTINGS))
 def test_numpy_actions_equal_sb3_on_every_backtest_day(tmp_path: Path, seed: int, setting: str) -> None:
-    env = replace(TINY_ENV, execution=ACTION_SETTINGS[setting])
+    env = replace(TINY_ENV, action_space="discrete3", reward="log_return", execution=ACTION_SETTINGS[setting])
     ppo = replace(TINY_PPO, learning_rate=3e-3)  # a lively policy: its actions change from day to day
     bundle = train(tiny_job(tmp_path, f"s{seed}", seed=seed, env=env, ppo=ppo, eval_freq=0, checkpoint_freq=0)).bundle
     _, features, _, _ = generated_data()

@@ -191,7 +191,9 @@ def test_sma_crossover_follows_the_adjusted_close_averages(result: BacktestResul
 
 def test_agent_actions_are_valid_and_metrics_complete(result: BacktestResult) -> None:
     actions = result.ledgers[AGENT].frame["action"].to_numpy()
-    assert set(actions[:-1]) <= {0.0, 1.0, 2.0} and np.isnan(actions[-1])
+    config = result.config  # the ledger's action: discrete3's action, or the weight decided
+    valid = {0.0, 1.0, 2.0} if config.action_space == "discrete3" else set(config.weight_levels)
+    assert set(actions[:-1]) <= valid and np.isnan(actions[-1])
     for name, metrics in result.metrics.items():
         assert all(math.isfinite(v) for v in metrics.values()), name
     assert result.warnings == []

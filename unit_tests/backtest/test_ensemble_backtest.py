@@ -16,7 +16,7 @@ from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.preprocessing import DateWindow
 from finrl.research.ensemble import ensemble_ledger
 from unit_tests.agents.test_ensemble_bundle import make, market, write_bundle
-from unit_tests.conftest import cost_model, default_settings, env_config
+from unit_tests.conftest import cost_model, default_settings, discrete3_config, env_config
 
 pytestmark = pytest.mark.unit
 RISK_FREE_RATE = default_settings().risk_free_rate
@@ -26,8 +26,8 @@ RISK_FREE_RATE = default_settings().risk_free_rate
 def models(tmp_path: Path) -> Path:
     """Three comparable bundles: a and b (discrete3), w (target_weight)."""
     folder = tmp_path / "models"
-    write_bundle(folder, "a", 1)
-    write_bundle(folder, "b", 2)
+    write_bundle(folder, "a", 1, config=discrete3_config())
+    write_bundle(folder, "b", 2, config=discrete3_config())
     write_bundle(folder, "w", 3, config=env_config(action_space="target_weight"))
     return folder
 
@@ -88,7 +88,7 @@ def test_a_window_inside_a_members_training_warns_naming_it(models: Path) -> Non
 
 
 def test_a_majority_ensemble_holds_only_weights_its_members_decided(models: Path) -> None:
-    write_bundle(models, "c", 5)
+    write_bundle(models, "c", 5, config=discrete3_config())
     ensemble = make(models, "a", "b", "c", rule="majority")
     features = market()[1]
     result = run_backtest(ensemble, features, window_from(pd.Timestamp(ensemble.anchor)), RISK_FREE_RATE)

@@ -234,3 +234,11 @@ def test_readme_settings_table_documents_every_setting() -> None:
 )  # fmt: skip
 def test_values_compare_by_type(text: str, default: Any, expected: bool) -> None:
     assert agrees(text, default) is expected
+
+
+def test_the_default_agent_is_the_one_research_chose_on_validation() -> None:
+    """The default action space, reward and regime features are docs/results.md's validation choice."""
+    chosen = re.search(r"Chosen by validation: \*\*([\w-]+)\*\*", (REPO_ROOT / "docs" / "results.md").read_text())
+    assert chosen, "docs/results.md names no configuration chosen by validation"
+    default = f"{DEFAULTS['SPY_ACTION_SPACE']}-{DEFAULTS['SPY_REWARD']}"
+    assert default + ("-regime" if DEFAULTS["SPY_REGIME_FEATURES"] else "") == chosen.group(1)

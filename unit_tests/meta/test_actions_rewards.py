@@ -148,12 +148,6 @@ def test_continuous_replay_takes_float_weights() -> None:
     assert SpyTradingEnv(m, cfg).action_space.shape == (1,)
 
 
-def test_discrete3_defaults_are_unchanged() -> None:
-    cfg = default_settings().env_config()
-    assert cfg.action_space == "discrete3" and cfg.reward == "log_return"
-    assert SpyTradingEnv(market([100.0, 101.0, 102.0]), replace(cfg, episode_length=None)).action_space.n == 3
-
-
 # ---------------------------------------------------------------------------- rewards
 
 

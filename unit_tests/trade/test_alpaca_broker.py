@@ -39,7 +39,15 @@ from finrl.trade.broker import (
 )
 from finrl.trade.journal import Journal
 from finrl.trade.trader import DailyTrader, client_order_id
-from unit_tests.conftest import feature_spec, make_bars, ppo_config, risk_limits, trader_config, training_job
+from unit_tests.conftest import (
+    discrete3_config,
+    feature_spec,
+    make_bars,
+    ppo_config,
+    risk_limits,
+    trader_config,
+    training_job,
+)
 from unit_tests.fakes.alpaca_server import NEW_YORK, FakeAlpacaServer, FakeTradingAPI
 
 pytestmark = pytest.mark.integration
@@ -447,13 +455,14 @@ D0, D1, D2 = (d.date() for d in TRADER_FEATURES.index[-3:])
 
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
+    """A sell/hold/buy bundle: the trader tests script its actions as Action.BUY, SELL and HOLD."""
     root = tmp_path_factory.mktemp("alpaca-models")
     info = {"source": "generated", "symbol": "SPY", "fingerprint": fingerprint(TRADER_BARS), "rows": len(TRADER_BARS)}
     job = training_job(
         features=TRADER_FEATURES, feature_spec=feature_spec(), data_info=info,
         split=split_by_dates(pd.DatetimeIndex(TRADER_FEATURES.index)), run_name="alpaca-tiny", models_dir=root,
         tensorboard_dir=root / "tb", ppo=ppo_config(n_envs=2, n_steps=64, batch_size=64, n_epochs=1, net_arch=(16,)),
-        total_timesteps=128, eval_freq=0, checkpoint_freq=0, progress=False,
+        env=discrete3_config(), total_timesteps=128, eval_freq=0, checkpoint_freq=0, progress=False,
     )  # fmt: skip
     return train(job).bundle
 

@@ -113,8 +113,14 @@ def test_paper_loop_reproduces_the_backtest_exactly(bundle: ModelBundle, tmp_pat
     np.testing.assert_allclose(paper["cash"].to_numpy(), backtest["cash"].to_numpy(), rtol=0, atol=1e-9)
 
 
-def always(action: Action) -> Policy:
+def always(action: int) -> Policy:
     return lambda _: int(action)
+
+
+def invest_fully(bundle: ModelBundle) -> int:
+    """The action asking for the largest long position in the bundle's action space."""
+    config = bundle.env_config
+    return Action.BUY if config.action_space == "discrete3" else config.weight_levels.index(max(config.weight_levels))
 
 
 def session_days(n: int, start: str = "2018-06-01") -> list[date]:
@@ -182,12 +188,14 @@ def test_drawdown_breach_flattens_and_stops(bundle: ModelBundle, tmp_path: Path)
 def test_position_and_order_limits_block_entries(bundle: ModelBundle, tmp_path: Path) -> None:
     (day,) = session_days(1)
     trader, broker = make_trader(
-        bundle, tmp_path / "a", always(Action.BUY), risk=risk_limits(max_position_fraction=0.5)
+        bundle, tmp_path / "a", always(invest_fully(bundle)), risk=risk_limits(max_position_fraction=0.5)
     )
     broker.advance_to(day)
     result = trader.run_cycle(day)
     assert result.outcome == "risk_blocked" and result.detail.startswith("max_position_fraction")
-    trader, broker = make_trader(bundle, tmp_path / "b", always(Action.BUY), risk=risk_limits(max_order_notional=1000))
+    trader, broker = make_trader(
+        bundle, tmp_path / "b", always(invest_fully(bundle)), risk=risk_limits(max_order_notional=1000)
+    )
     broker.advance_to(day)
     assert trader.run_cycle(day).detail.startswith("max_order_notional")
     assert json.loads((tmp_path / "b" / "account.json").read_text())["orders"] == {}

@@ -110,8 +110,9 @@ class Settings(BaseSettings):
     )
 
     # what the agent decides and what it is rewarded for (recorded in the bundle, honoured by backtests and trading)
+    # defaults: the configuration chosen on validation windows in docs/results.md (tools/research_grid.py)
     action_space: Literal["discrete3", "target_weight", "continuous"] = Field(
-        "discrete3", description="discrete3 (sell/hold/buy), target_weight (one of the weight levels) or continuous"
+        "target_weight", description="discrete3 (sell/hold/buy), target_weight (one of the weight levels) or continuous"
     )
     weight_levels: str = Field(
         "0,0.25,0.5,0.75,1",
@@ -122,7 +123,7 @@ class Settings(BaseSettings):
         0.02, ge=0, lt=1, description="Weight spaces: no order while the weight is within this of the target"
     )
     reward: Literal["log_return", "differential_sharpe", "drawdown_penalty", "excess_log_return"] = Field(
-        "log_return",
+        "drawdown_penalty",
         description="Training reward: log_return, differential_sharpe, drawdown_penalty, excess_log_return",
     )
     dsr_eta: float = Field(0.01, gt=0, le=1, description="differential_sharpe: the rate of its moving averages")
