@@ -23,10 +23,13 @@ if TYPE_CHECKING:  # the views below import the library lazily: settings load on
     import pandas as pd
 
     from finrl.agents.ppo import PPOConfig
+    from finrl.meta.dataset import FeatureData
     from finrl.meta.env.execution import ExecutionConfig
     from finrl.meta.env.spy_env import EnvConfig
     from finrl.meta.features import FeatureSpec
     from finrl.meta.preprocessing import DataSplit
+    from finrl.research.folds import FoldPlan
+    from finrl.research.walkforward import WalkForwardConfig
 
 ENV_PREFIX = "SPY_"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -287,6 +290,12 @@ class Settings(BaseSettings):
 
         return FeatureSpec(use_vix=self.use_vix, regime_features=self.regime_features)
 
+    def feature_data(self) -> FeatureData:
+        """The bars and features these settings ask for (through the dataset cache)."""
+        from finrl.meta.dataset import load_feature_data
+
+        return load_feature_data(self.data_request(), self.datasets_dir, self.feature_spec())
+
     def execution_config(self) -> ExecutionConfig:
         from finrl.meta.env.execution import CostModel, ExecutionConfig
 
@@ -331,6 +340,27 @@ class Settings(BaseSettings):
             n_envs=self.n_envs,
             torch_threads=self.torch_threads,
             device=self.device,
+        )
+
+    def walkforward_config(self, plan: FoldPlan, seeds: tuple[int, ...], workers: int) -> WalkForwardConfig:
+        """A walk-forward of this agent (``spy-rl walkforward`` and every tuning trial); its cache is shared."""
+        from finrl.research.walkforward import WalkForwardConfig
+
+        if self.eval_freq <= 0:
+            raise ConfigError("--eval-freq must be positive: each seed's model is kept by its validation window")
+        return WalkForwardConfig(
+            plan=plan,
+            seeds=seeds,
+            ppo=self.ppo_config(),
+            env=self.env_config(),
+            total_timesteps=self.total_timesteps,
+            eval_freq=min(self.eval_freq, self.total_timesteps),
+            risk_free_rate=self.risk_free_rate,
+            cache_dir=Path(self.results_dir) / "walkforward-cache",
+            tensorboard_dir=Path(self.tensorboard_log_dir) / "walkforward",
+            workers=workers,
+            settings=self.snapshot(),
+            log_level=self.log_level,
         )
 
     def data_split(self, features: pd.DataFrame) -> DataSplit:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from finrl.agents.training import TrainingJob, TrainingResult, train
 from finrl.applications.spy_rl_trading.settings import Settings
-from finrl.meta.dataset import load_feature_data
 
 
 def run_training(settings: Settings) -> TrainingResult:
-    data = load_feature_data(settings.data_request(), settings.datasets_dir, settings.feature_spec())
+    data = settings.feature_data()
     job = TrainingJob(
         features=data.features,
         feature_spec=data.spec,

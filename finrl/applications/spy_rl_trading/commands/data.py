@@ -16,9 +16,9 @@ data_app = typer.Typer(help="Fetch, cache and validate market data.", no_args_is
 @settings_command(DATA_FLAGS)
 def data_fetch(ctx: typer.Context, settings: Settings) -> None:
     """Download (or read from cache), validate and featurise daily bars into the datasets folder."""
-    from finrl.meta.dataset import load_feature_data, write_feature_dataset
+    from finrl.meta.dataset import write_feature_dataset
 
-    data = load_feature_data(settings.data_request(), settings.datasets_dir, settings.feature_spec())
+    data = settings.feature_data()
     market, spec, features = data.market, data.spec, data.features
     path = write_feature_dataset(market, features, spec)
     echo_lines(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,17 +18,29 @@ from finrl.applications.spy_rl_trading.cli_support import (
 from finrl.applications.spy_rl_trading.settings import Settings
 from finrl.errors import ConfigError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from finrl.research.folds import FoldPlan
+
 WALKFORWARD_FLAGS = (*TRAINING_FLAGS, Flag("risk_free_rate"), Flag("results_dir"))
+
+# the fold plan's options, shared by spy-rl walkforward and spy-rl tune init
+SchemeOption = Annotated[str, typer.Option(help="rolling (fixed-length training) or anchored (growing)")]
+TrainYearsOption = Annotated[int, typer.Option(help="Training window per fold, in years")]
+ValMonthsOption = Annotated[int, typer.Option(help="Validation window (it chooses; tests never do), in months")]
+TestMonthsOption = Annotated[int, typer.Option(help="Test window (never chooses anything), in months")]
+StepMonthsOption = Annotated[int | None, typer.Option(help="Step between folds (default: the test length)")]
 
 
 def walkforward_command(
     ctx: typer.Context,
     settings: Settings,
-    scheme: Annotated[str, typer.Option(help="rolling (fixed-length training) or anchored (growing)")] = "rolling",
-    train_years: Annotated[int, typer.Option(help="Training window per fold, in years")] = 5,
-    val_months: Annotated[int, typer.Option(help="Validation window (model selection), in months")] = 12,
-    test_months: Annotated[int, typer.Option(help="Test window (never chooses anything), in months")] = 12,
-    step_months: Annotated[int | None, typer.Option(help="Step between folds (default: the test length)")] = None,
+    scheme: SchemeOption = "rolling",
+    train_years: TrainYearsOption = 5,
+    val_months: ValMonthsOption = 12,
+    test_months: TestMonthsOption = 12,
+    step_months: StepMonthsOption = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds trained per fold")] = "1,2,3,4,5",
     workers: Annotated[int, typer.Option(help="Training processes in parallel (results do not depend on it)")] = 1,
     name: Annotated[str | None, typer.Option(help="Run folder name (default: derived from the arguments)")] = None,
@@ -38,39 +50,14 @@ def walkforward_command(
     Writes <results-dir>/<run>/summary.json, nav.csv, folds.csv and report.html. Fold x seed
     trainings are cached in <results-dir>/walkforward-cache: a rerun trains nothing.
     """
-    from finrl.meta.dataset import load_feature_data
-    from finrl.research.folds import FoldPlan
     from finrl.research.outputs import record_trials, summarize, write_outputs
-    from finrl.research.walkforward import WalkForwardConfig, run_walkforward
+    from finrl.research.walkforward import run_walkforward
 
-    parsed_seeds = _seeds(seeds)
-    data = load_feature_data(settings.data_request(), settings.datasets_dir, settings.feature_spec())
-    days = data.features.index
-    plan = FoldPlan(
-        scheme=scheme,  # type: ignore[arg-type]  # FoldPlan validates it: one line naming the flag
-        train_years=train_years,
-        val_months=val_months,
-        test_months=test_months,
-        step_months=step_months or test_months,
-        start=settings.start_date or days[0].date(),
-        end=settings.end_date or days[-1].date(),
-    )
+    parsed_seeds = parse_seeds(seeds)
+    data = settings.feature_data()
+    plan = fold_plan(settings, data.features.index, scheme, train_years, val_months, test_months, step_months)
+    result = run_walkforward(settings.walkforward_config(plan, parsed_seeds, workers), data)
     root = Path(settings.results_dir)
-    config = WalkForwardConfig(
-        plan=plan,
-        seeds=parsed_seeds,
-        ppo=settings.ppo_config(),
-        env=settings.env_config(),
-        total_timesteps=settings.total_timesteps,
-        eval_freq=_eval_freq(settings),
-        risk_free_rate=settings.risk_free_rate,
-        cache_dir=root / "walkforward-cache",
-        tensorboard_dir=Path(settings.tensorboard_log_dir) / "walkforward",
-        workers=workers,
-        settings=settings.snapshot(),
-        log_level=settings.log_level,
-    )
-    result = run_walkforward(config, data)
     n_trials, variance = record_trials(root, result)
     summary = summarize(result, n_trials, variance)
     directory = write_outputs(result, summary, root / (name or f"walkforward-{scheme}-{result.run_key}"))
@@ -88,7 +75,30 @@ def walkforward_command(
     )
 
 
-def _seeds(text: str) -> tuple[int, ...]:
+def fold_plan(
+    settings: Settings,
+    days: pd.Index,
+    scheme: str,
+    train_years: int,
+    val_months: int,
+    test_months: int,
+    step_months: int | None,
+) -> FoldPlan:
+    """The folds' plan from the options, over --start/--end or else the feature days' span."""
+    from finrl.research.folds import FoldPlan
+
+    return FoldPlan(
+        scheme=scheme,  # type: ignore[arg-type]  # FoldPlan validates it: one line naming the flag
+        train_years=train_years,
+        val_months=val_months,
+        test_months=test_months,
+        step_months=step_months or test_months,
+        start=settings.start_date or days[0].date(),
+        end=settings.end_date or days[-1].date(),
+    )
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
@@ -96,12 +106,6 @@ def _seeds(text: str) -> tuple[int, ...]:
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ConfigError(f"--seeds: expected distinct non-negative seeds, got {text!r}")
     return seeds
-
-
-def _eval_freq(settings: Settings) -> int:
-    if settings.eval_freq <= 0:
-        raise ConfigError("--eval-freq must be positive: each seed's model is kept by its validation window")
-    return min(settings.eval_freq, settings.total_timesteps)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,14 +22,21 @@ from finrl.applications.spy_rl_trading.cli_support import (
     echo_lines,
     settings_command,
 )
-from finrl.applications.spy_rl_trading.commands.research import _eval_freq, _seeds
+from finrl.applications.spy_rl_trading.commands.research import (
+    SchemeOption,
+    StepMonthsOption,
+    TestMonthsOption,
+    TrainYearsOption,
+    ValMonthsOption,
+    fold_plan,
+    parse_seeds,
+)
 from finrl.applications.spy_rl_trading.settings import SECRET_FIELDS, Settings, env_name
 from finrl.errors import ConfigError
 
 if TYPE_CHECKING:
     import optuna
 
-    from finrl.meta.dataset import FeatureData
     from finrl.research.tune.space import SearchSpace
     from finrl.research.tune.study import StudyDefinition
     from finrl.research.walkforward import WalkForwardConfig
@@ -64,11 +71,11 @@ def init_command(
     settings: Settings,
     study: Study,
     search_space: Annotated[Path | None, typer.Option(help="YAML search space (default: the built-in one)")] = None,
-    scheme: Annotated[str, typer.Option(help="rolling (fixed-length training) or anchored (growing)")] = "rolling",
-    train_years: Annotated[int, typer.Option(help="Training window per fold, in years")] = 5,
-    val_months: Annotated[int, typer.Option(help="Validation window (the objective), in months")] = 12,
-    test_months: Annotated[int, typer.Option(help="Test window (never read by the study), in months")] = 12,
-    step_months: Annotated[int | None, typer.Option(help="Step between folds (default: the test length)")] = None,
+    scheme: SchemeOption = "rolling",
+    train_years: TrainYearsOption = 5,
+    val_months: ValMonthsOption = 12,
+    test_months: TestMonthsOption = 12,
+    step_months: StepMonthsOption = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds trained per fold and trial")] = "1,2,3",
 ) -> None:
     """Create the study once, with what it evaluates: data, settings, fold plan, seeds, search space.
@@ -79,27 +86,18 @@ def init_command(
     _require_tune_extra()
     import pandas as pd
 
-    from finrl.research.folds import FoldPlan, plan_folds
+    from finrl.research.folds import plan_folds
     from finrl.research.tune.space import load_search_space
     from finrl.research.tune.storage import create_study, masked
     from finrl.research.tune.study import StudyDefinition, store_definition
 
     space = load_search_space(search_space)
     check_search_space(space, settings)
-    data = _load_data(settings)
-    days = data.features.index
-    plan = FoldPlan(
-        scheme=scheme,  # type: ignore[arg-type]  # FoldPlan validates it: one line naming the flag
-        train_years=train_years,
-        val_months=val_months,
-        test_months=test_months,
-        step_months=step_months or test_months,
-        start=settings.start_date or days[0].date(),
-        end=settings.end_date or days[-1].date(),
-    )
+    days = settings.feature_data().features.index
+    plan = fold_plan(settings, days, scheme, train_years, val_months, test_months, step_months)
     folds = plan_folds(pd.DatetimeIndex(days[(days >= str(plan.start)) & (days <= str(plan.end))]), plan)
-    definition = StudyDefinition(settings.snapshot(), plan, _seeds(seeds), space)
-    _eval_freq(settings)
+    definition = StudyDefinition(settings.snapshot(), plan, parse_seeds(seeds), space)
+    settings.walkforward_config(plan, definition.seeds, workers=1)  # refuses what a trial could not run
     storage, url = _storage(settings)
     optuna_study, created = create_study(storage, _study_name(study))
     store_definition(optuna_study, definition)
@@ -132,7 +130,7 @@ def run_command(
 
     optuna_study, definition = _open_study(settings, study)
     base = _study_settings(definition, settings)
-    data = _load_data(base)
+    data = base.feature_data()
     stop = StopRequest()
     setup = TrialSetup(
         data=data,
@@ -184,7 +182,7 @@ def best_command(
         return run_training(seeded).bundle
 
     prefix = f"tune-{optuna_study.study_name}-trial{best.number}"
-    parsed = _seeds(seeds)
+    parsed = parse_seeds(seeds)
     ensemble_name = f"{prefix}-ensemble" if len(parsed) > 1 else None
     if ensemble_name:
         check_run_name_free(settings.trained_models_dir, ensemble_name)  # before minutes of training
@@ -299,29 +297,8 @@ def check_search_space(space: SearchSpace, settings: Settings) -> None:
 
 
 def _walkforward_config(definition: StudyDefinition, base: Settings, params: dict[str, Any]) -> WalkForwardConfig:
-    from finrl.research.walkforward import WalkForwardConfig
-
     settings = _validated({**base.snapshot(), **_local(base), **params})
-    return WalkForwardConfig(
-        plan=definition.plan,
-        seeds=definition.seeds,
-        ppo=settings.ppo_config(),
-        env=settings.env_config(),
-        total_timesteps=settings.total_timesteps,
-        eval_freq=_eval_freq(settings),
-        risk_free_rate=settings.risk_free_rate,
-        cache_dir=Path(settings.results_dir) / "walkforward-cache",  # shared with spy-rl walkforward
-        tensorboard_dir=Path(settings.tensorboard_log_dir) / "walkforward",
-        workers=1,  # parallel trials come from parallel workers
-        settings=settings.snapshot(),
-        log_level=settings.log_level,
-    )
-
-
-def _load_data(settings: Settings) -> FeatureData:
-    from finrl.meta.dataset import load_feature_data
-
-    return load_feature_data(settings.data_request(), settings.datasets_dir, settings.feature_spec())
+    return settings.walkforward_config(definition.plan, definition.seeds, workers=1)  # parallel trials: workers
 
 
 def register(app: typer.Typer) -> None:
