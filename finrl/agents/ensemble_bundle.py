@@ -297,6 +297,10 @@ def _check_execution(config: EnvConfig, members: Sequence[ModelBundle]) -> None:
     first = members[0].env_config
     if (config.execution, config.initial_cash) != (first.execution, first.initial_cash):
         raise BundleError("the ensemble's execution differs from its members': corrupt or modified bundle.json")
+    if config.action_space != "continuous":  # its book trades target weights: the backtest and the trader alike
+        raise BundleError(
+            f"the ensemble's action space is {config.action_space}, not continuous: corrupt or modified bundle.json"
+        )
 
 
 # ---------------------------------------------------------------- making one
@@ -304,8 +308,7 @@ def _check_execution(config: EnvConfig, members: Sequence[ModelBundle]) -> None:
 
 def default_anchor(members: Sequence[ModelBundle]) -> date:
     """The day after the latest day any member saw (training or validation)."""
-    seen = [w.end for m in members for w in (m.split.train, m.split.validation) if w is not None]
-    return max(seen) + timedelta(days=1)
+    return max(m.split.seen_end for m in members) + timedelta(days=1)
 
 
 def default_name(rule: str, members: Sequence[ModelBundle]) -> str:

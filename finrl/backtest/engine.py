@@ -89,8 +89,7 @@ def ensemble_meta(ensemble: EnsembleBundle) -> dict[str, Any]:
 
 def default_test_window(bundle: AnyBundle, index: pd.DatetimeIndex) -> DateWindow:
     """The days after everything the model saw (training and validation) up to the end of the data."""
-    split = bundle.split
-    seen = max(split.train.end, split.validation.end) if split.validation else split.train.end
+    seen = bundle.split.seen_end
     after = index[index > pd.Timestamp(seen)]
     if len(after) < 2:
         raise DataError(

@@ -51,6 +51,11 @@ class DataSplit:
     validation: DateWindow | None
     test: DateWindow | None
 
+    @property
+    def seen_end(self) -> date:
+        """The last day the model saw, training or choosing (validation): a test starts after it."""
+        return max(self.train.end, self.validation.end) if self.validation else self.train.end
+
     def to_dict(self) -> dict[str, Any]:
         return {k: (w.to_dict() if w else None) for k, w in self.__dict__.items()}
 
@@ -115,8 +120,7 @@ def split_by_dates(
                 validation = DateWindow(_day(after[0]), v_end)
     train = DateWindow(t_start, t_end)
 
-    last_seen = max(train.end, validation.end) if validation else train.end
-    after = days[days > pd.Timestamp(last_seen)]
+    after = days[days > pd.Timestamp(DataSplit(train, validation, None).seen_end)]
     test = None
     s_start = test_start or (_day(after[0]) if len(after) else None)
     if s_start is not None:

@@ -259,6 +259,16 @@ def test_a_missing_member_or_a_malformed_manifest_is_one_line(models: Path) -> N
         load_any_bundle("ab", models)
 
 
+def test_an_edited_action_space_is_refused(models: Path) -> None:
+    """The ensemble's book trades target weights; a trader reading discrete3 would cut 0.67 to flat."""
+    make(models, "a", "b", name="ab")
+    document = json.loads((models / "ab" / MANIFEST_FILE).read_text())
+    document["env_config"]["action_space"] = "discrete3"
+    (models / "ab" / MANIFEST_FILE).write_text(json.dumps(document))
+    with pytest.raises(BundleError, match="action space is discrete3, not continuous"):
+        load_any_bundle("ab", models)
+
+
 # ---------------------------------------------------------------- the rules
 
 

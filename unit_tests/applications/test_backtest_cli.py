@@ -138,9 +138,14 @@ def test_two_models_write_a_multi_seed_summary(dirs: dict[str, Path]) -> None:
 
 
 def test_a_folder_of_bundles_expands_to_all(dirs: dict[str, Path], tmp_path: Path) -> None:
+    """Every trained model in the folder; not an ensemble of them (tune best writes one alongside), not staging."""
+    from finrl.agents.ensemble_bundle import create_ensemble
+
     sweep = tmp_path / "sweep"
     for name in ("r1", "r2"):
         shutil.copytree(dirs["models"] / name, sweep / name)
+    create_ensemble(["r1", "r2"], sweep, rule="mean_weight", rebalance_band=0.02, name="r1-r2")
+    shutil.copytree(dirs["models"] / "r1", sweep / ".staging-r3")
     result = invoke("backtest", "--model", sweep, *folder_args(dirs))
     assert_ok(result)
     assert len(reports(dirs["results"], "r1")) == 1 and len(reports(dirs["results"], "r2")) == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finrl.agents.bundle import MANIFEST_FILE
+from finrl.agents.bundle import MANIFEST_FILE, BundleError, is_ensemble, read_manifest
 from finrl.agents.ensemble_bundle import AnyBundle, load_any_bundle
 from finrl.applications.spy_rl_trading.settings import COST_FIELDS, Settings
 from finrl.backtest.engine import BacktestResult, default_test_window, run_backtest
@@ -74,17 +74,30 @@ def run_backtests(settings: Settings, references: list[str]) -> list[BacktestRun
 
 
 def expand_references(references: list[str]) -> list[Path | str]:
-    """A folder holding several bundles (a seed sweep) stands for all of them."""
+    """A folder holding several bundles (a seed sweep) stands for all of its trained models.
+
+    Ensembles in it (``tune best`` writes the seeds' next to them) and hidden staging folders are not
+    seeds: averaging an ensemble in with its own members would count them twice. Name one to test it.
+    """
     expanded: list[Path | str] = []
     for reference in references or ["latest"]:
         path = Path(reference)
         if path.is_dir() and not (path / MANIFEST_FILE).exists():
-            members = sorted(p for p in path.iterdir() if (p / MANIFEST_FILE).is_file() and not p.is_symlink())
+            members = sorted(p for p in path.iterdir() if _is_trained_model(p))
             if members:
                 expanded.extend(members)
                 continue
         expanded.append(reference)
     return expanded
+
+
+def _is_trained_model(folder: Path) -> bool:
+    if folder.is_symlink() or folder.name.startswith(".") or not (folder / MANIFEST_FILE).is_file():
+        return False
+    try:
+        return not is_ensemble(read_manifest(folder))
+    except BundleError:
+        return True  # loading it reports the problem in one line
 
 
 def test_window(settings: Settings, bundle: AnyBundle, features: pd.DataFrame) -> DateWindow:
