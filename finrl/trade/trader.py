@@ -113,6 +113,8 @@ class DailyTrader:
         metrics: TradingMetrics | None = None,
     ) -> None:
         """``policy`` acts for a single bundle (default: its NumPy policy); an ensemble needs none."""
+        if policy is not None and isinstance(bundle, EnsembleBundle):  # it would be silently ignored
+            raise ValueError("an ensemble decides through its members' replay: pass no policy")
         self.bundle, self.broker = bundle, broker
         self.policy = policy if policy is not None or isinstance(bundle, EnsembleBundle) else bundle.load_policy()
         self.features_for, self.journal, self.state_path = features_for, journal, Path(state_path)
