@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ from finrl.agents.batched_env import BatchedSpyEnv
 from finrl.meta.env.execution import COSTS_BEFORE_FEES, CostModel
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
-from unit_tests.conftest import cost_model, discrete3_config, execution_config
+from unit_tests.conftest import cost_model, env_config, execution_config
 
 # one test trains PPO (integration); the others are unit tests, marked one by one
 
@@ -58,6 +59,15 @@ def make_market(kind: str, days: int = 160, seed: int = 0) -> MarketArrays:
     )
 
 
+SPACES: dict[str, dict[str, Any]] = {
+    "discrete3": {"action_space": "discrete3"},
+    "target_weight": {"action_space": "target_weight", "weight_levels": (0.0, 0.25, 0.5, 0.75, 1.0)},
+    "continuous": {"action_space": "continuous"},
+}
+SHORT_LEVELS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+REWARDS = ("log_return", "differential_sharpe", "drawdown_penalty", "excess_log_return")
+
+
 def config(
     allow_short: bool = False,
     fractional: bool = False,
@@ -66,7 +76,10 @@ def config(
     random_start: bool = True,
     position_fraction: float = 1.0,
     costs: CostModel = CostModel(commission_bps=1.0, spread_bps=2.0, slippage_bps=3.0, **COSTS_BEFORE_FEES),
+    space: str = "discrete3",
+    reward: str = "log_return",
 ) -> EnvConfig:
+    """A small account; the weight spaces with a 0.05 no-trade band, target_weight short to -1 with ``allow_short``."""
     execution = execution_config(
         costs=costs,
         position_fraction=position_fraction,
@@ -74,8 +87,11 @@ def config(
         fractional_shares=fractional,
         fill_at=fill_at,
     )
-    return discrete3_config(
-        execution=execution, initial_cash=10_000.0, episode_length=episode_length, random_start=random_start
+    changes: dict[str, Any] = {**SPACES[space], "reward": reward, "rebalance_band": 0.05}
+    if space == "target_weight" and allow_short:
+        changes["weight_levels"] = SHORT_LEVELS
+    return env_config(
+        execution=execution, initial_cash=10_000.0, episode_length=episode_length, random_start=random_start, **changes
     )
 
 
@@ -96,19 +112,24 @@ def assert_same_infos(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
                 assert x[key] == y[key], (key, x[key], y[key])
 
 
-def random_actions(cfg: EnvConfig, rng: np.random.Generator, n_envs: int) -> np.ndarray:
-    """What a policy hands a VecEnv: ``[n]`` ints for the discrete spaces, ``[n, 1]`` float32 weights for Box."""
-    if cfg.action_space == "continuous":  # some outside the bounds, and some repeated, to exercise clip and band
-        weights = rng.choice(np.array([-1.3, -0.6, -0.01, 0.0, 0.3, 0.31, 0.7, 1.0, 1.2]), size=(n_envs, 1))
-        return (weights + rng.normal(0.0, 0.05, (n_envs, 1))).astype(np.float32)
-    k = 3 if cfg.action_space == "discrete3" else len(cfg.weight_levels)
-    return rng.integers(0, k, size=n_envs)
+def random_actions(space: gym.Space[Any], rng: np.random.Generator, n_envs: int) -> np.ndarray:
+    """What a policy hands a VecEnv: ``[n]`` ints for the discrete spaces, ``[n, 1]`` float32 weights for Box.
+
+    Box samples are stretched past both bounds a third of the time (the env clips them, and the
+    clipped ones repeat a weight exactly: inside the no-trade band)."""
+    samples = np.array([space.sample() for _ in range(n_envs)])
+    if isinstance(space, gym.spaces.Box):
+        stretched = rng.random((n_envs, 1)) < 1 / 3
+        samples = np.where(stretched, samples * np.float32(1.6) - np.float32(0.3), samples).astype(np.float32)
+    return samples
 
 
 def play_both(market: MarketArrays, cfg: EnvConfig, n_envs: int, seed: int, steps: int = 250) -> dict[str, int]:
     """Random actions, seeds, options and mid-episode resets into both VecEnvs; every output must match."""
     ours, theirs = BatchedSpyEnv(market, cfg, n_envs), dummy(market, cfg, n_envs)
     rng = np.random.default_rng(seed)
+    space = SpyTradingEnv(market, cfg).action_space
+    space.seed(seed)
     seen = {"done": 0, "ruin": 0, "trades": 0}
     for env in (ours, theirs):
         env.seed(seed)
@@ -116,7 +137,7 @@ def play_both(market: MarketArrays, cfg: EnvConfig, n_envs: int, seed: int, step
     assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b)
     assert ours.reset_infos == theirs.reset_infos
     for _ in range(steps):
-        actions = random_actions(cfg, rng, n_envs)
+        actions = random_actions(space, rng, n_envs)
         oa, ra, da, ia = ours.step(actions)
         ob, rb, db, ib = theirs.step(actions)
         assert oa.dtype == ob.dtype and np.array_equal(oa, ob)
@@ -145,32 +166,40 @@ def play_both(market: MarketArrays, cfg: EnvConfig, n_envs: int, seed: int, step
 
 
 CASES = list(itertools.product((False, True), (False, True), ("next_open", "next_close")))
+# the sell/hold/buy agent, the default agent (Settings: target weights, drawdown penalty), and weights as a Box
+AGENTS = [("discrete3", "log_return"), ("target_weight", "drawdown_penalty"), ("continuous", "drawdown_penalty")]
+FEES = {"sec_fee_per_million": 5_000.0, "finra_taf_per_share": 0.01, "finra_taf_max": 0.9, "impact_coef": 1.0}
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize("n_envs", [1, 16])
 @pytest.mark.parametrize(("allow_short", "fractional", "fill_at"), CASES)
 @pytest.mark.parametrize("kind", ["dividends", "ruin"])
-def test_identical_to_dummy_vec_env(kind: str, allow_short: bool, fractional: bool, fill_at: str, n_envs: int) -> None:
+@pytest.mark.parametrize(("space", "reward"), AGENTS)
+def test_identical_to_dummy_vec_env(
+    space: str, reward: str, kind: str, allow_short: bool, fractional: bool, fill_at: str, n_envs: int
+) -> None:
     market = make_market(kind)
-    cfg = config(allow_short, fractional, fill_at)
+    cfg = config(allow_short, fractional, fill_at, space=space, reward=reward)
     seen = {"done": 0, "ruin": 0, "trades": 0}
     for seed in (0, 7):
         for key, count in play_both(market, cfg, n_envs, seed).items():
             seen[key] += count
     assert seen["done"] > 0 and seen["trades"] > 0
-    if kind == "ruin" and n_envs == 16:
+    if kind == "ruin" and n_envs == 16 and (allow_short or space == "discrete3"):
         assert seen["ruin"] > 0  # the ruin path was exercised
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize("n_envs", [1, 16])
 @pytest.mark.parametrize(("allow_short", "fractional", "fill_at"), CASES)
-def test_identical_with_impact_and_sell_fees(allow_short: bool, fractional: bool, fill_at: str, n_envs: int) -> None:
+@pytest.mark.parametrize(("space", "reward"), AGENTS)
+def test_identical_with_impact_and_sell_fees(
+    space: str, reward: str, allow_short: bool, fractional: bool, fill_at: str, n_envs: int
+) -> None:
     """Every cost component non-zero: square-root impact on every fill, SEC fee and FINRA TAF on sells."""
     market = make_market("impact")
-    costs = cost_model(sec_fee_per_million=5_000.0, finra_taf_per_share=0.01, finra_taf_max=0.9, impact_coef=1.0)
-    cfg = config(allow_short, fractional, fill_at, costs=costs)
+    cfg = config(allow_short, fractional, fill_at, costs=cost_model(**FEES), space=space, reward=reward)
     seen = play_both(market, cfg, n_envs, seed=5)
     assert seen["done"] > 0 and seen["trades"] > 0
     log = run_logged(market, cfg)  # the components were all paid
@@ -182,13 +211,31 @@ def test_identical_with_impact_and_sell_fees(allow_short: bool, fractional: bool
 def run_logged(market: MarketArrays, cfg: EnvConfig) -> dict[str, np.ndarray]:
     env = SpyTradingEnv(market, replace(cfg, episode_length=None), record=True)
     env.reset(seed=0)
-    rng = np.random.default_rng(1)
+    env.action_space.seed(1)
     done = False
     while not done:
-        _, _, terminated, truncated, _ = env.step(int(rng.integers(0, 3)))
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         done = terminated or truncated
     assert env.log is not None
     return env.log.as_arrays()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("fractional", [False, True])
+@pytest.mark.parametrize("allow_short", [False, True])
+@pytest.mark.parametrize("reward", REWARDS)
+@pytest.mark.parametrize("space", list(SPACES))
+@pytest.mark.parametrize("kind", ["dividends", "ruin"])
+def test_identical_for_every_action_space_and_reward(
+    kind: str, space: str, reward: str, allow_short: bool, fractional: bool
+) -> None:
+    """Each shaping's state carried per env across steps and reset with its episode; the weight spaces'
+    bands, partial adds (averaged entry prices) and signed-weight observations; clipped Box actions."""
+    cfg = config(allow_short, fractional, space=space, reward=reward)
+    seen = play_both(make_market(kind), cfg, 8, seed=3)
+    assert seen["done"] > 0 and seen["trades"] > 0
+    if kind == "ruin" and allow_short:
+        assert seen["ruin"] > 0
 
 
 @pytest.mark.unit
@@ -199,38 +246,27 @@ def run_logged(market: MarketArrays, cfg: EnvConfig) -> dict[str, np.ndarray]:
         config(episode_length=30, random_start=False),
         config(allow_short=True, position_fraction=0.5, fractional=True),
         config(costs=CostModel(0.0, 0.0, 0.0, **COSTS_BEFORE_FEES)),
+        config(episode_length=None, space="target_weight", reward="differential_sharpe"),
+        config(allow_short=True, position_fraction=0.5, space="target_weight", reward="drawdown_penalty"),
+        config(costs=CostModel(0.0, 0.0, 0.0, **COSTS_BEFORE_FEES), space="continuous", reward="excess_log_return"),
     ],
-    ids=["whole-window", "fixed-start", "half-position", "no-costs"],
+    ids=[
+        "whole-window",
+        "fixed-start",
+        "half-position",
+        "no-costs",
+        "weights-whole-window",
+        "weights-half-position",
+        "box-no-costs",
+    ],
 )
 def test_identical_for_other_configs(cfg: EnvConfig) -> None:
     play_both(make_market("dividends", seed=3), cfg, 5, seed=11, steps=400)
 
 
-SPACES = {
-    "discrete3": {"action_space": "discrete3"},
-    "target_weight": {"action_space": "target_weight", "weight_levels": (0.0, 0.25, 0.5, 0.75, 1.0)},
-    "continuous": {"action_space": "continuous"},
-}
-SHORT_LEVELS = (-1.0, -0.5, 0.0, 0.5, 1.0)
-REWARDS = ("log_return", "differential_sharpe", "drawdown_penalty", "excess_log_return")
-
-
 @pytest.mark.unit
-@pytest.mark.parametrize("allow_short", [False, True])
-@pytest.mark.parametrize("reward", REWARDS)
-@pytest.mark.parametrize("space", list(SPACES))
-@pytest.mark.parametrize("kind", ["dividends", "ruin"])
-def test_identical_for_every_action_space_and_reward(kind: str, space: str, reward: str, allow_short: bool) -> None:
-    changes: dict[str, Any] = {**SPACES[space], "reward": reward, "rebalance_band": 0.05}
-    if space == "target_weight" and allow_short:
-        changes["weight_levels"] = SHORT_LEVELS
-    cfg = replace(config(allow_short, fractional=space == "continuous"), **changes)
-    seen = play_both(make_market(kind), cfg, 6, seed=3, steps=300)
-    assert seen["done"] > 0 and seen["trades"] > 0
-
-
-@pytest.mark.unit
-def test_real_features_market_identical(sample_bars: pd.DataFrame) -> None:
+@pytest.mark.parametrize("agent", ["discrete3", "default"])
+def test_real_features_market_identical(sample_bars: pd.DataFrame, agent: str) -> None:
     from finrl.meta.features import FeatureSpec, build_features
     from finrl.meta.preprocessing import FeatureNormalizer
 
@@ -238,12 +274,19 @@ def test_real_features_market_identical(sample_bars: pd.DataFrame) -> None:
     frame = build_features(sample_bars, spec).iloc[:400]
     market = MarketArrays.from_features(frame, FeatureNormalizer.fit(frame, spec.observation_columns))
     assert market.liquidity[0][-1] > 0 and market.liquidity[1][-1] > 0  # impact inputs from the bars
-    play_both(market, config(episode_length=252, costs=cost_model()), 16, seed=42, steps=300)  # default costs
+    cfg = env_config(episode_length=252)  # the Settings' defaults: costs, action space, reward
+    if agent == "discrete3":
+        cfg = replace(cfg, action_space="discrete3", reward="log_return")
+    play_both(market, cfg, 16, seed=42, steps=300)
+
+
+INVALID = {"discrete3": ([0, 1, 2, 3], "invalid action 3"), "target_weight": ([0, 4, 5, 1], "invalid action 5")}
 
 
 @pytest.mark.unit
-def test_vec_env_contract() -> None:
-    market, cfg = make_market("dividends"), config()
+@pytest.mark.parametrize("space", list(SPACES))
+def test_vec_env_contract(space: str) -> None:
+    market, cfg = make_market("dividends"), config(space=space)
     env = BatchedSpyEnv(market, cfg, 4)
     reference = SpyTradingEnv(market, cfg)
     assert isinstance(env, VecEnv) and env.num_envs == 4
@@ -271,8 +314,11 @@ def test_vec_env_contract() -> None:
         env.get_attr("no_such_thing")
     with pytest.raises(AttributeError):
         env.set_attr("nav", 1.0)
-    with pytest.raises(ValueError, match="invalid action 3"):
-        env.step(np.array([0, 1, 2, 3]))
+    bad, message = INVALID.get(space, (np.array([[0.5], [np.nan], [1.0], [0.0]], dtype=np.float32), "NaN"))
+    state = [env.get_attr(name) for name in ("day_index", "nav", "position")]
+    with pytest.raises(ValueError, match=message):
+        env.step(np.array(bad))
+    assert [env.get_attr(name) for name in ("day_index", "nav", "position")] == state  # refused before any env moved
     with pytest.raises(ValueError, match="exceeds the window"):
         BatchedSpyEnv(market, config(episode_length=len(market)), 2)
 
@@ -292,13 +338,16 @@ def test_vec_monitor_reports_episodes() -> None:
 
 
 @pytest.mark.integration
-def test_ppo_learns_the_same_weights_batched_or_dummy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("agent", ["default", "discrete3"])
+def test_ppo_learns_the_same_weights_batched_or_dummy(tmp_path: Path, agent: str) -> None:
     """Same seed, same transitions, same torch draws: the same weights, bit for bit, and the same validations."""
     from finrl.agents.bundle import FINAL_MODEL_FILE, MODEL_FILE
     from finrl.agents.training import train
-    from unit_tests.agents.test_training import policy_state, same_state, tiny_job
+    from unit_tests.agents.test_training import TINY_ENV, policy_state, same_state, tiny_job
 
-    runs = {kind: train(tiny_job(tmp_path, kind, vec_env=kind)) for kind in ("batched", "dummy")}
+    cfg = TINY_ENV if agent == "default" else replace(TINY_ENV, action_space="discrete3", reward="log_return")
+    assert agent != "default" or (cfg.action_space, cfg.reward) == ("target_weight", "drawdown_penalty")
+    runs = {kind: train(tiny_job(tmp_path, kind, vec_env=kind, env=cfg)) for kind in ("batched", "dummy")}
     batched, dummy = runs["batched"].bundle.path, runs["dummy"].bundle.path
     for name in (MODEL_FILE, FINAL_MODEL_FILE):
         assert same_state(policy_state(batched / name), policy_state(dummy / name)), name
