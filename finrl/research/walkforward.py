@@ -23,13 +23,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from finrl.agents.bundle import MANIFEST_FILE, ModelBundle, load_bundle
 from finrl.agents.ppo import PPOConfig
-from finrl.agents.training import TrainingJob, train
 from finrl.backtest.engine import AGENT, BacktestResult, run_backtest
 from finrl.log import get_logger
 from finrl.meta.dataset import FeatureData
@@ -37,6 +36,9 @@ from finrl.meta.env.spy_env import EnvConfig
 from finrl.research.collapse import collapse_flags
 from finrl.research.ensemble import ensemble_ledger
 from finrl.research.folds import Fold, FoldPlan, plan_folds
+
+if TYPE_CHECKING:
+    from finrl.agents.training import TrainingJob
 
 log = get_logger(__name__)
 
@@ -197,6 +199,8 @@ class WalkForward:
 
 
 def _job(config: WalkForwardConfig, data: FeatureData, fold: Fold, seed: int, key: str) -> TrainingJob:
+    from finrl.agents.training import TrainingJob  # torch: only where something trains (tune init plans, no more)
+
     return TrainingJob(
         features=data.features.loc[: pd.Timestamp(fold.validation.end)],  # the test window stays unseen
         feature_spec=data.spec,
@@ -237,6 +241,8 @@ def _worker_init(log_level: str) -> None:
 
 
 def _train_one(job: TrainingJob) -> str:
+    from finrl.agents.training import train
+
     return str(train(job).bundle.path)
 
 

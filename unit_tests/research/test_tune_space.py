@@ -15,11 +15,12 @@ import pytest
 from finrl.errors import ConfigError
 from finrl.research import statistics
 from finrl.research.folds import FoldPlan
-from finrl.research.tune.objective import ReturnMoments, SurplusTrialError, _claim
+from finrl.research.tune.objective import SurplusTrialError, _claim
 from finrl.research.tune.report import _dsr
-from finrl.research.tune.space import load_search_space
+from finrl.research.tune.space import load_search_space, parse_search_space
 from finrl.research.tune.storage import StorageConfig, StorageError, masked, open_storage, with_password
 from finrl.research.tune.study import StudyDefinition, read_definition, store_definition
+from finrl.research.tune.trials import ReturnMoments
 
 pytestmark = pytest.mark.unit
 
@@ -122,3 +123,14 @@ def test_trials_beyond_the_study_s_number_are_refused_in_trial_number_order() ->
         _claim(late, 3)
     study.tell(running[0], state=optuna.trial.TrialState.FAIL)  # a failed trial frees its place
     _claim(late, 3)
+
+
+def test_a_searched_value_is_checked_on_its_own_not_against_other_settings() -> None:
+    """batch_size 2048 exceeds the default rollout, but n_steps is searched too: the trial decides."""
+    from finrl.applications.spy_rl_trading.commands.tune import check_search_space
+
+    choices = {"n_steps": [1024], "batch_size": [2048]}
+    together = parse_search_space({k: {"type": "categorical", "choices": v} for k, v in choices.items()}, "test")
+    check_search_space(together)
+    with pytest.raises(ConfigError, match=r"^search space: gamma=1.5: Input should be less than or equal to 1$"):
+        check_search_space(parse_search_space({"gamma": {"type": "float", "low": 0.5, "high": 1.5}}, "test"))

@@ -32,6 +32,14 @@ from finrl.meta.env.rollout import run_policy
 from finrl.research import statistics
 from finrl.research.folds import Fold
 from finrl.research.tune.space import SearchSpace
+from finrl.research.tune.trials import (
+    FAIL_REASON_ATTR,
+    FOLD_SCORES_ATTR,
+    MOMENTS_ATTR,
+    SEED_SHARPES_ATTR,
+    WORKER_ATTR,
+    ReturnMoments,
+)
 from finrl.research.walkforward import WalkForward, WalkForwardConfig
 
 if TYPE_CHECKING:
@@ -41,13 +49,6 @@ if TYPE_CHECKING:
     from finrl.research.tune.worker import StopRequest
 
 log = get_logger(__name__)
-
-# user attributes of a trial
-WORKER_ATTR = "worker"
-FOLD_SCORES_ATTR = "fold_scores"  # per fold: the mean validation Sharpe (annualised) of the seeds
-SEED_SHARPES_ATTR = "seed_daily_sharpes"  # per seed: daily Sharpe of its validation days so far
-MOMENTS_ATTR = "validation_moments"  # finished trials: of the daily returns of the seeds in equal shares
-FAIL_REASON_ATTR = "fail_reason"
 
 
 class SurplusTrialError(Exception):
@@ -117,33 +118,6 @@ def _score(trial: optuna.Trial, setup: TrialSetup) -> float:
     equal_shares = pd.concat([pd.concat(parts) for parts in returns.values()], axis=1).mean(axis=1)
     trial.set_user_attr(MOMENTS_ATTR, ReturnMoments.of(equal_shares.to_numpy()).to_json())
     return float(np.mean(fold_scores))
-
-
-@dataclass(frozen=True)
-class ReturnMoments:
-    """What the PSR and DSR read from a return series: its length, per-period Sharpe ratio, skewness and
-    (non-excess) kurtosis, as :mod:`finrl.research.statistics` computes them."""
-
-    days: int
-    daily_sharpe: float
-    skew: float
-    kurtosis: float
-
-    @classmethod
-    def of(cls, returns: np.ndarray) -> ReturnMoments:
-        from scipy import stats
-
-        if returns.size < 2 or np.ptp(returns) == 0.0:  # flat: counted as normal, as the statistics module does
-            return cls(int(returns.size), 0.0, 0.0, 3.0)
-        skew, kurtosis = float(stats.skew(returns)), float(stats.kurtosis(returns, fisher=False))
-        return cls(int(returns.size), statistics.sharpe_ratio(returns), skew, kurtosis)
-
-    def to_json(self) -> dict[str, float]:
-        return {"days": self.days, "daily_sharpe": self.daily_sharpe, "skew": self.skew, "kurtosis": self.kurtosis}
-
-    @classmethod
-    def from_json(cls, document: dict[str, Any]) -> ReturnMoments:
-        return cls(int(document["days"]), *(float(document[k]) for k in ("daily_sharpe", "skew", "kurtosis")))
 
 
 def _validation_sharpe(bundle: ModelBundle) -> float:

@@ -26,12 +26,13 @@ import numpy as np
 from finrl.errors import FinRLError
 from finrl.fileio import atomic_write_text
 from finrl.research import statistics
-from finrl.research.tune.objective import (
+from finrl.research.tune.trials import (
     FOLD_SCORES_ATTR,
     MOMENTS_ATTR,
     SEED_SHARPES_ATTR,
     WORKER_ATTR,
     ReturnMoments,
+    state_counts,
 )
 
 if TYPE_CHECKING:
@@ -55,9 +56,6 @@ class StudySummary:
     best_daily_sharpe: float | None
     dsr: float | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {k: _clean(v) for k, v in self.__dict__.items()}
-
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     import optuna
@@ -75,12 +73,9 @@ def summarize(study: optuna.Study) -> StudySummary:
     variance = float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0
     moments = ReturnMoments.from_json(best.user_attrs[MOMENTS_ATTR]) if MOMENTS_ATTR in best.user_attrs else None
     enough = moments is not None and moments.days >= statistics.MIN_OBSERVATIONS
-    states: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        states[trial.state.name] = states.get(trial.state.name, 0) + 1
     return StudySummary(
         study=study.study_name,
-        states=dict(sorted(states.items())),
+        states=dict(sorted(state_counts(study).items())),
         best_number=best.number,
         best_value=float(best.value) if best.value is not None else math.nan,
         best_params=dict(best.params),
@@ -168,9 +163,3 @@ best of {summary.n_trials} skill-less configurations would show by luck (varianc
 {charts}
 </body></html>
 """
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

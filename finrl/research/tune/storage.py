@@ -20,7 +20,6 @@ from finrl.errors import ConfigError, FinRLError
 if TYPE_CHECKING:
     import optuna
 
-STUDY_DEFINITION_ATTR = "finrl_tune"  # the study's user attribute holding its definition (see tune.study)
 MAX_RETRY = 1  # a trial whose worker died runs once more; a second death is the trial's, not bad luck
 
 

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 from finrl.errors import ConfigError
 from finrl.research.folds import FoldPlan
 from finrl.research.tune.space import SearchSpace, parse_search_space
-from finrl.research.tune.storage import STUDY_DEFINITION_ATTR, StorageError
+from finrl.research.tune.storage import StorageError
 
 if TYPE_CHECKING:
     import optuna
 
 DEFINITION_FORMAT = 1
+STUDY_DEFINITION_ATTR = "finrl_tune"  # the study's user attribute holding its definition
 
 
 @dataclass(frozen=True)

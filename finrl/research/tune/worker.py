@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 
 from finrl.errors import ConfigError, FinRLError
 from finrl.log import get_logger
-from finrl.research.tune.objective import FAIL_REASON_ATTR, SurplusTrialError, TrialSetup, objective
+from finrl.research.tune.objective import SurplusTrialError, TrialSetup, objective
+from finrl.research.tune.trials import FAIL_REASON_ATTR, state_counts
 from finrl.signals import on_stop_signals
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def run_worker(study: optuna.Study, setup: TrialSetup, timeout: float | None, po
     log.info("tune_worker_start", study=study.study_name, worker=setup.worker, n_trials=setup.n_trials)
     while True:
         setup.stop.check(f"worker {setup.worker}")
-        counts = _states(study)
+        counts = state_counts(study)
         finished = counts["COMPLETE"] + counts["PRUNED"]
         if finished >= setup.n_trials:
             return WorkerSummary(dict(ran), finished, timed_out=False)
@@ -122,10 +123,6 @@ def run_worker(study: optuna.Study, setup: TrialSetup, timeout: float | None, po
                 f"{invalid_in_a_row} trials in a row drew settings that do not combine; "
                 "narrow the search space (see the trials' fail_reason)"
             )
-
-
-def _states(study: optuna.Study) -> Counter[str]:
-    return Counter(t.state.name for t in study.get_trials(deepcopy=False))
 
 
 def _fail_stale(study: optuna.Study) -> None:

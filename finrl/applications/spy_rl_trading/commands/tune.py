@@ -92,7 +92,7 @@ def init_command(
     from finrl.research.tune.study import StudyDefinition, store_definition
 
     space = load_search_space(search_space)
-    check_search_space(space, settings)
+    check_search_space(space)
     days = settings.feature_data().features.index
     plan = fold_plan(settings, days, scheme, train_years, val_months, test_months, step_months)
     folds = plan_folds(pd.DatetimeIndex(days[(days >= str(plan.start)) & (days <= str(plan.end))]), plan)
@@ -124,7 +124,7 @@ def run_command(
     """
     if n_trials < 1:
         raise ConfigError("--n-trials must be at least 1")
-    _require_tune_extra()
+    _require_tune_extra(trains=True)
     from finrl.research.tune.objective import TrialSetup
     from finrl.research.tune.worker import StopRequest, quiet_optuna, run_worker, worker_id
 
@@ -164,7 +164,7 @@ def best_command(
 ) -> None:
     """Train the best trial's configuration once per seed as normal bundles (study, trial, params in each),
     and with two seeds or more an ensemble bundle of them (mean weight, as the walk-forward's seeds)."""
-    _require_tune_extra()
+    _require_tune_extra(trains=True)
     from finrl.agents.bundle import TuneOrigin, check_run_name_free
     from finrl.agents.ensemble_bundle import create_ensemble
     from finrl.applications.spy_rl_trading.training_run import run_training
@@ -225,12 +225,15 @@ def report_command(
 # ---------------------------------------------------------------------------- helpers
 
 
-def _require_tune_extra() -> None:
-    """The tune library is imported inside each command (Optuna, SQLAlchemy and plotly cost other commands nothing)."""
+def _require_tune_extra(*, trains: bool = False) -> None:
+    """The tune library is imported inside each command (Optuna, SQLAlchemy and plotly cost other commands
+    nothing). Only the commands that train (run, best) need torch; init and report read and write the study."""
     try:
         import optuna
         import plotly  # noqa: F401
-        import torch  # noqa: F401
+
+        if trains:
+            import torch  # noqa: F401
     except ModuleNotFoundError:
         raise ConfigError(TUNE_EXTRA_HINT) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happened
@@ -281,19 +284,30 @@ def _validated(values: dict[str, Any]) -> Settings:
         raise ConfigError(f"invalid setting {where}{error['msg'].removeprefix('Value error, ')}") from None
 
 
-def check_search_space(space: SearchSpace, settings: Settings) -> None:
-    """Each name is a searchable setting and each value (range ends, choices) a valid one on its own."""
+def check_search_space(space: SearchSpace) -> None:
+    """Each name is a searchable setting and each value (range ends, choices) a valid one on its own.
+
+    "On its own" means against the setting's declared type and bounds only, not through ``Settings``:
+    its cross-field rules (batch_size at most n_steps x n_envs, weight levels for target_weight) depend
+    on what else a trial draws, so a value is neither refused nor let through because of the current
+    value of another setting. A drawn combination that breaks such a rule fails its trial with the
+    reason, and a worker stops after several in a row (see ``finrl.research.tune.worker``).
+    """
+    from pydantic import create_model
+
     for name in space.root:
         if name not in SEARCHABLE:
             raise ConfigError(
                 f"search space: {name!r} is not a setting a trial can draw (one of {', '.join(SEARCHABLE)})"
             )
+        field = Settings.model_fields[name]
+        # a model of this one field: its type and constraints, none of Settings' cross-field rules
+        alone = create_model(f"Searched_{name}", value=(field.annotation or Any, field))
         for value in space.candidate_values(name):
             try:
-                Settings.model_validate({**settings.snapshot(), "batch_size": 8, name: value})  # alone, not combined
+                alone.model_validate({"value": value})
             except ValidationError as exc:
-                message = exc.errors()[0]["msg"].removeprefix("Value error, ")
-                raise ConfigError(f"search space: {name}={value!r}: {message}") from None
+                raise ConfigError(f"search space: {name}={value!r}: {exc.errors()[0]['msg']}") from None
 
 
 def _walkforward_config(definition: StudyDefinition, base: Settings, params: dict[str, Any]) -> WalkForwardConfig:
