@@ -93,15 +93,21 @@ def run_worker(study: optuna.Study, setup: TrialSetup, timeout: float | None, po
     ran: Counter[str] = Counter()
     invalid_in_a_row = 0
     run = objective(setup)
+    error: BaseException | None = None  # how the last trial ended, when it raised
+
+    def attempt(trial: optuna.Trial) -> float:
+        nonlocal error
+        error = None
+        try:
+            return run(trial)
+        except BaseException as exc:
+            error = exc
+            raise
 
     def record(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        nonlocal invalid_in_a_row
         ran[trial.state.name] += 1
-        reason = trial.user_attrs.get(FAIL_REASON_ATTR)
-        invalid = trial.state == optuna.trial.TrialState.FAIL and reason is not None and "surplus" not in reason
-        invalid_in_a_row = invalid_in_a_row + 1 if invalid else 0
         log.info("tune_trial", trial=trial.number, state=trial.state.name, value=trial.value, worker=setup.worker,
-                 reason=reason)  # fmt: skip
+                 reason=trial.user_attrs.get(FAIL_REASON_ATTR))  # fmt: skip
 
     log.info("tune_worker_start", study=study.study_name, worker=setup.worker, n_trials=setup.n_trials)
     while True:
@@ -117,12 +123,22 @@ def run_worker(study: optuna.Study, setup: TrialSetup, timeout: float | None, po
             _fail_stale(study)  # the last trials run elsewhere: fail a dead worker's, then retry it here
             setup.stop.wait(poll_seconds)
             continue
-        study.optimize(run, n_trials=1, catch=(SurplusTrialError, ConfigError), callbacks=[record])
+        study.optimize(attempt, n_trials=1, catch=(SurplusTrialError, ConfigError), callbacks=[record])
+        invalid_in_a_row = _invalid_in_a_row(invalid_in_a_row, error)
         if invalid_in_a_row >= MAX_INVALID_IN_A_ROW:
             raise ConfigError(
                 f"{invalid_in_a_row} trials in a row drew settings that do not combine; "
                 "narrow the search space (see the trials' fail_reason)"
             )
+
+
+def _invalid_in_a_row(count: int, error: BaseException | None) -> int:
+    """Trials in a row whose drawn settings do not combine (they raise :class:`ConfigError`), after one more
+    trial that ended with ``error``. A trial refused as surplus drew nothing, so it says nothing about the
+    space and leaves the count as it was; a trial that ran (complete, pruned) resets it."""
+    if isinstance(error, SurplusTrialError):
+        return count
+    return count + 1 if isinstance(error, ConfigError) else 0
 
 
 def _fail_stale(study: optuna.Study) -> None:
