@@ -87,8 +87,6 @@ class WorkerSummary:
 
 def run_worker(study: optuna.Study, setup: TrialSetup, timeout: float | None, poll_seconds: float) -> WorkerSummary:
     """Run trials of ``study`` until it has ``setup.n_trials`` finished ones (or ``timeout`` seconds passed)."""
-    import optuna
-
     deadline = None if timeout is None else time.monotonic() + timeout
     ran: Counter[str] = Counter()
     invalid_in_a_row = 0
