@@ -53,7 +53,7 @@ def test_a_sqlite_study_from_init_to_best_bundles(tmp_path: Path, storage: str) 
 
     page = tmp_path / "report.html"
     report = spy_rl("tune", "report", "--study", "small", "--storage", storage, "--output", str(page))
-    assert "(3 configurations x seeds counted)" in line(report, "DSR:")
+    assert "(3 distinct configurations x seeds counted)" in line(report, "DSR:")
     text = page.read_text()
     assert "<script src" not in text and "Plotly.newPlot" in text  # plotly.js inlined: opens offline
     for title in ("Optimisation history", "Parameter importances", "Parallel coordinates", "Deflated Sharpe Ratio"):
@@ -109,6 +109,18 @@ def test_a_bad_search_space_is_refused_in_one_line(tmp_path: Path, storage: str,
     assert not (tmp_path / "studies").exists() or "bad" not in json.dumps(
         [s.study_name for s in optuna.get_all_study_summaries(storage)]
     )
+
+
+def test_overlapping_validation_windows_are_refused_in_one_line(tmp_path: Path, storage: str) -> None:
+    """A trial's validation returns are its folds' windows end to end: overlapping ones would count days twice."""
+    args = [*init_args(tmp_path, "overlap", storage), "--val-months", "6", "--step-months", "3"]
+    output = spy_rl(*args, code=2)
+    errors = [row for row in output.splitlines() if row.startswith("error:")]
+    assert errors == [
+        "error: --step-months 3 is shorter than --val-months 6: validation windows would overlap and the report's "
+        "Deflated Sharpe Ratio would count their shared days twice"
+    ], output
+    assert not (tmp_path / "studies").exists()  # refused before the storage was touched
 
 
 def test_a_worker_without_a_study_is_one_line(tmp_path: Path, storage: str) -> None:

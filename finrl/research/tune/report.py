@@ -4,8 +4,11 @@ The best trial was chosen among every configuration the study tried, on the vali
 its validation Sharpe is therefore the maximum of many noisy estimates and flatters it. The
 Deflated Sharpe Ratio (:func:`finrl.research.statistics.deflated_sharpe_ratio`) asks whether it
 still beats what the luckiest of that many skill-less configurations would show: the number of
-trials is every configuration x seed the study evaluated (pruned trials too), and their variance
-is that of the seeds' daily validation Sharpe ratios.
+trials is every distinct configuration x seed the study evaluated on at least one fold (pruned and
+failed trials too; a configuration drawn again, or a dead worker's trial retried, once), and their
+variance is that of the seeds' daily validation Sharpe ratios. Each seed's checkpoint was also chosen
+on the validation window (the best of its periodic evaluations); those choices are correlated
+snapshots of one training, not independent trials, and are not counted: the DSR is optimistic.
 
 The page inlines plotly's JavaScript once, so it opens without a network.
 """
@@ -32,6 +35,7 @@ from finrl.research.tune.trials import (
     SEED_SHARPES_ATTR,
     WORKER_ATTR,
     ReturnMoments,
+    evaluated_configurations,
     state_counts,
 )
 
@@ -51,7 +55,7 @@ class StudySummary:
     best_value: float  # mean over folds of the seeds' annualised validation Sharpe ratios
     best_params: dict[str, Any]
     best_fold_scores: list[float]
-    n_trials: int  # configurations x seeds evaluated: what the DSR deflates by
+    n_trials: int  # distinct configurations x seeds evaluated: what the DSR deflates by
     sharpe_variance: float  # of their daily validation Sharpe ratios
     best_daily_sharpe: float | None
     dsr: float | None
@@ -68,7 +72,8 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 
 def summarize(study: optuna.Study) -> StudySummary:
     best = best_trial(study)
-    sharpes = [float(s) for t in study.get_trials(deepcopy=False) for s in t.user_attrs.get(SEED_SHARPES_ATTR, [])]
+    tried = evaluated_configurations(study.get_trials(deepcopy=False))
+    sharpes = [float(s) for t in tried for s in t.user_attrs[SEED_SHARPES_ATTR]]
     n_trials = max(len(sharpes), 1)
     variance = float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0
     moments = ReturnMoments.from_json(best.user_attrs[MOMENTS_ATTR]) if MOMENTS_ATTR in best.user_attrs else None
@@ -154,11 +159,14 @@ were never read.</p>
 <tr><td>validation score</td><td>{num(summary.best_value)}</td></tr>
 <tr><td>per fold</td><td>{folds}</td></tr>
 <tr><td>daily validation Sharpe (seeds in equal shares)</td><td>{num(summary.best_daily_sharpe, 4)}</td></tr>
-<tr><td>Deflated Sharpe Ratio ({summary.n_trials} configurations x seeds counted)</td><td>{num(summary.dsr)}</td></tr>
+<tr><td>Deflated Sharpe Ratio ({summary.n_trials} distinct configurations x seeds counted)</td>
+<td>{num(summary.dsr)}</td></tr>
 </table>
 <p>The Deflated Sharpe Ratio is the probability that the best trial's true validation Sharpe exceeds what the
 best of {summary.n_trials} skill-less configurations would show by luck (variance of their daily Sharpe ratios
-{num(summary.sharpe_variance, 6)}); below 0.95 the best configuration is not distinguishable from luck.</p>
+{num(summary.sharpe_variance, 6)}); below 0.95 the best configuration is not distinguishable from luck.
+Pruned and failed configurations count; a repeated or retried one counts once. Each seed's checkpoint was
+also chosen on its validation window, and those choices are not counted, so this DSR is optimistic.</p>
 <table><tr><th>parameter</th><th>value</th></tr>{params}</table>
 {charts}
 </body></html>

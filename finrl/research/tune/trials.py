@@ -7,7 +7,9 @@ host) needs only Optuna.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,3 +58,26 @@ class ReturnMoments:
 def state_counts(study: optuna.Study) -> Counter[str]:
     """The study's trials by state name (COMPLETE, PRUNED, FAIL, RUNNING, WAITING)."""
     return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+
+
+def evaluated_configurations(trials: Iterable[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """One trial per distinct configuration that was evaluated on at least one fold: what the DSR counts.
+
+    A configuration drawn twice (the sampler repeats itself, or a dead worker's trial was retried with
+    its parameters and attributes copied) is one trial tried, not two; of its copies the one that got
+    furthest (most folds) speaks for it. A trial that evaluated nothing (refused, or its settings did
+    not combine) was not tried. Every other trial counts, whatever its state: a pruned or failed
+    configuration was looked at before the best one was chosen.
+    """
+    kept: dict[str, optuna.trial.FrozenTrial] = {}
+    for trial in trials:
+        if not trial.user_attrs.get(SEED_SHARPES_ATTR):
+            continue
+        key = json.dumps(trial.params, sort_keys=True, default=str)
+        if key not in kept or _folds(trial) > _folds(kept[key]):
+            kept[key] = trial
+    return list(kept.values())
+
+
+def _folds(trial: optuna.trial.FrozenTrial) -> int:
+    return len(trial.user_attrs.get(FOLD_SCORES_ATTR, []))

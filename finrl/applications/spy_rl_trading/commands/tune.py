@@ -95,6 +95,11 @@ def init_command(
     check_search_space(space)
     days = settings.feature_data().features.index
     plan = fold_plan(settings, days, scheme, train_years, val_months, test_months, step_months)
+    if plan.step_months < plan.val_months:  # a trial's validation returns are its folds' windows end to end
+        raise ConfigError(
+            f"--step-months {plan.step_months} is shorter than --val-months {plan.val_months}: validation windows "
+            "would overlap and the report's Deflated Sharpe Ratio would count their shared days twice"
+        )
     folds = plan_folds(pd.DatetimeIndex(days[(days >= str(plan.start)) & (days <= str(plan.end))]), plan)
     definition = StudyDefinition(settings.snapshot(), plan, parse_seeds(seeds), space)
     settings.walkforward_config(plan, definition.seeds, workers=1)  # refuses what a trial could not run
@@ -216,7 +221,7 @@ def report_command(
             f"trials:       {', '.join(f'{n} {s.lower()}' for s, n in summary.states.items())}",
             f"best trial:   {summary.best_number}, validation score {summary.best_value:.4f}",
             f"params:       {', '.join(f'{k}={v}' for k, v in sorted(summary.best_params.items()))}",
-            f"DSR:          {dsr} ({summary.n_trials} configurations x seeds counted)",
+            f"DSR:          {dsr} ({summary.n_trials} distinct configurations x seeds counted)",
             f"report:       {path}",
         ]
     )
