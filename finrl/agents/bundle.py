@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -266,7 +267,12 @@ def publish_bundle(staging: Path, models_dir: Path, manifest: dict[str, Any]) ->
         staging / MANIFEST_FILE,
     )
     atomic_write_json(staging / MANIFEST_FILE, full.to_json())
-    staging.rename(final)
+    try:
+        staging.rename(final)
+    except OSError:
+        if not final.exists():
+            raise
+        check_run_name_free(models_dir, run_name)  # another run took the name since the check above: one line
     fsync_dir(Path(models_dir))
     point_latest(Path(models_dir), final)
     return ModelBundle(final, full)
@@ -295,9 +301,10 @@ def convert_bundle(bundle: ModelBundle) -> ModelBundle:
 
 
 def point_latest(models_dir: Path, target: Path) -> None:
+    """Point ``latest`` at ``target`` atomically. The temporary link's name is unique across machines
+    and containers sharing the folder (where every process may be PID 1), so two runs never clash."""
     link = models_dir / LATEST
-    temporary = models_dir / f".{LATEST}.{os.getpid()}"
-    temporary.unlink(missing_ok=True)
+    temporary = models_dir / f".{LATEST}.{os.getpid()}.{uuid.uuid4().hex}"
     temporary.symlink_to(target.name, target_is_directory=True)
     temporary.replace(link)  # atomic: readers see the old or the new target
     fsync_dir(models_dir)

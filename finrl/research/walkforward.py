@@ -19,17 +19,20 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from finrl.agents.bundle import MANIFEST_FILE, ModelBundle, load_bundle
+from finrl.agents.bundle import MANIFEST_FILE, BundleError, ModelBundle, load_bundle
 from finrl.agents.ppo import PPOConfig
 from finrl.backtest.engine import AGENT, BacktestResult, run_backtest
+from finrl.fileio import fsync_dir
 from finrl.log import get_logger
 from finrl.meta.dataset import FeatureData
 from finrl.meta.env.spy_env import EnvConfig
@@ -225,12 +228,12 @@ def _train_all(jobs: Sequence[TrainingJob], workers: int, log_level: str) -> Non
         return
     if workers == 1 or len(jobs) == 1:
         for job in jobs:
-            _train_one(job)
+            train_into_cache(job)
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no torch state shared through fork
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_worker_init,
                              initargs=(log_level,)) as pool:  # fmt: skip
-        for path in pool.map(_train_one, jobs):
+        for path in pool.map(train_into_cache, jobs):
             log.info("walkforward_trained", bundle=path)
 
 
@@ -240,10 +243,41 @@ def _worker_init(log_level: str) -> None:
     configure_logging(log_level)
 
 
-def _train_one(job: TrainingJob) -> str:
+def train_into_cache(job: TrainingJob) -> Path:
+    """Train ``job`` in a private folder beside the cache, then publish its bundle under its key.
+
+    Several processes may train one key at once: tune workers on other machines sharing the cache
+    volume, whose trials drew the same configuration. The first to publish wins; a later one finds
+    the key complete and keeps that bundle, discarding its own (the key names the data, the
+    configuration and the seed: both trained the same model). Training aside also keeps what a
+    normal training leaves beside its bundle (``latest``, an interrupted run's checkpoint) out of
+    the cache.
+    """
     from finrl.agents.training import train
 
-    return str(train(job).bundle.path)
+    cache = Path(job.models_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix=f".training-{job.run_name}-", dir=cache))
+    try:
+        return publish_cached(train(replace(job, models_dir=private)).bundle.path, cache / job.run_name)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def publish_cached(trained: Path, entry: Path) -> Path:
+    """Rename the bundle folder ``trained`` to the cache entry ``entry`` (atomic); an entry another
+    process completed first is kept as it is, and ``trained`` is left to its caller to remove."""
+    try:
+        trained.rename(entry)
+    except OSError:
+        if not (entry / MANIFEST_FILE).is_file():
+            raise BundleError(
+                f"{entry} is in the way of a trained model but is no complete bundle: remove it"
+            ) from None
+        log.info("walkforward_cache_published_elsewhere", key=entry.name)
+        return entry
+    fsync_dir(entry.parent)
+    return entry
 
 
 # ---------------------------------------------------------------------------- stitching
