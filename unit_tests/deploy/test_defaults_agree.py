@@ -61,6 +61,16 @@ OVERRIDES: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"0.0001", "0.001"}),
         "docker-compose.parallel.yml sweeps the learning rate around the default",
     ),
+    "SPY_TUNE_STORAGE": (
+        frozenset(
+            {
+                "postgresql+psycopg://finrl@postgres:5432/optuna",  # docker-compose.tune.yml
+                "postgresql+psycopg://finrl@finrl-tune-postgres:5432/optuna",  # k8s/tune
+                "postgresql+psycopg://finrl@db.example.com:5432/optuna",  # k8s/tune/external-db (to edit)
+            }
+        ),
+        "deployed workers share one PostgreSQL study; SQLite is for one machine",
+    ),
     **{
         name: (container_dirs(name), "containers keep artifacts on volumes under /app (a subfolder per sweep run)")
         for name in ARTIFACT_VARIABLES

@@ -43,6 +43,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 IMAGE = "finrl:e2e"  # full: training, TensorBoard
 INFERENCE_IMAGE = "finrl-inference:e2e"  # no torch: backtests, paper trading
 FINRL_UID = 1000
+# the shell's variables that the Compose files read: a developer's values must not change the tests
+ENV_PREFIXES = ("SPY_", "ALPACA_", "COMPOSE_", "TUNE_", "OPTUNA_DASHBOARD_")
 
 
 def _engine_problem() -> str | None:
@@ -77,12 +79,12 @@ def _free_port() -> int:
 class Stack:
     """One Compose project with its own name, volumes and network, run from the repo root."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.project = f"finrl-e2e-{os.getpid()}"
+    def __init__(self, tmp: Path, project: str = "finrl-e2e") -> None:
+        self.project = f"{project}-{os.getpid()}"
         empty_env = tmp / "empty.env"  # a developer's .env must not change the test
         empty_env.write_text("")
         self.tensorboard_port = _free_port()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SPY_", "ALPACA_", "COMPOSE_"))}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIXES)}
         self.env.update(
             {
                 "FINRL_IMAGE": IMAGE,

@@ -1,12 +1,15 @@
 """The deployment files through the tools that own their formats, each run as a process: hadolint
-(Dockerfile), kubernetes-validate and kubectl kustomize (k8s/), check-jsonschema (GitHub workflows)
-and yamllint (every deployment YAML file). Integration tests: the static checks of the same files
+(the Dockerfile and the test's postgres stand-in), kubernetes-validate and kubectl kustomize (k8s/,
+k8s/tune/ with and without its external-db component), check-jsonschema (GitHub workflows) and
+yamllint (every deployment YAML file). Integration tests: the static checks of the same files
 (test_dockerfile, test_k8s, test_workflows_and_yaml) are the unit ones; Compose's own checks are
 in test_compose."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,18 +17,24 @@ import yaml
 from unit_tests.deploy.conftest import K8S_DIR, REPO_ROOT, check, tool
 from unit_tests.deploy.test_dockerfile import DOCKERFILE
 from unit_tests.deploy.test_k8s import SECRET_TEMPLATE, applied_files, containers, resources
+from unit_tests.deploy.test_k8s_tune import EXTERNAL_DB, TUNE_DIR, tune_files, tune_resources
+from unit_tests.deploy.test_k8s_tune import SECRET_TEMPLATE as TUNE_SECRET_TEMPLATE
 from unit_tests.deploy.test_workflows_and_yaml import WORKFLOWS
 
 pytestmark = pytest.mark.integration
 
 
-def test_hadolint_passes() -> None:
-    check([tool("hadolint"), "--failure-threshold", "info", str(DOCKERFILE)])
+POSTGRES_STANDIN = REPO_ROOT / "unit_tests" / "deploy" / "postgres-standin" / "Dockerfile"
+
+
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, POSTGRES_STANDIN], ids=["finrl", "postgres-standin"])
+def test_hadolint_passes(dockerfile: Path) -> None:
+    check([tool("hadolint"), "--failure-threshold", "info", str(dockerfile)])
 
 
 def test_kubernetes_validate_strict() -> None:
-    files = [str(p) for p in applied_files()] + [str(SECRET_TEMPLATE)]
-    check([tool("kubernetes-validate"), "--strict", "--quiet", *files])
+    files = [*applied_files(), SECRET_TEMPLATE, *tune_files(), TUNE_SECRET_TEMPLATE, EXTERNAL_DB / "storage.yaml"]
+    check([tool("kubernetes-validate"), "--strict", "--quiet", *map(str, files)])
 
 
 def test_kubectl_kustomize_builds_valid_resources(tmp_path) -> None:
@@ -43,6 +52,39 @@ def test_kubectl_kustomize_builds_valid_resources(tmp_path) -> None:
     check([tool("kubernetes-validate"), "--strict", "--quiet", str(out)])
 
 
+def test_kubectl_kustomize_builds_the_tune_stack(tmp_path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed (the kustomize build is checked where it is)")
+    built = check([kubectl, "kustomize", str(TUNE_DIR)]).stdout
+    docs = [d for d in yaml.safe_load_all(built) if d]
+    assert len(docs) == len(tune_resources())
+    assert {c["image"] for d in docs for c in containers(d)} == {"finrl:latest", "postgres:16"}
+    assert all(d["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kustomize" for d in docs)
+    (tmp_path / "tune.yaml").write_text(built)
+    check([tool("kubernetes-validate"), "--strict", "--quiet", str(tmp_path / "tune.yaml")])
+
+
+def test_kubectl_kustomize_external_db_component(tmp_path) -> None:
+    """An overlay of the user's own, as the component's comment shows: no StatefulSet, the URL changed."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed (the kustomize build is checked where it is)")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    base = os.path.relpath(TUNE_DIR, overlay)  # kustomize takes relative paths only
+    (overlay / "kustomization.yaml").write_text(f"resources: [{base}]\ncomponents: [{base}/external-db]\n")
+    built = check([kubectl, "kustomize", str(overlay)]).stdout
+    docs = [d for d in yaml.safe_load_all(built) if d]
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(d["kind"] for d in tune_resources() if d["kind"] not in {"StatefulSet", "Service"})
+    (tune_config,) = [d for d in docs if d["metadata"]["name"] == "finrl-tune-config"]
+    assert tune_config["data"]["SPY_TUNE_STORAGE"].startswith("postgresql+psycopg://finrl@db.example.com:")
+    assert tune_config["data"]["TUNE_STUDY"], "the rest of the ConfigMap stays"
+    (tmp_path / "external.yaml").write_text(built)
+    check([tool("kubernetes-validate"), "--strict", "--quiet", str(tmp_path / "external.yaml")])
+
+
 def test_workflows_match_the_github_schema() -> None:
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
     assert len(files) >= 2
@@ -57,6 +99,8 @@ def test_yamllint() -> None:
         REPO_ROOT / ".yamllint.yaml",
         *K8S_DIR.rglob("*.yaml"),
         K8S_DIR / "Kustomization",
+        TUNE_DIR / "Kustomization",
+        EXTERNAL_DB / "Kustomization",
         *(REPO_ROOT / "monitoring").rglob("*.yml"),
         *WORKFLOWS.glob("*.yml"),
     ]
