@@ -19,9 +19,12 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import tempfile
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -244,6 +247,36 @@ class ModelBundle:
             return PPO.load(self.path / MODEL_FILE, device=device)
         except Exception as exc:  # zip, pickle and torch errors all mean an unusable file
             raise BundleError(f"cannot load {self.path / MODEL_FILE}: {exc}") from exc
+
+
+class StoppedError(FinRLError):
+    """SIGTERM arrived while bundles were being assembled: their staging was removed, nothing was published."""
+
+    exit_code = 128 + signal.SIGTERM  # 143, as docker stop and Kubernetes expect
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """For the duration, SIGTERM raises :class:`StoppedError` (as Ctrl-C raises KeyboardInterrupt), so that
+    the ``finally`` blocks that remove staging folders run: SIGTERM's default action would end the process
+    without them. The handler is then the previous one again, so a second SIGTERM during that cleanup ends
+    the process as before. Signals reach only the main thread: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:  # installed outside Python: restore the default
+        previous = signal.SIG_DFL
+
+    def stop(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, previous)
+        raise StoppedError("stopped by SIGTERM: nothing was published")
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def staging_dir(models_dir: Path, run_name: str) -> Path:

@@ -50,6 +50,7 @@ from finrl.agents.bundle import (
     read_manifest,
     resolve_bundle,
     sha256_file,
+    sigterm_raises,
     staging_dir,
     validate_document,
 )
@@ -336,15 +337,16 @@ def create_ensemble(
     if final.exists() or final.is_symlink():
         raise BundleError(f"a model named {run_name} already exists in {models_dir}: choose another --name")
     manifest = _manifest(members, run_name, rule, rebalance_band, anchor or default_anchor(members))
-    staging = staging_dir(models_dir, run_name)
-    try:
-        for member in members:
-            _copy_member(member, staging / MEMBERS_DIR / member.run_name)
-        atomic_write_json(staging / MANIFEST_FILE, {**manifest, "members": _member_records(members, staging)})
-        staging.rename(final)
-        fsync_dir(Path(models_dir))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone after the rename; removed on any failure
+    with sigterm_raises():  # docker stop, Kubernetes: the staging folder is removed, as on any failure
+        staging = staging_dir(models_dir, run_name)
+        try:
+            for member in members:
+                _copy_member(member, staging / MEMBERS_DIR / member.run_name)
+            atomic_write_json(staging / MANIFEST_FILE, {**manifest, "members": _member_records(members, staging)})
+            staging.rename(final)
+            fsync_dir(Path(models_dir))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone after the rename; removed on any failure
     return load_ensemble_at(final, read_manifest(final))
 
 

@@ -45,8 +45,8 @@ def env(server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     return settings
 
 
-def init_study(root: Path, study: str, server: PostgresServer) -> None:
-    outcome = CliRunner().invoke(app, init_args(root, study, server.url), catch_exceptions=False)
+def init_study(root: Path, study: str, server: PostgresServer, *, timesteps: int = 256) -> None:
+    outcome = CliRunner().invoke(app, init_args(root, study, server.url, timesteps=timesteps), catch_exceptions=False)
     assert outcome.exit_code == 0, outcome.output + outcome.stderr
     assert server.password not in outcome.output + outcome.stderr
 
@@ -123,15 +123,23 @@ def test_a_killed_worker_s_trial_fails_after_the_grace_period_and_runs_again(
 def test_sigterm_fails_the_trial_in_progress_and_exits_143(
     server: PostgresServer, env: dict[str, str], tmp_path: Path
 ) -> None:
-    init_study(tmp_path, "stopped", server)
+    """The trial cannot finish before the signal: each training has far more timesteps than the test waits
+    for. Whether the signal comes before the first training (the stop check) or during it (the training's
+    own stop), the trial ends FAIL with the reason and the worker exits 143."""
+    init_study(tmp_path, "stopped", server, timesteps=10**9)
     study = load(server, "stopped")
     process = worker(tmp_path, "stopped", server.url, 3, {**env, "JOB_COMPLETION_INDEX": "0"})
-    wait_for(lambda: running_trial_of(study, "0") is not None, 120, "the worker to start a trial")
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(120) == 143, (tmp_path / "worker-0.log").read_text()
+    log = tmp_path / "worker-0.log"
+    try:
+        wait_for(lambda: running_trial_of(study, "0") is not None, 120, "the worker to start a trial")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(120) == 143, log.read_text()
+    finally:
+        if process.poll() is None:  # it would train for hours
+            process.kill()
 
-    study = load(server, "stopped")
-    assert states(study)["RUNNING"] == 0
-    failed = [t for t in study.trials if t.state.name == "FAIL"]
-    if failed:  # stopped mid-trial (else the signal came as a trial finished, and it was kept)
-        assert "SIGTERM" in failed[0].user_attrs["fail_reason"]
+    trials = load(server, "stopped").trials
+    assert [t.state.name for t in trials] == ["FAIL"], log.read_text()
+    reason = trials[0].user_attrs["fail_reason"]
+    assert reason.startswith("trial 0 stopped in fold 1") and reason.endswith("stopped by SIGTERM"), reason
+    assert reason in log.read_text().splitlines()[-1]  # the worker's last line says why it stopped

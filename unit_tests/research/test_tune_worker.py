@@ -14,7 +14,8 @@ from finrl.errors import ConfigError
 from finrl.research.tune import objective, worker
 from finrl.research.tune.objective import SurplusTrialError, TrialSetup
 from finrl.research.tune.space import load_search_space
-from finrl.research.tune.worker import StopRequest, run_worker
+from finrl.research.tune.stop import StopRequest
+from finrl.research.tune.worker import run_worker
 
 pytestmark = pytest.mark.unit
 

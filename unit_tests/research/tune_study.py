@@ -10,7 +10,7 @@ from pathlib import Path
 
 from unit_tests.conftest import make_bars
 
-TINY = ["--timesteps", "256", "--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--eval-freq", "128",
+TINY = ["--n-envs", "2", "--n-steps", "64", "--batch-size", "64", "--eval-freq", "128",
         "--episode-length", "40", "--net-arch", "8,8"]  # fmt: skip
 PLAN = ["--train-years", "1", "--val-months", "3", "--test-months", "3", "--seeds", "1"]
 # two settings, small ranges: every drawn combination is valid and each trial takes seconds
@@ -34,10 +34,12 @@ def folders(root: Path) -> list[str]:
             "--tensorboard-dir", str(root / "tb")]  # fmt: skip
 
 
-def init_args(root: Path, study: str, storage: str) -> list[str]:
+def init_args(root: Path, study: str, storage: str, *, timesteps: int = 256) -> list[str]:
+    """``spy-rl tune init`` of the tiny study; ``timesteps`` per training (a large number keeps a trial
+    training for as long as a test needs it to)."""
     (root / "space.yaml").write_text(SPACE)
     return ["tune", "init", "--study", study, "--storage", storage, "--search-space", str(root / "space.yaml"),
-            *write_market(root / "market"), *TINY, *PLAN, *folders(root)]  # fmt: skip
+            *write_market(root / "market"), *TINY, "--timesteps", str(timesteps), *PLAN, *folders(root)]  # fmt: skip
 
 
 def worker(root: Path, study: str, storage: str, n_trials: int, env: dict[str, str]) -> subprocess.Popen[str]:

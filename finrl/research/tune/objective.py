@@ -17,6 +17,7 @@ each new one, so trials stay small.
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from finrl.meta.env.rollout import run_policy
 from finrl.research import statistics
 from finrl.research.folds import Fold
 from finrl.research.tune.space import SearchSpace
+from finrl.research.tune.stop import StopRequest, TuneInterruptedError
 from finrl.research.tune.trials import (
     FAIL_REASON_ATTR,
     FOLD_SCORES_ATTR,
@@ -46,7 +48,6 @@ if TYPE_CHECKING:
     import optuna
 
     from finrl.agents.bundle import ModelBundle
-    from finrl.research.tune.worker import StopRequest
 
 log = get_logger(__name__)
 
@@ -101,7 +102,7 @@ def _score(trial: optuna.Trial, setup: TrialSetup) -> float:
     fold_scores: list[float] = []
     returns: dict[int, list[pd.Series]] = {seed: [] for seed in seeds}
     for step, fold in enumerate(walk.folds):
-        trained = walk.train(fold)
+        trained = _train(walk, fold, f"trial {trial.number} stopped in fold {fold.number}", setup.stop)
         bundles = walk.bundles(fold)
         fold_scores.append(float(np.mean([_validation_sharpe(bundles[seed]) for seed in seeds])))
         for seed in seeds:
@@ -118,6 +119,23 @@ def _score(trial: optuna.Trial, setup: TrialSetup) -> float:
     equal_shares = pd.concat([pd.concat(parts) for parts in returns.values()], axis=1).mean(axis=1)
     trial.set_user_attr(MOMENTS_ATTR, ReturnMoments.of(equal_shares.to_numpy()).to_json())
     return float(np.mean(fold_scores))
+
+
+def _train(walk: WalkForward, fold: Fold, doing: str, stop: StopRequest) -> int:
+    """Train the fold's seeds that are not cached; a stop request ends the trial at once, not after the fold.
+
+    A signal during PPO's learning loop is caught by the training itself (it ends after its current
+    step): it becomes this worker's stop request too, so that a second signal ends the worker at once.
+    """
+    from finrl.agents.training import TrainingInterruptedError
+
+    try:
+        with stop.raising(doing):
+            return walk.train(fold)
+    except TrainingInterruptedError as exc:
+        signum = exc.exit_code - 128  # the training's exit code is 128 + the signal's number
+        stop.set(signum)
+        raise TuneInterruptedError(f"{doing}: stopped by {signal.Signals(signum).name}", signum) from None
 
 
 def _validation_sharpe(bundle: ModelBundle) -> float:

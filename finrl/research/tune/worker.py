@@ -7,17 +7,16 @@ others' running trials fill the budget it waits for them, so that a trial whose 
 failed after its grace period and run again by one that is still alive. The study is done when
 N trials are finished; each worker then exits 0.
 
-Signals: SIGTERM or SIGINT during a trial lets it finish its current fold, then fails it with
-the reason (``fail_reason``), so no trial is left RUNNING; the worker exits 143 (130). A trial
-never started is not touched.
+Signals (see :mod:`.stop`): the first SIGTERM or SIGINT fails the trial in progress at its next
+check (before a seed's training, after a fold; a training ends after its current step) with the
+reason (``fail_reason``), so no trial is left RUNNING, and the worker exits 143 (130); a second one
+ends the worker at once. A trial never started is not touched.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import threading
 import time
 import warnings
 from collections import Counter
@@ -26,11 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from finrl.errors import ConfigError, FinRLError
+from finrl.errors import ConfigError
 from finrl.log import get_logger
 from finrl.research.tune.objective import SurplusTrialError, TrialSetup, objective
 from finrl.research.tune.trials import FAIL_REASON_ATTR, state_counts
-from finrl.signals import on_stop_signals
 
 if TYPE_CHECKING:
     import optuna
@@ -38,38 +36,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 MAX_INVALID_IN_A_ROW = 3  # trials whose drawn settings do not combine (e.g. batch > rollout) before giving up
-
-
-class TuneInterruptedError(FinRLError):
-    """A worker stopped on SIGTERM/SIGINT; its trial in progress (if any) was failed with the reason."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.exit_code = 128 + signum  # 143 for SIGTERM (docker stop, Kubernetes), 130 for Ctrl-C
-
-
-class StopRequest:
-    """Set by SIGTERM/SIGINT; checked between folds and between trials."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._event = threading.Event()
-
-    def set(self, signum: int) -> None:
-        self.signal = signum
-        self._event.set()
-
-    def check(self, doing: str) -> None:
-        if self.signal is not None:
-            raise TuneInterruptedError(f"{doing}: stopped by {signal.Signals(self.signal).name}", self.signal)
-
-    def wait(self, seconds: float) -> None:
-        self._event.wait(seconds)
-
-    @contextmanager
-    def installed(self) -> Iterator[StopRequest]:
-        with on_stop_signals(self.set):
-            yield self
 
 
 def worker_id() -> str:

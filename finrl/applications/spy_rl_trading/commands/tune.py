@@ -125,13 +125,15 @@ def run_command(
 ) -> None:
     """A worker: run trials until the study has --n-trials finished ones. Start any number, anywhere.
 
-    SIGTERM fails the trial in progress after its current fold (with the reason) and exits 143.
+    SIGTERM fails the trial in progress with the reason (a training stops after its current step)
+    and exits 143; a second SIGTERM ends the worker at once.
     """
     if n_trials < 1:
         raise ConfigError("--n-trials must be at least 1")
     _require_tune_extra(trains=True)
     from finrl.research.tune.objective import TrialSetup
-    from finrl.research.tune.worker import StopRequest, quiet_optuna, run_worker, worker_id
+    from finrl.research.tune.stop import StopRequest
+    from finrl.research.tune.worker import quiet_optuna, run_worker, worker_id
 
     optuna_study, definition = _open_study(settings, study)
     base = _study_settings(definition, settings)
