@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -107,7 +108,9 @@ SplitField = Annotated[DataSplit, *_parsed(_split_from_dict, DataSplit.to_dict)]
 
 class TuneOrigin(BaseModel):
     """Where a bundle trained by ``spy-rl tune best`` came from: the study, its best trial, that trial's
-    validation score and the parameters it drew."""
+    validation score and the parameters it drew, and the days that chose them (the study's first training
+    day to its last validation day): a test over any of them is not out of sample. Bundles written before
+    the selection was recorded load without it."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -115,6 +118,8 @@ class TuneOrigin(BaseModel):
     trial: int = Field(ge=0)
     value: float | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    selection_start: date | None = None
+    selection_end: date | None = None
 
 
 class Manifest(BaseModel):

@@ -6,14 +6,19 @@ best configuration becomes normal bundles that record their origin. User errors 
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from finrl.agents.bundle import load_bundle
 from finrl.applications.spy_rl_trading.cli import app
+from finrl.backtest.engine import default_test_window
+from finrl.meta.preprocessing import DateWindow
+from finrl.research.folds import Fold
 from unit_tests.research.tune_study import folders, init_args
 
 pytestmark = pytest.mark.integration
@@ -66,18 +71,42 @@ def test_a_sqlite_study_from_init_to_best_bundles(tmp_path: Path, storage: str) 
         Path(line) for line in (row.split(":", 1)[1].strip() for row in best.splitlines() if row.startswith("model:"))
     ]
     assert [p.name for p in paths] == [f"tune-small-trial{study.best_trial.number}-seed{s}" for s in (4, 5)]
+    folds = study_folds(tmp_path)
+    first, last = folds[0], folds[-1]
+    days = pd.read_csv(tmp_path / "market" / "bars.csv", index_col="date", parse_dates=True).index
     for path, seed in zip(paths, (4, 5), strict=True):
         bundle = load_bundle(path, models)  # hashes still match: the origin went into bundle.json only
         assert bundle.seed == seed and bundle.manifest.tune is not None
         assert bundle.manifest.tune.study == "small" and bundle.manifest.tune.trial == study.best_trial.number
         assert bundle.manifest.tune.params == study.best_trial.params
+        # trained as the study's last fold: the study chose nothing with the days of the default backtest
+        assert (bundle.split.train, bundle.split.validation) == (last.train, last.validation)
+        assert (bundle.manifest.tune.selection_start, bundle.manifest.tune.selection_end) == (
+            first.train.start,
+            last.validation.end,
+        )
+        assert default_test_window(bundle, days).start > last.validation.end
     assert (models / "latest").resolve() == paths[-1].resolve()
+    assert line(best, "chosen on:").startswith(f"{first.train.start}..{last.validation.end}")
     ensemble = Path(line(best, "ensemble:"))  # the seeds as one bundle: spy-rl ensemble's, mean weight
     assert ensemble.name == f"tune-small-trial{study.best_trial.number}-ensemble"
     manifest = json.loads((ensemble / "bundle.json").read_text())
     assert manifest["kind"] == "ensemble" and manifest["rule"] == "mean_weight"
+    assert date.fromisoformat(manifest["anchor"]) > last.validation.end
     assert [m["run_name"] for m in manifest["members"]] == [p.name for p in paths]
     assert not [p for p in models.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def study_folds(root: Path) -> list[Fold]:
+    """The folds the study's trials trained, as the walk-forward cache's bundles record them."""
+    cache = root / "results" / "walkforward-cache"
+    recorded = {json.dumps(load_bundle(p, cache).manifest.settings["walkforward_fold"], sort_keys=True)
+                for p in cache.iterdir() if (p / "bundle.json").is_file()}  # fmt: skip
+    folds = [json.loads(text) for text in recorded]
+    return sorted(
+        (Fold(f["fold"], *(DateWindow.from_dict(f[k]) for k in ("train", "validation", "test"))) for f in folds),
+        key=lambda fold: fold.number,
+    )
 
 
 def test_repeated_parameters_train_nothing_new(tmp_path: Path, storage: str) -> None:

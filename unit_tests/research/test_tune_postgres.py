@@ -103,7 +103,8 @@ def test_a_killed_worker_s_trial_fails_after_the_grace_period_and_runs_again(
     init_study(tmp_path, "killed", server)
     study = load(server, "killed")
     victim = worker(tmp_path, "killed", server.url, 3, {**env, "JOB_COMPLETION_INDEX": "0"})
-    wait_for(lambda: running_trial_of(study, "0") is not None, 120, "worker 0 to start a trial")
+    # killed once its trial has drawn its parameters (its worker attribute is set a moment before)
+    wait_for(lambda: bool(getattr(running_trial_of(study, "0"), "params", None)), 120, "worker 0 to start a trial")
     killed = running_trial_of(study, "0")
     assert killed is not None
     victim.send_signal(signal.SIGKILL)

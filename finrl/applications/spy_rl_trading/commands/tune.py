@@ -84,25 +84,23 @@ def init_command(
     arguments is harmless; with other arguments it is refused.
     """
     _require_tune_extra()
-    import pandas as pd
-
-    from finrl.research.folds import plan_folds
     from finrl.research.tune.space import load_search_space
     from finrl.research.tune.storage import create_study, masked
     from finrl.research.tune.study import StudyDefinition, store_definition
+    from finrl.research.walkforward import WalkForward
 
     space = load_search_space(search_space)
     check_search_space(space)
-    days = settings.feature_data().features.index
-    plan = fold_plan(settings, days, scheme, train_years, val_months, test_months, step_months)
+    data = settings.feature_data()
+    plan = fold_plan(settings, data.features.index, scheme, train_years, val_months, test_months, step_months)
     if plan.step_months < plan.val_months:  # a trial's validation returns are its folds' windows end to end
         raise ConfigError(
             f"--step-months {plan.step_months} is shorter than --val-months {plan.val_months}: validation windows "
             "would overlap and the report's Deflated Sharpe Ratio would count their shared days twice"
         )
-    folds = plan_folds(pd.DatetimeIndex(days[(days >= str(plan.start)) & (days <= str(plan.end))]), plan)
     definition = StudyDefinition(settings.snapshot(), plan, parse_seeds(seeds), space)
-    settings.walkforward_config(plan, definition.seeds, workers=1)  # refuses what a trial could not run
+    # the folds as every trial plans them; the config refuses what a trial could not run
+    folds = WalkForward.plan(settings.walkforward_config(plan, definition.seeds, workers=1), data).folds
     storage, url = _storage(settings)
     optuna_study, created = create_study(storage, _study_name(study))
     store_definition(optuna_study, definition)
@@ -170,19 +168,30 @@ def best_command(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds: one bundle each")] = "1,2,3",
 ) -> None:
     """Train the best trial's configuration once per seed as normal bundles (study, trial, params in each),
-    and with two seeds or more an ensemble bundle of them (mean weight, as the walk-forward's seeds)."""
+    and with two seeds or more an ensemble bundle of them (mean weight, as the walk-forward's seeds).
+
+    Each trains on the study's last fold's training window and keeps its checkpoint by that fold's
+    validation window, so a backtest's default window starts after everything that chose it.
+    """
     _require_tune_extra(trains=True)
-    from finrl.agents.bundle import TuneOrigin, check_run_name_free
-    from finrl.agents.ensemble_bundle import create_ensemble
+    from finrl.agents.bundle import TuneOrigin
     from finrl.applications.spy_rl_trading.training_run import run_training
     from finrl.research.tune.best import export_best
     from finrl.research.tune.report import best_trial
+    from finrl.research.walkforward import WalkForward
 
     optuna_study, definition = _open_study(settings, study)
     best = best_trial(optuna_study)
     base = _study_settings(definition, settings)
-    chosen = _validated({**base.snapshot(), **_local(base), **best.params})
-    origin = TuneOrigin(study=optuna_study.study_name, trial=best.number, value=best.value, params=best.params)
+    walk = WalkForward.plan(_walkforward_config(definition, base, best.params), base.feature_data())
+    first, last = walk.folds[0], walk.folds[-1]  # the study saw first.train.start .. last.validation.end
+    windows = {"train_start": last.train.start, "train_end": last.train.end, "val_start": last.validation.start,
+               "val_end": last.validation.end, "test_start": None, "test_end": None}  # fmt: skip
+    # as the trial's walk-forward trains: its last fold's windows, its validation frequency
+    chosen = _validated({**base.snapshot(), **_local(base), **best.params, **windows,
+                         "eval_freq": walk.config.eval_freq})  # fmt: skip
+    origin = TuneOrigin(study=optuna_study.study_name, trial=best.number, value=best.value, params=best.params,
+                        selection_start=first.train.start, selection_end=last.validation.end)  # fmt: skip
 
     def train_seed(seed: int, staging: Path, run_name: str) -> Any:
         seeded = chosen.model_copy(update={"random_seed": seed, "run_name": run_name, "trained_models_dir": staging})
@@ -190,16 +199,17 @@ def best_command(
 
     prefix = f"tune-{optuna_study.study_name}-trial{best.number}"
     parsed = parse_seeds(seeds)
-    ensemble_name = f"{prefix}-ensemble" if len(parsed) > 1 else None
-    if ensemble_name:
-        check_run_name_free(settings.trained_models_dir, ensemble_name)  # before minutes of training
-    bundles = export_best(parsed, settings.trained_models_dir, lambda seed: f"{prefix}-seed{seed}", train_seed, origin)
-    lines = [f"best trial:   {best.number}, validation score {best.value:.4f}"]
-    lines += [f"model:        {bundle.path}" for bundle in bundles]
-    if ensemble_name:
-        ensemble = create_ensemble([b.path for b in bundles], settings.trained_models_dir, rule="mean_weight",
-                                   rebalance_band=chosen.rebalance_band, name=ensemble_name)  # fmt: skip
-        lines.append(f"ensemble:     {ensemble.path}")
+    ensemble = (f"{prefix}-ensemble", chosen.rebalance_band) if len(parsed) > 1 else None
+    export = export_best(parsed, settings.trained_models_dir, lambda seed: f"{prefix}-seed{seed}", train_seed,
+                         origin, ensemble)  # fmt: skip
+    lines = [
+        f"best trial:   {best.number}, validation score {best.value:.4f}",
+        f"chosen on:    {first.train.start}..{last.validation.end} (trained on the last fold's windows; "
+        "backtest after this)",
+    ]
+    lines += [f"model:        {bundle.path}" for bundle in export.bundles]
+    if export.ensemble:
+        lines.append(f"ensemble:     {export.ensemble}")
     echo_lines(lines)
 
 
