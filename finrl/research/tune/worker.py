@@ -7,10 +7,10 @@ others' running trials fill the budget it waits for them, so that a trial whose 
 failed after its grace period and run again by one that is still alive. The study is done when
 N trials are finished; each worker then exits 0.
 
-Signals (see :mod:`.stop`): the first SIGTERM or SIGINT fails the trial in progress at its next
-check (before a seed's training, after a fold; a training ends after its current step) with the
-reason (``fail_reason``), so no trial is left RUNNING, and the worker exits 143 (130); a second one
-ends the worker at once. A trial never started is not touched.
+Signals (see :mod:`.stop`): the first SIGTERM or SIGINT fails the trial in progress with the reason
+(``fail_reason``), at once while a fold trains (a training ends after its current step), else after
+the fold; no trial is left RUNNING, and the worker exits 143 (130). A second one ends the worker at
+once. A trial never started is not touched.
 """
 
 from __future__ import annotations
