@@ -37,9 +37,10 @@ from finrl.errors import ConfigError
 if TYPE_CHECKING:
     import optuna
 
+    from finrl.agents.bundle import ModelBundle
     from finrl.research.tune.space import SearchSpace
     from finrl.research.tune.study import StudyDefinition
-    from finrl.research.walkforward import WalkForwardConfig
+    from finrl.research.walkforward import WalkForward, WalkForwardConfig
 
 TUNE_EXTRA_HINT = (
     "tuning needs the tune and train extras (Optuna, psycopg, plotly; torch): pip install 'finrl[train,tune]'"
@@ -185,15 +186,11 @@ def best_command(
     base = _study_settings(definition, settings)
     walk = WalkForward.plan(_walkforward_config(definition, base, best.params), base.feature_data())
     first, last = walk.folds[0], walk.folds[-1]  # the study saw first.train.start .. last.validation.end
-    windows = {"train_start": last.train.start, "train_end": last.train.end, "val_start": last.validation.start,
-               "val_end": last.validation.end, "test_start": None, "test_end": None}  # fmt: skip
-    # as the trial's walk-forward trains: its last fold's windows, its validation frequency
-    chosen = _validated({**base.snapshot(), **_local(base), **best.params, **windows,
-                         "eval_freq": walk.config.eval_freq})  # fmt: skip
+    chosen = _as_last_fold(walk, {**base.snapshot(), **_local(base), **best.params})
     origin = TuneOrigin(study=optuna_study.study_name, trial=best.number, value=best.value, params=best.params,
                         selection_start=first.train.start, selection_end=last.validation.end)  # fmt: skip
 
-    def train_seed(seed: int, staging: Path, run_name: str) -> Any:
+    def train_seed(seed: int, staging: Path, run_name: str) -> ModelBundle:
         seeded = chosen.model_copy(update={"random_seed": seed, "run_name": run_name, "trained_models_dir": staging})
         return run_training(seeded).bundle
 
@@ -211,6 +208,15 @@ def best_command(
     if export.ensemble:
         lines.append(f"ensemble:     {export.ensemble}")
     echo_lines(lines)
+
+
+def _as_last_fold(walk: WalkForward, values: dict[str, Any]) -> Settings:
+    """Settings ``values`` trained as the trial trained its last fold: that fold's training and validation
+    windows, the walk-forward's validation frequency. The test window defaults to the days after them."""
+    last = walk.folds[-1]
+    windows = {"train_start": last.train.start, "train_end": last.train.end, "val_start": last.validation.start,
+               "val_end": last.validation.end, "test_start": None, "test_end": None}  # fmt: skip
+    return _validated({**values, **windows, "eval_freq": walk.config.eval_freq})
 
 
 def report_command(
