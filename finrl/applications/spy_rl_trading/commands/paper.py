@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from finrl.applications.spy_rl_trading.cli_support import DATA_FLAGS, PAPER_FLAGS, echo_lines, settings_command
 from finrl.applications.spy_rl_trading.settings import Settings
+from finrl.trade.exit_codes import CycleExit, exit_code_help, exit_for_outcome
+
+if TYPE_CHECKING:
+    from finrl.trade.service import PaperTradingService
 
 
 def paper_command(
@@ -17,30 +22,56 @@ def paper_command(
 ) -> None:
     """Trade the model once per trading day: after the close, one order for the next open.
 
-    --broker simulated (default) needs no keys; --broker alpaca uses ALPACA_API_KEY/ALPACA_API_SECRET
-    against ALPACA_BASE_URL (Alpaca's paper endpoint by default). Without --once it runs until
-    SIGTERM/Ctrl-C, which finish the step in progress and exit 0.
+    --broker simulated (default) needs no keys; --broker alpaca uses
+    ALPACA_API_KEY/ALPACA_API_SECRET against ALPACA_BASE_URL (Alpaca's paper
+    endpoint by default). Without --once it runs until SIGTERM/Ctrl-C, which
+    finish the step in progress and exit 0. One instance per --logs-dir: a
+    second one exits at once, naming the holder's pid.
     """
     from finrl.applications.spy_rl_trading.paper_service import build_paper_service
+    from finrl.trade.instance_lock import instance_lock
     from finrl.trade.metrics import TradingMetrics
     from finrl.trade.service import stop_on_signals
+
+    # the lock comes first: a second instance must not even load the account or the state file
+    with instance_lock(settings.logs_dir):
+        metrics = TradingMetrics()
+        service = build_paper_service(settings, metrics)
+        if once:
+            code = _run_once(service)
+            if code is not CycleExit.OK:
+                raise typer.Exit(int(code))
+            return
+        if settings.metrics_port:
+            metrics.serve(settings.metrics_port)
+        with stop_on_signals(service.stop):
+            service.run_forever()
+
+
+def _run_once(service: PaperTradingService) -> CycleExit:
+    """One cycle, its summary on stdout and, when someone must look, one line on stderr."""
     from finrl.trade.trader import describe
 
-    metrics = TradingMetrics()
-    service = build_paper_service(settings, metrics)
-    if settings.metrics_port and not once:
-        metrics.serve(settings.metrics_port)
-    if once:
-        result = service.run_once()
-        if result is None:
-            echo_lines(["no trading session has closed recently: nothing to decide"])
-            return
-        summary = describe(result)
-        echo_lines([f"{key}: {value}" for key, value in summary.items() if value not in (None, "")])
-        return
-    with stop_on_signals(service.stop):
-        service.run_forever()
+    result = service.run_once()
+    if result is None:
+        echo_lines(["no trading session has closed recently: nothing to decide"])
+        return CycleExit.OK
+    summary = describe(result)
+    echo_lines([f"{key}: {value}" for key, value in summary.items() if value not in (None, "")])
+    code = exit_for_outcome(result.outcome, halted=service.trader.state.halted)
+    if code is not CycleExit.OK:
+        detail = f": {result.detail}" if result.detail else ""
+        echo_lines([f"error: {result.session} outcome {result.outcome} (exit {int(code)}){detail}"], err=True)
+    return code
+
+
+PAPER_HELP = f"""{inspect.cleandoc(paper_command.__doc__ or "")}
+
+\b
+Exit codes of --once:
+{exit_code_help()}
+"""
 
 
 def register(app: typer.Typer) -> None:
-    app.command("paper")(settings_command(DATA_FLAGS, PAPER_FLAGS)(paper_command))
+    app.command("paper", help=PAPER_HELP)(settings_command(DATA_FLAGS, PAPER_FLAGS)(paper_command))
