@@ -7,7 +7,8 @@ Failures map onto the trader's three errors:
   buying power, market hours, a bad order); 404 is "none" where the question allows it (no
   position, no order with that client order id);
 * timeouts, connection errors, 429 and 5xx -> retried with exponential backoff (429's
-  ``Retry-After`` honoured), then :class:`BrokerUnavailableError`.
+  ``Retry-After`` honoured), then :class:`BrokerUnavailableError` (the policy, shared with the
+  market-data client, lives in :mod:`finrl.http_retry`).
 
 alpaca-py retries only 429 and 504 itself, sleeping 3 s each time, and sets no request timeout:
 its retries are turned off here (this module's cover every transient failure) and every request
@@ -25,7 +26,6 @@ Alpaca's message, and any text that would quote a key is masked.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -34,9 +34,24 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from finrl.calendar import SessionTimes
+from finrl.http_retry import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from finrl.http_retry import (
+    RetriesExhaustedError,
+    RetryPolicy,
+    Timeout,
+    TransientError,
+    api_message,
+    call_with_retries,
+    configure_alpaca_client,
+    is_transient_status,
+    pause,
+    retry_after,
+    short,
+    transient_from_requests,
+)
+from finrl.http_retry import TimeoutAdapter as TimeoutAdapter
 from finrl.log import get_logger, register_secrets
 from finrl.trade.broker import (
     AccountState,
@@ -58,54 +73,15 @@ T = TypeVar("T")
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
 NEW_YORK = ZoneInfo("America/New_York")
-DEFAULT_TIMEOUT = (5.0, 15.0)
-"""(connect, read) seconds per HTTP request: Alpaca answers in well under a second when healthy."""
 TIME_IN_FORCE = ("opg", "day", "cls")
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-MAX_RETRY_AFTER = 30.0
 _AUTH_MESSAGE = (
     "Alpaca refused the API keys (HTTP 401): check ALPACA_API_KEY and ALPACA_API_SECRET, and that "
     "they belong to {kind} trading at {url}"
 )
 
 
-class TimeoutAdapter(HTTPAdapter):
-    """requests' adapter with a default timeout: requests has none, and alpaca-py passes none."""
-
-    def __init__(self, timeout: float | tuple[float, float]) -> None:
-        self.timeout = timeout
-        super().__init__()
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float | None, float | None] | None = None,
-        verify: bool | str = True,
-        cert: str | tuple[str, str] | None = None,
-        proxies: dict[str, str] | None = None,
-    ) -> requests.Response:
-        return super().send(
-            request,
-            stream=stream,
-            timeout=self.timeout if timeout is None else timeout,
-            verify=verify,
-            cert=cert,
-            proxies=proxies,
-        )
-
-
 class _DuplicateOrderError(Exception):
     """Alpaca's 422 "client_order_id must be unique": the order exists already."""
-
-
-class _TransientError(Exception):
-    """A failure worth retrying: its text, and how long the server asked us to wait."""
-
-    def __init__(self, detail: str, retry_after: float | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.retry_after = retry_after
 
 
 def normalise_base_url(url: str) -> str:
@@ -135,14 +111,13 @@ class AlpacaBroker:
         api_secret: str,
         base_url: str = PAPER_URL,
         *,
-        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         attempts: int = 4,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
+        self._policy = RetryPolicy(timeout, attempts, backoff, max_backoff)  # checks attempts >= 1
         self.base_url = normalise_base_url(base_url)
         self.paper = not is_live_url(self.base_url)
         self.attempts, self.backoff, self.max_backoff = attempts, backoff, max_backoff
@@ -240,12 +215,12 @@ class AlpacaBroker:
                     ) from None
                 log.info("alpaca_order_exists", client_order_id=client_order_id)
                 return existing
-            except _TransientError as exc:
+            except TransientError as exc:
                 failure = exc.detail
                 self._wait(what, attempt, exc)
         try:  # the last try, too, may have created the order
             existing = self._existing_after_failure(client_order_id)
-        except _TransientError:
+        except TransientError:
             existing = None
         if existing is not None:
             return existing
@@ -268,23 +243,22 @@ class AlpacaBroker:
     def _call(self, what: str, fn: Callable[[], T], *, not_found: bool) -> T | None: ...
 
     def _call(self, what: str, fn: Callable[[], T], *, not_found: bool = False) -> T | None:
-        failure = ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return self._once(fn, not_found=not_found)
-            except _TransientError as exc:
-                failure = exc.detail
-                self._wait(what, attempt, exc)
-        raise BrokerUnavailableError(self._scrub(f"Alpaca {what} failed after {self.attempts} attempts: {failure}"))
+        try:
+            return call_with_retries(
+                lambda: self._once(fn, not_found=not_found),
+                self._policy,
+                event="alpaca_retry",
+                what=what,
+                sleep=self._sleep,
+                scrub=self._scrub,
+            )
+        except RetriesExhaustedError as exc:
+            raise BrokerUnavailableError(
+                self._scrub(f"Alpaca {what} failed after {self.attempts} attempts: {exc.detail}")
+            ) from None
 
-    def _wait(self, what: str, attempt: int, exc: _TransientError) -> None:
-        if attempt >= self.attempts:
-            return
-        delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-        if exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER))
-        log.warning("alpaca_retry", call=what, attempt=attempt, error=self._scrub(exc.detail), wait_s=delay)
-        self._sleep(delay)
+    def _wait(self, what: str, attempt: int, exc: TransientError) -> None:
+        pause(self._policy, attempt, exc, event="alpaca_retry", what=what, sleep=self._sleep, scrub=self._scrub)
 
     @overload
     def _once(self, fn: Callable[[], T], *, not_found: Literal[False] = False) -> T: ...
@@ -293,7 +267,7 @@ class AlpacaBroker:
     def _once(self, fn: Callable[[], T], *, not_found: bool) -> T | None: ...
 
     def _once(self, fn: Callable[[], T], *, not_found: bool = False) -> T | None:
-        """One request: its result, None for an allowed 404, or a mapped error (_TransientError to retry)."""
+        """One request: its result, None for an allowed 404, or a mapped error (TransientError to retry)."""
         from alpaca.common.exceptions import APIError
         from pydantic import ValidationError
 
@@ -301,23 +275,21 @@ class AlpacaBroker:
             return fn()
         except APIError as exc:
             status = exc.status_code
-            message = self._scrub(_api_message(exc))
+            message = self._scrub(api_message(exc))
             if status == 404 and not_found:
                 return None
             if status == 401:
                 kind = "paper" if self.paper else "LIVE"
                 raise BrokerAuthError(_AUTH_MESSAGE.format(kind=kind, url=self.base_url)) from None
-            if status in RETRY_STATUSES or (status or 0) >= 500:
-                raise _TransientError(f"HTTP {status}: {message}", _retry_after(exc)) from None
+            if is_transient_status(status):
+                raise TransientError(f"HTTP {status}: {message}", retry_after(exc)) from None
             if status == 422 and "client_order_id must be unique" in message:
                 raise _DuplicateOrderError(message) from None
             raise BrokerRejectedError(f"Alpaca refused (HTTP {status}): {message}") from None
-        except requests.Timeout as exc:
-            raise _TransientError(f"timed out ({type(exc).__name__})") from None
-        except requests.ConnectionError as exc:
-            raise _TransientError(self._scrub(f"connection failed: {_short(exc)}")) from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientError(self._scrub(transient_from_requests(exc).detail)) from None
         except ValidationError as exc:
-            raise BrokerError(self._scrub(f"unexpected answer from Alpaca: {_short(exc)}")) from None
+            raise BrokerError(self._scrub(f"unexpected answer from Alpaca: {short(exc)}")) from None
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -325,50 +297,13 @@ class AlpacaBroker:
         return text
 
 
-def _trading_client(
-    api_key: str, api_secret: str, paper: bool, base_url: str, timeout: float | tuple[float, float]
-) -> Any:
+def _trading_client(api_key: str, api_secret: str, paper: bool, base_url: str, timeout: Timeout) -> Any:
     from alpaca.trading.client import TradingClient
 
     client = TradingClient(api_key, api_secret, paper=paper, url_override=base_url)
-    session = getattr(client, "_session", None)
-    if not isinstance(session, requests.Session):  # alpaca-py changed: refuse to run without timeouts
+    if not configure_alpaca_client(client, timeout):  # alpaca-py changed: refuse to run without timeouts
         raise BrokerError("alpaca-py's HTTP session is not where expected: cannot set a request timeout")
-    adapter = TimeoutAdapter(timeout)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # alpaca-py would retry 429/504 itself with 3 s sleeps; this module retries every transient failure
-    if hasattr(client, "_retry"):
-        client._retry = 0
-    if hasattr(client, "_retry_codes"):
-        client._retry_codes = []
     return client
-
-
-def _api_message(exc: Any) -> str:
-    """Alpaca's ``message`` from an error body, or the body's text (short)."""
-    text = str(exc)
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return _short(text) or "no message"
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return _short(text)
-
-
-def _retry_after(exc: Any) -> float | None:
-    response = getattr(exc, "response", None)
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _short(value: Any, limit: int = 300) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _float(value: Any) -> float:

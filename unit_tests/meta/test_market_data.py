@@ -45,7 +45,7 @@ def fake_yahoo(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         )
     )
 
-    def download(symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
+    def download(symbol: str, start: date | None, end: date | None, timeout: float) -> pd.DataFrame:
         calls.append(symbol)
         frame = vix if symbol == "^VIX" else bars.drop(columns="vix")
         return yahoo_shaped(frame, symbol)
@@ -92,7 +92,7 @@ def test_offline_without_cache_names_the_options(tmp_path: Path, fake_yahoo: lis
 
 
 def test_network_failure_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(*_: object) -> None:
+    def fail(*_: object, **__: object) -> None:
         raise ConnectionError("Failed to resolve host")
 
     monkeypatch.setattr(sources, "_yahoo_download", fail)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from finrl.errors import DataError
+from finrl.http_retry import RetryPolicy
 from finrl.meta.data import sources
 from finrl.meta.data.frames import BAR_COLUMNS
 from finrl.meta.data.sources import (
@@ -192,9 +193,11 @@ class DownloadStub:
     def __init__(self, frame: pd.DataFrame | None = None, error: Exception | None = None) -> None:
         self.frame, self.error = frame, error
         self.calls: list[tuple[str, date | None, date | None]] = []
+        self.timeouts: list[float] = []
 
-    def __call__(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame | None:
+    def __call__(self, symbol: str, start: date | None, end: date | None, timeout: float) -> pd.DataFrame | None:
         self.calls.append((symbol, start, end))
+        self.timeouts.append(timeout)
         if self.error is not None:
             raise self.error
         return self.frame
@@ -612,7 +615,24 @@ def alpaca_server(monkeypatch: pytest.MonkeyPatch, alpaca_bars: pd.DataFrame) ->
         yield server
 
 
+FAST = RetryPolicy(timeout=(1.0, 0.5), attempts=4, backoff=0.01, max_backoff=0.05)
+"""The shared policy's shape with a short read timeout, so a stall of STALL seconds is a timeout."""
+STALL = 2.0
+
+
+class Sleeps:
+    """Records the waits between tries instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
 def alpaca_source(server: FakeAlpacaServer, **kwargs: Any) -> AlpacaBarSource:
+    kwargs.setdefault("retry", FAST)
+    kwargs.setdefault("sleep", Sleeps())
     return AlpacaBarSource(server.api_key, server.api_secret, url_override=server.base_url, **kwargs)
 
 
@@ -684,7 +704,7 @@ def test_alpaca_pagination(alpaca_server: FakeAlpacaServer, alpaca_bars: pd.Data
 
 
 def test_alpaca_wrong_keys(alpaca_server: FakeAlpacaServer) -> None:
-    source = AlpacaBarSource("wrong-key", "wrong-secret", url_override=alpaca_server.base_url)
+    source = AlpacaBarSource("wrong-key", "wrong-secret", url_override=alpaca_server.base_url, retry=FAST)
     with pytest.raises(DataError, match=r"HTTP 401.*ALPACA_API_KEY"):
         source.fetch("SPY", None, None)
     assert len(alpaca_server.requests) == 1  # 401 is not retried
@@ -696,13 +716,6 @@ def test_alpaca_empty_response(alpaca_server: FakeAlpacaServer) -> None:
         alpaca_source(alpaca_server).fetch("SPY", date(2020, 1, 1), date(2020, 1, 31))
     with pytest.raises(DataError, match="no QQQ bars"):
         alpaca_source(alpaca_server).fetch("QQQ", None, None)
-
-
-def test_alpaca_server_error(alpaca_server: FakeAlpacaServer) -> None:
-    alpaca_server.fail_next(1, status=500)
-    with pytest.raises(DataError, match="HTTP 500") as info:
-        alpaca_source(alpaca_server).fetch("SPY", None, None)
-    assert "ALPACA_API_KEY" not in str(info.value)
 
 
 def test_alpaca_rate_limit_is_retried(alpaca_server: FakeAlpacaServer) -> None:
@@ -722,13 +735,127 @@ def test_alpaca_unreachable() -> None:
     with FakeAlpacaServer() as server:
         url = server.base_url
     with pytest.raises(DataError, match="Alpaca bars request failed"):
-        AlpacaBarSource("k", "s", url_override=url).fetch("SPY", None, None)
+        AlpacaBarSource("k", "s", url_override=url, retry=FAST, sleep=Sleeps()).fetch("SPY", None, None)
 
 
 def test_alpaca_forbidden_keeps_alpacas_message(alpaca_server: FakeAlpacaServer) -> None:
     alpaca_server.fail_next(1, status=403, body={"message": "subscription does not permit querying recent SIP data"})
     with pytest.raises(DataError, match="subscription does not permit"):
         alpaca_source(alpaca_server, feed="sip").fetch("SPY", None, None)
+    assert len(alpaca_server.requests) == 1  # a refusal is not retried
+
+
+# --------------------------------------------------------------------------- data timeouts and retries
+
+
+def test_alpaca_data_stall_is_cut_at_the_timeout_and_retried(alpaca_server: FakeAlpacaServer) -> None:
+    from structlog.testing import capture_logs
+
+    alpaca_server.timeout_next(1, seconds=STALL, path="/v2/stocks/bars")
+    sleeps = Sleeps()
+    with capture_logs() as logs:
+        out = alpaca_source(alpaca_server, sleep=sleeps).fetch("SPY", date(2016, 3, 1), date(2016, 3, 31))
+    assert len(out) == 22
+    # the stalled request, then raw and all: the stall's late 504 was never waited for
+    assert [r.param("adjustment") for r in alpaca_server.requests] == ["raw", "raw", "all"]
+    retries = [e for e in logs if e["event"] == "alpaca_data_retry"]
+    assert len(retries) == 1 and "timed out" in retries[0]["error"]
+    assert sleeps.waits == [FAST.delay(1)]
+
+
+def test_alpaca_data_transient_500_is_retried(alpaca_server: FakeAlpacaServer) -> None:
+    alpaca_server.fail_next(2, status=500)
+    sleeps = Sleeps()
+    out = alpaca_source(alpaca_server, sleep=sleeps).fetch("SPY", date(2016, 3, 1), date(2016, 3, 31))
+    assert len(out) == 22
+    assert len(alpaca_server.requests) == 4  # two 500s, then raw and all
+    assert sleeps.waits == [FAST.delay(1), FAST.delay(2)]  # backoff doubles
+
+
+def test_alpaca_data_permanent_500_ends_in_one_line(alpaca_server: FakeAlpacaServer) -> None:
+    alpaca_server.fail_next(100, status=500, body={"message": "internal server error"})
+    sleeps = Sleeps()
+    with pytest.raises(DataError) as info:
+        alpaca_source(alpaca_server, sleep=sleeps).fetch("SPY", None, None)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("Alpaca bars request failed after 4 attempts")
+    assert "HTTP 500: internal server error" in message and "iex feed" in message
+    assert alpaca_server.api_key not in message and alpaca_server.api_secret not in message
+    assert len(alpaca_server.requests) == FAST.attempts  # bounded
+    assert len(sleeps.waits) == FAST.attempts - 1  # no wait after the last try
+
+
+def test_alpaca_data_429_honours_retry_after(alpaca_server: FakeAlpacaServer) -> None:
+    alpaca_server.fail_next(1, status=429, headers={"Retry-After": "3"})
+    sleeps = Sleeps()
+    alpaca_source(alpaca_server, sleep=sleeps).fetch("SPY", date(2016, 3, 1), date(2016, 3, 31))
+    assert sleeps.waits == [3.0]
+    assert len(alpaca_server.requests) == 3
+
+
+def test_alpaca_data_auth_error_is_not_retried(alpaca_server: FakeAlpacaServer) -> None:
+    sleeps = Sleeps()
+    source = AlpacaBarSource("bad-key", "bad-secret", url_override=alpaca_server.base_url, retry=FAST, sleep=sleeps)
+    with pytest.raises(DataError, match="HTTP 401") as info:
+        source.fetch("SPY", None, None)
+    assert "bad-secret" not in str(info.value) and "bad-secret" not in repr(source)
+    assert len(alpaca_server.requests) == 1 and sleeps.waits == []
+
+
+def test_alpaca_data_uses_the_trading_clients_policy() -> None:
+    from finrl.trade.alpaca_broker import DEFAULT_TIMEOUT
+
+    assert AlpacaBarSource("k", "s").retry == sources.DATA_RETRY == RetryPolicy()
+    assert sources.DATA_RETRY.timeout == DEFAULT_TIMEOUT
+
+
+def test_yahoo_download_has_the_data_timeout(yf_download: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
+    # only the wrapper: yfinance talks to Yahoo through its own session, not to a local server
+    YahooBarSource().fetch("SPY", date(2024, 1, 2), date(2024, 1, 12))
+    assert yf_download[0][1]["timeout"] == sources.DATA_RETRY.read_timeout
+
+
+def test_data_timeout_and_retries_settings_reach_every_network_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    from finrl.applications.spy_rl_trading.settings import Settings
+    from finrl.meta.data.market_data import resolve_sources
+
+    defaults = Settings()
+    policy = sources.DATA_RETRY  # the trading client's policy: one set of defaults
+    assert (defaults.data_timeout, defaults.data_retries + 1) == (policy.read_timeout, policy.attempts)
+    settings = Settings(
+        data_source="alpaca",
+        data_timeout=2.5,
+        data_retries=1,
+        alpaca_api_key="k",
+        alpaca_api_secret="s",
+    )
+    bars, vix = resolve_sources(settings.data_request())
+    assert isinstance(bars, AlpacaBarSource) and isinstance(vix, YahooVixSource)
+    assert bars.retry.timeout == (2.5, 2.5) and bars.retry.attempts == 2
+    assert vix.timeout == 2.5
+    yahoo, _ = resolve_sources(Settings(data_source="yahoo", data_timeout=40.0).data_request())
+    assert isinstance(yahoo, YahooBarSource) and yahoo.timeout == 40.0
+    stub = DownloadStub(yahoo_frame(periods=20))
+    monkeypatch.setattr(sources, "_yahoo_download", stub)
+    yahoo.fetch("SPY", None, None)
+    assert stub.timeouts == [40.0]
+
+
+def test_retry_policy_from_settings() -> None:
+    assert RetryPolicy.from_settings(None, None) == RetryPolicy()
+    assert RetryPolicy.from_settings(30.0, None) == RetryPolicy(timeout=(5.0, 30.0))  # connect stays short
+    assert RetryPolicy.from_settings(1.0, 0) == RetryPolicy(timeout=(1.0, 1.0), attempts=1)
+
+
+def test_retry_policy_backoff_and_bounds() -> None:
+    policy = RetryPolicy(backoff=0.5, max_backoff=2.0)
+    assert [policy.delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 2.0]
+    assert policy.delay(1, retry_after=5.0) == 5.0
+    assert policy.delay(1, retry_after=3600.0) == 30.0  # capped: one answer cannot park a cycle
+    assert RetryPolicy(timeout=7.0).read_timeout == 7.0
+    with pytest.raises(ValueError, match="attempts"):
+        RetryPolicy(attempts=0)
 
 
 # --------------------------------------------------------------------------- the fake itself

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finrl.errors import ConfigError
+from finrl.http_retry import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT
 from finrl.meta.data.request import AlpacaCredentials, DataRequest
 
 if TYPE_CHECKING:  # the views below import the library lazily: settings load on every command, even `health`
@@ -215,6 +216,13 @@ class Settings(BaseSettings):
     )
     alpaca_data_url: str | None = Field(None, pattern=r"^https?://")
     alpaca_data_feed: Literal["iex", "sip", "delayed_sip"] = "iex"
+    # market-data requests (Alpaca bars, Yahoo): the trading client's timeout and retries by default
+    data_timeout: float = Field(
+        DEFAULT_TIMEOUT[1], gt=0, description="Seconds a market-data request may take before it is cut and retried"
+    )
+    data_retries: int = Field(
+        DEFAULT_ATTEMPTS - 1, ge=0, description="Retries of a market-data request after a timeout, 429 or 5xx"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -283,6 +291,8 @@ class Settings(BaseSettings):
             use_vix=self.use_vix,
             offline=self.offline,
             alpaca=self.alpaca_credentials(),
+            data_timeout=self.data_timeout,
+            data_retries=self.data_retries,
         )
 
     def feature_spec(self) -> FeatureSpec:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from finrl.errors import DataError, DataValidationError
 from finrl.fileio import atomic_write, atomic_write_json
+from finrl.http_retry import RetryPolicy
 from finrl.log import get_logger
 from finrl.meta.data.frames import fingerprint
 from finrl.meta.data.request import DataRequest
@@ -82,9 +83,11 @@ def resolve_sources(request: DataRequest) -> tuple[BarSource, VixSource | None]:
         if request.alpaca is None:
             raise DataError("the alpaca source needs ALPACA_API_KEY and ALPACA_API_SECRET")
         creds = request.alpaca
-        bars = AlpacaBarSource(creds.api_key, creds.api_secret, feed=creds.feed, url_override=creds.data_url)
+        bars = AlpacaBarSource(
+            creds.api_key, creds.api_secret, feed=creds.feed, url_override=creds.data_url, retry=_retry(request)
+        )
     else:
-        bars = YahooBarSource()
+        bars = YahooBarSource(timeout=_retry(request).read_timeout)
     return bars, (_vix_source(request) if request.use_vix else None)
 
 
@@ -95,7 +98,12 @@ def _vix_source(request: DataRequest) -> VixSource:
         return SampleVixSource()
     if request.source == "csv":
         raise DataError("the csv source has no VIX: pass --vix-csv PATH, or --no-vix to train without it")
-    return YahooVixSource()  # Alpaca has no index data; ^VIX comes from Yahoo
+    return YahooVixSource(timeout=_retry(request).read_timeout)  # Alpaca has no index data; ^VIX from Yahoo
+
+
+def _retry(request: DataRequest) -> RetryPolicy:
+    """The shared HTTP policy (the trading client's) with the request's data timeout and retries."""
+    return RetryPolicy.from_settings(request.data_timeout, request.data_retries)
 
 
 def cache_key(request: DataRequest, bars: BarSource, vix: VixSource | None) -> str:

@@ -34,6 +34,8 @@ class DataRequest:
     csv_path: Path | None = None
     vix_csv_path: Path | None = None
     alpaca: AlpacaCredentials | None = field(default=None, repr=False)
+    data_timeout: float | None = None  # seconds per market-data request; None: finrl.http_retry's
+    data_retries: int | None = None  # retries of a transiently failing request; None: finrl.http_retry's
 
     @property
     def grows(self) -> bool:

@@ -7,7 +7,9 @@ imported lazily so that ``import finrl`` stays light and offline use never touch
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, cast
@@ -15,13 +17,29 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, cast
 import pandas as pd
 
 from finrl.errors import DataError
+from finrl.http_retry import (
+    RetriesExhaustedError,
+    RetryPolicy,
+    TransientError,
+    api_message,
+    call_with_retries,
+    configure_alpaca_client,
+    is_transient_status,
+    retry_after,
+    short,
+    transient_from_requests,
+)
 from finrl.log import get_logger
 from finrl.meta.data.frames import canonical_bars, normalise_column_names, to_date_index
 
 if TYPE_CHECKING:
+    from alpaca.data.historical import StockHistoricalDataClient
     from alpaca.data.models import BarSet
 
 log = get_logger(__name__)
+
+DATA_RETRY = RetryPolicy()
+"""Market-data requests time out and retry exactly as the trading client's do (one policy)."""
 
 SAMPLE_LABEL = "S&P 500 index daily bars (arch package sample, 1999-2018): an offline stand-in for SPY"
 
@@ -56,6 +74,7 @@ class VixSource(Protocol):
 
 
 _Frame = TypeVar("_Frame", pd.DataFrame, pd.Series)
+T = TypeVar("T")
 
 
 def _between(frame: _Frame, start: date | None, end: date | None) -> _Frame:
@@ -209,7 +228,9 @@ def parse_yahoo_frame(raw: pd.DataFrame | None, symbol: str) -> pd.DataFrame:
     return canonical_bars(frame, what=f"Yahoo {symbol}")
 
 
-def _yahoo_download(symbol: str, start: date | None, end: date | None) -> pd.DataFrame | None:
+def _yahoo_download(
+    symbol: str, start: date | None, end: date | None, timeout: float = DATA_RETRY.read_timeout
+) -> pd.DataFrame | None:
     import yfinance as yf
 
     raw: pd.DataFrame | None = yf.download(
@@ -221,12 +242,20 @@ def _yahoo_download(symbol: str, start: date | None, end: date | None) -> pd.Dat
         progress=False,
         multi_level_index=True,
         threads=False,
+        timeout=timeout,  # yfinance's own default is 10 s: the data policy's read timeout instead
     )
     return raw
 
 
 @dataclass(frozen=True)
 class YahooBarSource:
+    """Daily bars from Yahoo through yfinance, each request cut at ``timeout`` seconds.
+
+    yfinance reports most network failures as an empty frame rather than an error, so only its
+    timeout is set here; retrying an empty answer would also retry an unknown ticker.
+    """
+
+    timeout: float = DATA_RETRY.read_timeout
     name: ClassVar[str] = "yahoo"
     needs_network: ClassVar[bool] = True
 
@@ -239,7 +268,7 @@ class YahooBarSource:
 
     def fetch(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
         try:
-            raw = _yahoo_download(symbol, start, end)
+            raw = _yahoo_download(symbol, start, end, timeout=self.timeout)
         except Exception as exc:  # yfinance raises many network/HTTP error types
             raise DataError(f"Yahoo download of {symbol} failed: {exc}") from exc
         return _between(parse_yahoo_frame(raw, symbol), start, end)
@@ -247,6 +276,9 @@ class YahooBarSource:
 
 @dataclass(frozen=True)
 class YahooVixSource:
+    """^VIX closes from Yahoo, each request cut at ``timeout`` seconds (see :class:`YahooBarSource`)."""
+
+    timeout: float = DATA_RETRY.read_timeout
     name: ClassVar[str] = "yahoo"
     needs_network: ClassVar[bool] = True
     ticker: ClassVar[str] = "^VIX"
@@ -256,7 +288,7 @@ class YahooVixSource:
 
     def fetch_vix(self, start: date | None, end: date | None) -> pd.Series:
         try:
-            raw = _yahoo_download(self.ticker, start, end)
+            raw = _yahoo_download(self.ticker, start, end, timeout=self.timeout)
         except Exception as exc:  # yfinance raises many network/HTTP error types
             raise DataError(f"Yahoo download of {self.ticker} failed: {exc}") from exc
         frame = _flatten_yahoo(raw, self.ticker)
@@ -271,12 +303,20 @@ class YahooVixSource:
 
 @dataclass(frozen=True)
 class AlpacaBarSource:
-    """Daily bars from Alpaca's market-data API: raw bars for prices, all-adjusted for adj_close."""
+    """Daily bars from Alpaca's market-data API: raw bars for prices, all-adjusted for adj_close.
+
+    Every request has ``retry``'s timeout, and a timeout, a connection error, a 429 or a 5xx is
+    retried with its backoff (a stalled or briefly failing data API must neither hang nor fail
+    a trading cycle); other refusals (401, 403) end at once. The final failure is one
+    :class:`DataError` line naming Alpaca and the last status. ``sleep`` is injectable for tests.
+    """
 
     api_key: str
     api_secret: str
     feed: str = "iex"
     url_override: str | None = None
+    retry: RetryPolicy = DATA_RETRY
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     name: ClassVar[str] = "alpaca"
     needs_network: ClassVar[bool] = True
 
@@ -287,20 +327,27 @@ class AlpacaBarSource:
     def cache_token(self) -> str:
         return self.feed
 
+    def __repr__(self) -> str:  # never the keys
+        return f"AlpacaBarSource({self.feed}, {self.url_override or 'data.alpaca.markets'})"
+
     def fetch(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
-        raw = self._bars(symbol, start, end, "raw")
-        adjusted = self._bars(symbol, start, end, "all")
+        from alpaca.data.historical import StockHistoricalDataClient
+
+        client = StockHistoricalDataClient(self.api_key, self.api_secret, url_override=self.url_override)
+        if not configure_alpaca_client(client, self.retry.timeout):  # refuse to run without timeouts
+            raise DataError("alpaca-py's HTTP session is not where expected: cannot set a request timeout")
+        raw = self._bars(client, symbol, start, end, "raw")
+        adjusted = self._bars(client, symbol, start, end, "all")
         raw["adj_close"] = adjusted["close"].reindex(raw.index)
         return canonical_bars(raw, what=f"Alpaca {symbol}")
 
-    def _bars(self, symbol: str, start: date | None, end: date | None, adjustment: str) -> pd.DataFrame:
-        from alpaca.common.exceptions import APIError
+    def _bars(
+        self, client: StockHistoricalDataClient, symbol: str, start: date | None, end: date | None, adjustment: str
+    ) -> pd.DataFrame:
         from alpaca.data.enums import Adjustment, DataFeed
-        from alpaca.data.historical import StockHistoricalDataClient
         from alpaca.data.requests import StockBarsRequest
         from alpaca.data.timeframe import TimeFrame
 
-        client = StockHistoricalDataClient(self.api_key, self.api_secret, url_override=self.url_override)
         request = StockBarsRequest(
             symbol_or_symbols=symbol,
             timeframe=TimeFrame.Day,
@@ -309,15 +356,21 @@ class AlpacaBarSource:
             adjustment=Adjustment(adjustment),
             feed=DataFeed(self.feed),
         )
+        what = f"{symbol} bars ({adjustment})"
         try:
             # a client built without raw_data=True returns a BarSet; the stubs also allow the raw dict
-            barset = cast("BarSet", client.get_stock_bars(request))
-        except APIError as exc:
-            status = getattr(exc, "status_code", None)
-            hint = " (check ALPACA_API_KEY / ALPACA_API_SECRET)" if status == 401 else ""
-            raise DataError(f"Alpaca bars request failed: HTTP {status}: {exc}{hint}") from exc
-        except Exception as exc:  # requests' connection errors, timeouts
-            raise DataError(f"Alpaca bars request failed: {exc}") from exc
+            barset = call_with_retries(
+                lambda: cast("BarSet", self._once(lambda: client.get_stock_bars(request))),
+                self.retry,
+                event="alpaca_data_retry",
+                what=what,
+                sleep=self.sleep,
+                scrub=self._scrub,
+            )
+        except RetriesExhaustedError as exc:
+            raise DataError(
+                f"Alpaca bars request failed after {exc.attempts} attempts ({self.feed} feed, {what}): {exc.detail}"
+            ) from None
         rows = barset.data.get(symbol, [])
         if not rows:
             raise DataError(f"Alpaca returned no {symbol} bars for {start}..{end}")
@@ -332,3 +385,28 @@ class AlpacaBarSource:
             index=to_date_index([b.timestamp for b in rows], what=f"Alpaca {symbol}"),
         )
         return _between(frame, start, end)
+
+    def _once(self, fn: Callable[[], T]) -> T:
+        """One request (alpaca-py may page through several): its result, or a mapped failure."""
+        import requests
+        from alpaca.common.exceptions import APIError
+
+        try:
+            return fn()
+        except APIError as exc:
+            status = exc.status_code
+            message = self._scrub(api_message(exc))
+            if is_transient_status(status):
+                raise TransientError(f"HTTP {status}: {message}", retry_after(exc)) from None
+            hint = " (check ALPACA_API_KEY / ALPACA_API_SECRET)" if status == 401 else ""
+            raise DataError(f"Alpaca bars request failed: HTTP {status}: {message}{hint}") from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientError(self._scrub(transient_from_requests(exc).detail)) from None
+        except Exception as exc:  # anything else alpaca-py raises: final, one line
+            raise DataError(self._scrub(f"Alpaca bars request failed: {short(exc)}")) from exc
+
+    def _scrub(self, text: str) -> str:
+        for secret in (self.api_key, self.api_secret):
+            if secret:
+                text = text.replace(secret, "**********")
+        return text
