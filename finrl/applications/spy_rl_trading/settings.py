@@ -17,7 +17,6 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finrl.errors import ConfigError
-from finrl.http_retry import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT
 from finrl.meta.data.request import AlpacaCredentials, DataRequest
 
 if TYPE_CHECKING:  # the views below import the library lazily: settings load on every command, even `health`
@@ -216,13 +215,12 @@ class Settings(BaseSettings):
     )
     alpaca_data_url: str | None = Field(None, pattern=r"^https?://")
     alpaca_data_feed: Literal["iex", "sip", "delayed_sip"] = "iex"
-    # market-data requests (Alpaca bars, Yahoo): the trading client's timeout and retries by default
+    # market-data requests (Alpaca bars, Yahoo): the trading client's read timeout and retries
+    # (finrl.http_retry's policy; a test keeps them equal; literals: settings load without requests)
     data_timeout: float = Field(
-        DEFAULT_TIMEOUT[1], gt=0, description="Seconds a market-data request may take before it is cut and retried"
+        15.0, gt=0, description="Seconds a market-data request may take before it is cut and retried"
     )
-    data_retries: int = Field(
-        DEFAULT_ATTEMPTS - 1, ge=0, description="Retries of a market-data request after a timeout, 429 or 5xx"
-    )
+    data_retries: int = Field(3, ge=0, description="Retries of a market-data request after a timeout, 429 or 5xx")
 
     @field_validator("log_level", mode="before")
     @classmethod
