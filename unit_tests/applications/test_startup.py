@@ -16,7 +16,8 @@ from unit_tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 TRAINING_ONLY = ("torch", "stable_baselines3", "tensorboard")
-HEAVY = (*TRAINING_ONLY, "pandas", "numpy", "exchange_calendars", "matplotlib", "prometheus_client", "alpaca")
+HEAVY = (*TRAINING_ONLY, "pandas", "numpy", "exchange_calendars", "matplotlib", "prometheus_client", "alpaca",
+         "requests")  # fmt: skip
 
 # runs the CLI in a fresh interpreter, optionally with some packages unimportable, and reports what got imported
 PROBE = """
