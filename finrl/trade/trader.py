@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +71,40 @@ class TraderState:
 
     @classmethod
     def load(cls, path: Path) -> TraderState:
+        """The saved state; a missing file is a fresh start, an unreadable one a :class:`DataError`."""
         if not path.is_file():
             return cls()
         try:
             return cls(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise DataError(f"corrupt trader state {path}: {exc} (inspect it; delete it to start afresh)") from exc
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+            raise DataError(f"corrupt trader state {path}: {exc}") from exc
+
+    @classmethod
+    def from_journal(cls, entries: list[dict[str, Any]]) -> TraderState:
+        """The state as the journal records it: the file is a cache of the journal, never the only copy.
+
+        The peak is the highest equity any decision saw, the halt that of the last decision (a
+        ``risk_halt`` after it counts too), and the pending orders those submitted or unanswered
+        without a final status since. Losing the file must never lift a halt or lower the peak.
+        """
+        state = cls()
+        for entry in entries:
+            event, equity = entry.get("event"), entry.get("equity")
+            if event in ("decision", "risk_halt") and isinstance(equity, int | float):
+                state.peak_equity = max(state.peak_equity, float(equity))
+            if event == "decision":
+                state.last_session, state.last_equity = entry.get("session"), equity
+                state.halted = bool(entry.get("halted"))
+            elif event == "risk_halt":
+                state.halted, state.halt_reason = True, str(entry.get("reason", ""))
+            cid = str(entry.get("client_order_id"))
+            if event in ("order_submitted", "order_unknown", "order_exists") and cid not in state.pending:
+                state.pending.append(cid)
+            elif event in ("order_final", "order_missing") and cid in state.pending:
+                state.pending.remove(cid)
+        if not state.halted:
+            state.halt_reason = ""
+        return state
 
     def save(self, path: Path) -> None:
         atomic_write_json(path, asdict(self))
@@ -124,10 +152,43 @@ class DailyTrader:
 
     @property
     def state(self) -> TraderState:
-        return TraderState.load(self.state_path)
+        """The persisted state, or the journal's account of it when the file is missing or corrupt."""
+        try:
+            return TraderState.load(self.state_path) if self.state_path.is_file() else self._rebuilt_state()
+        except DataError:
+            return self._rebuilt_state()
+
+    def load_state(self) -> TraderState:
+        """The state for a cycle: a corrupt file is set aside (``.corrupt-<ts>``) and rebuilt, not fatal.
+
+        The journal is the record (the broker interface offers no account history to consult), so
+        the equity peak and the halt survive a lost or damaged state file; one warning says so.
+        """
+        reason, aside = "missing", None
+        if self.state_path.is_file():
+            try:
+                return TraderState.load(self.state_path)
+            except DataError as exc:
+                reason = str(exc)
+                aside = self.state_path.with_name(f"{self.state_path.name}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+                self.state_path.replace(aside)
+        state = self._rebuilt_state()
+        if aside is not None or state != TraderState():
+            kept = aside.name if aside else None
+            self.journal.record("state_rebuilt", reason=reason, kept_as=kept, **self._summary(state))
+            log.warning("trader_state_rebuilt", reason=reason, kept_as=kept, source=str(self.journal.path),
+                        **self._summary(state))  # fmt: skip
+        return state
+
+    @staticmethod
+    def _summary(state: TraderState) -> dict[str, Any]:
+        return {"peak_equity": state.peak_equity, "halted": state.halted, "last_session": state.last_session}
+
+    def _rebuilt_state(self) -> TraderState:
+        return TraderState.from_journal(self.journal.entries())
 
     def run_cycle(self, session: date) -> CycleResult:
-        state = TraderState.load(self.state_path)
+        state = self.load_state()
         self._reconcile(state)
         features = self.features_for(session)
         self.bundle.check_features(features)
