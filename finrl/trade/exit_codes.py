@@ -20,6 +20,7 @@ class CycleExit(IntEnum):
     HALTED = 12  # the drawdown halt holds: flattened, no orders until a person resets it
     RISK_BLOCKED = 13  # a risk limit stopped the model's order: the account is off target
     LOCKED = 14  # another paper trader holds the state folder's lock
+    LATE_SKIPPED = 15  # the run came after the fill session's auction: nothing sent, that session is missed
 
     @property
     def meaning(self) -> str:
@@ -33,6 +34,7 @@ _MEANINGS: dict[CycleExit, str] = {
     CycleExit.HALTED: "halted: the drawdown halt holds (flatten, then no orders)",
     CycleExit.RISK_BLOCKED: "risk_blocked: a risk limit stopped the order",
     CycleExit.LOCKED: "another instance holds the state folder's lock",
+    CycleExit.LATE_SKIPPED: "late_skipped: ran after the auction; no order, next close",
 }
 
 _BY_OUTCOME: dict[str, CycleExit] = {
@@ -44,6 +46,7 @@ _BY_OUTCOME: dict[str, CycleExit] = {
     "unavailable": CycleExit.UNKNOWN,
     "halted": CycleExit.HALTED,
     "risk_blocked": CycleExit.RISK_BLOCKED,
+    "late_skipped": CycleExit.LATE_SKIPPED,
 }
 
 

@@ -19,6 +19,9 @@ class TradingMetrics:
         )
         self.errors = Counter("finrl_errors", "Errors by kind", ["kind"], registry=r)
         self.risk_blocks = Counter("finrl_risk_blocks", "Orders blocked by a risk rule", ["rule"], registry=r)
+        self.late_skips = Counter(
+            "finrl_late_skips", "Decisions not sent because their fill session's auction had passed", registry=r
+        )
         self.cycles = Counter("finrl_cycles", "Trading cycles by outcome", ["outcome"], registry=r)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> Any:

@@ -77,20 +77,22 @@ class PaperTradingService:
 
     def run_once(self) -> CycleResult | None:
         """One cycle for the latest completed session (``--once``); errors propagate to the caller."""
-        session = self._refreshed_latest_session()
+        session, now = self._refreshed_latest_session()
         if session is None:
             log.warning("no_completed_session", note="no session closed in the last 10 days")
             return None
-        return self._run_cycle(session)
+        return self._run_cycle(session, now)
 
-    def _refreshed_latest_session(self) -> date | None:
+    def _refreshed_latest_session(self) -> tuple[date | None, datetime]:
+        """The session to decide and the broker's clock it was judged by (the trader's late check reuses it)."""
         if self.feed is not None and self.feed.refresh():
             self.broker.follow_market(self.feed.bars)
-        return self.latest_session()
+        now = self.broker.now()
+        return self.latest_session(now), now
 
-    def _run_cycle(self, session: date) -> CycleResult:
+    def _run_cycle(self, session: date, now: datetime) -> CycleResult:
         self.broker.prepare_session(session)
-        result = self.trader.run_cycle(session)
+        result = self.trader.run_cycle(session, now)
         write_health(self.health_path, "ok", last_session=session.isoformat(), outcome=result.outcome)
         return result
 
@@ -99,9 +101,9 @@ class PaperTradingService:
         while not self.stop.is_set():
             status, detail = "ok", {}
             try:
-                session = self._refreshed_latest_session()
+                session, now = self._refreshed_latest_session()
                 if session is not None and session.isoformat() != self.trader.state.last_session:
-                    detail = {"outcome": self._run_cycle(session).outcome}
+                    detail = {"outcome": self._run_cycle(session, now).outcome}
             except BrokerAuthError as exc:
                 status, detail = "error", {"error": str(exc)}
                 log.error("broker_auth_failed", error=str(exc), note="fix the keys; retrying at the next wake")

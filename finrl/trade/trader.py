@@ -21,12 +21,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from finrl.agents.ensemble_bundle import AnyBundle, EnsembleBundle
+from finrl.calendar import SessionTimes
 from finrl.errors import DataError
 from finrl.fileio import atomic_write_json
 from finrl.log import get_logger
@@ -49,6 +51,8 @@ from finrl.trade.risk import RiskLimits, RiskVerdict, assess_account, check_orde
 log = get_logger(__name__)
 
 FeatureProvider = Callable[[date], pd.DataFrame]
+LatePolicy = Literal["skip"]
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class TraderConfig:
     symbol: str
     strategy: str  # prefix of the client order ids
     dry_run: bool  # log decisions and intended orders, send nothing
+    late_policy: LatePolicy  # what a run after the fill session's auction does: skip (send nothing)
 
 
 @dataclass
@@ -83,15 +88,18 @@ class TraderState:
     def from_journal(cls, entries: list[dict[str, Any]]) -> TraderState:
         """The state as the journal records it: the file is a cache of the journal, never the only copy.
 
-        The peak is the highest equity any decision saw, the halt that of the last decision (a
-        ``risk_halt`` after it counts too), and the pending orders those submitted or unanswered
-        without a final status since. Losing the file must never lift a halt or lower the peak.
+        The peak and the halt are those the last decision recorded (journals from before decisions
+        recorded their peak: the highest equity seen), a ``risk_halt`` halts, and the pending orders
+        are those submitted or unanswered without a final status since. Losing the file must never
+        lift a halt or lower the peak; a person's reset in the file is kept, as the next decision records it.
         """
         state = cls()
         for entry in entries:
             event, equity = entry.get("event"), entry.get("equity")
             if event in ("decision", "risk_halt") and isinstance(equity, int | float):
                 state.peak_equity = max(state.peak_equity, float(equity))
+            if event == "decision" and isinstance(entry.get("peak_equity"), int | float):
+                state.peak_equity = float(entry["peak_equity"])
             if event == "decision":
                 state.last_session, state.last_equity = entry.get("session"), equity
                 state.halted = bool(entry.get("halted"))
@@ -113,7 +121,7 @@ class TraderState:
 @dataclass(frozen=True)
 class CycleResult:
     session: date
-    outcome: str  # no_trade | submitted | dry_run | exists | risk_blocked | halted | rejected | unavailable
+    outcome: str  # no_trade submitted dry_run exists risk_blocked halted rejected unavailable late_skipped
     action: float | None = None  # the policy's action: an int, or a weight for continuous spaces
     target: float | None = None  # -1/0/+1 for discrete3, the target weight for the weight spaces
     order_qty: float = 0.0  # signed
@@ -187,7 +195,11 @@ class DailyTrader:
     def _rebuilt_state(self) -> TraderState:
         return TraderState.from_journal(self.journal.entries())
 
-    def run_cycle(self, session: date) -> CycleResult:
+    def run_cycle(self, session: date, now: datetime | None = None) -> CycleResult:
+        """Decide for ``session``; ``now`` (the broker's clock, live runs only) lets a late run skip.
+
+        Replays pass no ``now``: their simulated fills are never late.
+        """
         state = self.load_state()
         self._reconcile(state)
         features = self.features_for(session)
@@ -221,14 +233,14 @@ class DailyTrader:
             target, delta = decide(raw if continuous else action, account.cash, shares, close, self.bundle.env_config)
         self.journal.record(
             "decision", session=session, action=action, target=target, shares=shares, order_qty=delta,
-            equity=account.equity, cash=account.cash, close=close, halted=state.halted,
+            equity=account.equity, cash=account.cash, close=close, halted=state.halted, peak_equity=state.peak_equity,
         )  # fmt: skip
         log.info("decision", session=str(session), action=action, target=target, order_qty=delta, equity=account.equity)
         self.metrics.last_decision.set_to_current_time()
         self.metrics.nav.set(account.equity)
         self.metrics.position.set(shares)
 
-        result = self._act(session, state, verdict, account, shares, delta, close, action, target)
+        result = self._act(session, state, verdict, account, shares, delta, close, action, target, now)
         state.last_session, state.last_equity = session.isoformat(), account.equity
         state.save(self.state_path)
         self.metrics.cycles.labels(outcome=result.outcome).inc()
@@ -275,6 +287,7 @@ class DailyTrader:
         close: float,
         action: float | None,
         target: float,
+        now: datetime | None,
     ) -> CycleResult:
         outcome = "halted" if state.halted and not delta else "no_trade"
         base = CycleResult(session=session, outcome=outcome, action=action, target=target, order_qty=delta)
@@ -288,7 +301,8 @@ class DailyTrader:
             self.metrics.risk_blocks.labels(rule=rule).inc()
             return replace(base, outcome="risk_blocked", detail=blocked)
 
-        fill_session = self._next_session(session)
+        fill = self._next_session(session)
+        fill_session = fill.day
         cid = client_order_id(self.config.strategy, self.config.symbol, fill_session)
         side = "buy" if delta > 0 else "sell"
         existing = self.broker.order_by_client_id(cid)
@@ -297,6 +311,14 @@ class DailyTrader:
             log.info("order_exists", client_order_id=cid, status=existing.status)
             self._track(state, existing)
             return replace(base, outcome="exists", client_order_id=cid)
+        deadline = self._auction_deadline(fill)
+        if now is not None and now >= deadline:  # late_policy "skip": the broker would refuse it (422)
+            why = f"the {fill_session} auction took orders until {_et(deadline)}; it is {_et(now)}"
+            self.journal.record("late_skip", session=session, fill_session=fill_session, client_order_id=cid,
+                                order_qty=delta, why=why)  # fmt: skip
+            log.warning("late_skip", session=str(session), why=why, note="no order sent; next close decides normally")
+            self.metrics.late_skips.inc()
+            return replace(base, outcome="late_skipped", client_order_id=cid, detail=why)
         if account.trading_blocked:
             self.journal.record("order_rejected", session=session, client_order_id=cid, error="trading blocked")
             log.error("trading_blocked", client_order_id=cid, note="the broker has blocked trading on this account")
@@ -356,16 +378,29 @@ class DailyTrader:
         if not order.done and order.client_order_id not in state.pending:
             state.pending.append(order.client_order_id)
 
-    def _next_session(self, session: date) -> date:
+    def _next_session(self, session: date) -> SessionTimes:
         upcoming = self.broker.sessions(session + timedelta(days=1), session + timedelta(days=10))
         if not upcoming:
             raise DataError(f"no trading session in the 10 days after {session}")
-        return upcoming[0].day
+        return upcoming[0]
+
+    def _auction_deadline(self, fill: SessionTimes) -> datetime:
+        """The last moment the order still gets the fill the backtest assumes (Alpaca's cut-offs:
+        opg until 09:28 ET, cls until 15:50 ET; a fractional day order only fills at the open if sent before it).
+        """
+        tif = self._time_in_force()
+        if tif == "cls":
+            return fill.close - timedelta(minutes=10)
+        return fill.open - timedelta(minutes=2) if tif == "opg" else fill.open
 
     def _time_in_force(self) -> str:
         if self.execution.fill_at == "next_close":
             return "cls"  # market-on-close
         return "day" if self.execution.fractional_shares else "opg"  # Alpaca: fractional orders are day-only
+
+
+def _et(moment: datetime) -> str:
+    return f"{moment.astimezone(NEW_YORK):%Y-%m-%d %H:%M} ET"
 
 
 def describe(result: CycleResult) -> dict[str, Any]:

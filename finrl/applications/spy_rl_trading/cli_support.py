@@ -120,6 +120,7 @@ PAPER_FLAGS: tuple[Flag, ...] = (
     Flag("live_trading_confirmed", ("--confirm-live-trading/--no-confirm-live-trading",)),
     Flag("strategy_name"),
     Flag("decision_delay_minutes"),
+    Flag("late_policy"),
     Flag("max_drawdown"),
     Flag("max_daily_loss"),
     Flag("max_position_fraction"),

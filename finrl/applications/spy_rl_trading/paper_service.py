@@ -34,7 +34,12 @@ def risk_limits(settings: Settings) -> RiskLimits:
 
 
 def trader_config(settings: Settings) -> TraderConfig:
-    return TraderConfig(symbol=settings.symbol.upper(), strategy=settings.strategy_name, dry_run=settings.dry_run)
+    return TraderConfig(
+        symbol=settings.symbol.upper(),
+        strategy=settings.strategy_name,
+        dry_run=settings.dry_run,
+        late_policy=settings.late_policy,
+    )
 
 
 def decision_delay(settings: Settings) -> timedelta:

@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     strategy_name: str = Field(
         "finrl", pattern=r"^[A-Za-z0-9_]{1,40}$", description="Prefix of client order ids (one per strategy)"
     )
+    late_policy: Literal["skip"] = Field(
+        "skip", description="A run after the fill session's auction: skip (send nothing, decide at the next close)"
+    )
     decision_delay_minutes: int = Field(15, ge=0, le=600, description="Decide this long after the close")
     max_drawdown: float = Field(0.25, gt=0, le=1, description="Flatten and stop below this drawdown from the peak")
     max_daily_loss: float = Field(0.05, gt=0, le=1, description="No new exposure after this loss since the last close")
