@@ -121,7 +121,7 @@ class TraderState:
 @dataclass(frozen=True)
 class CycleResult:
     session: date
-    outcome: str  # no_trade submitted dry_run exists risk_blocked halted rejected unavailable late_skipped
+    outcome: str  # a key of finrl.trade.exit_codes._BY_OUTCOME (submitted, no_trade, late_skipped, ...)
     action: float | None = None  # the policy's action: an int, or a weight for continuous spaces
     target: float | None = None  # -1/0/+1 for discrete3, the target weight for the weight spaces
     order_qty: float = 0.0  # signed
