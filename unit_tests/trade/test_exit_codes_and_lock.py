@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from finrl.applications.spy_rl_trading.commands.paper import PAPER_HELP
 from finrl.trade.exit_codes import CycleExit, exit_for_outcome
 from finrl.trade.instance_lock import InstanceLockedError, instance_lock
-from unit_tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -42,17 +40,6 @@ def test_codes_are_distinct_and_clear_of_the_usual_error_codes() -> None:
     failures = [code for code in CycleExit if code is not CycleExit.OK]
     assert len(set(failures)) == len(failures)
     assert not {1, 2, 3, 130, 143} & {int(code) for code in failures}
-
-
-def test_help_and_readme_list_every_code() -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme[readme.index("## Paper trading") :]
-    section = section[: section.index("\n## ", 1)]
-    rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|", section, flags=re.MULTILINE))
-    assert {int(code) for code in rows} == {int(code) for code in CycleExit}
-    for code in CycleExit:
-        assert re.search(rf"^\s*{code.value}  {re.escape(code.meaning)}$", PAPER_HELP, flags=re.MULTILINE)
-        assert len(f"   {code.value}  {code.meaning}") <= 80
 
 
 def test_a_second_holder_is_refused_with_the_first_ones_pid(tmp_path: Path) -> None:
