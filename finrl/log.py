@@ -24,12 +24,18 @@ def register_secrets(values: Iterable[str | None]) -> None:
     _secrets.update(v for v in values if v and len(v) >= 4)
 
 
+def mask_text(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with each of ``secrets`` replaced by :data:`MASK`: for error messages, which no log
+    processor sees (the clients mask their own keys before raising)."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
-        for secret in _secrets:
-            if secret in value:
-                value = value.replace(secret, MASK)
-        return value
+        return mask_text(value, _secrets)
     if isinstance(value, dict):
         return {_mask(k): _mask(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):

@@ -52,7 +52,7 @@ from finrl.http_retry import (
     transient_from_requests,
 )
 from finrl.http_retry import TimeoutAdapter as TimeoutAdapter
-from finrl.log import get_logger, register_secrets
+from finrl.log import get_logger, mask_text, register_secrets
 from finrl.trade.broker import (
     AccountState,
     BrokerAuthError,
@@ -292,9 +292,7 @@ class AlpacaBroker:
             raise BrokerError(self._scrub(f"unexpected answer from Alpaca: {short(exc)}")) from None
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "**********")
-        return text
+        return mask_text(text, self._secrets)
 
 
 def _trading_client(api_key: str, api_secret: str, paper: bool, base_url: str, timeout: Timeout) -> Any:

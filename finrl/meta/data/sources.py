@@ -29,7 +29,7 @@ from finrl.http_retry import (
     short,
     transient_from_requests,
 )
-from finrl.log import get_logger
+from finrl.log import get_logger, mask_text
 from finrl.meta.data.frames import canonical_bars, normalise_column_names, to_date_index
 
 if TYPE_CHECKING:
@@ -406,7 +406,4 @@ class AlpacaBarSource:
             raise DataError(self._scrub(f"Alpaca bars request failed: {short(exc)}")) from exc
 
     def _scrub(self, text: str) -> str:
-        for secret in (self.api_key, self.api_secret):
-            if secret:
-                text = text.replace(secret, "**********")
-        return text
+        return mask_text(text, (self.api_key, self.api_secret))
