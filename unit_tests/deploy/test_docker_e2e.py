@@ -153,16 +153,20 @@ print(json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def engine_ready_for_builds() -> None:
+    """Skip without an engine (fail where FINRL_DOCKER_REQUIRED=1); fetch the CPU torch wheel for builds."""
     problem = _engine_problem()
     if problem:
         if os.environ.get("FINRL_DOCKER_REQUIRED") == "1":
             pytest.fail(f"FINRL_DOCKER_REQUIRED=1 but {problem}")
         pytest.skip(problem)
-    if not os.environ.get("TORCH_INDEX_URL"):
-        # the CPU torch wheel for the build (a no-op when it is there already)
+    if not os.environ.get("TORCH_INDEX_URL"):  # a no-op when the wheel is there already
         subprocess.run(["make", "wheelhouse", f"PYTHON={sys.executable}"], cwd=REPO_ROOT, check=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    engine_ready_for_builds()
     s = Stack(tmp_path_factory.mktemp("compose"))
     try:
         # one `compose build` of both targets (the services that define them); the later stages of

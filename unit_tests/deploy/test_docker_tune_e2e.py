@@ -17,10 +17,8 @@ Skips where no engine answers, unless FINRL_DOCKER_REQUIRED=1 (.ci/run), which m
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from unit_tests.deploy.conftest import COMPOSE_FILE, REPO_ROOT
-from unit_tests.deploy.test_docker_e2e import FINRL_UID, TREE, Stack, _docker, _engine_problem
+from unit_tests.deploy.test_docker_e2e import FINRL_UID, TREE, Stack, _docker, engine_ready_for_builds
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -104,13 +102,7 @@ class TuneStack(Stack):
 
 @pytest.fixture(scope="module")
 def tune_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TuneStack]:
-    problem = _engine_problem()
-    if problem:
-        if os.environ.get("FINRL_DOCKER_REQUIRED") == "1":
-            pytest.fail(f"FINRL_DOCKER_REQUIRED=1 but {problem}")
-        pytest.skip(problem)
-    if not os.environ.get("TORCH_INDEX_URL"):
-        subprocess.run(["make", "wheelhouse", f"PYTHON={sys.executable}"], cwd=REPO_ROOT, check=True, timeout=900)
+    engine_ready_for_builds()
     s = TuneStack(tmp_path_factory.mktemp("tune"))
     try:
         title = _image_title(POSTGRES_IMAGE)
