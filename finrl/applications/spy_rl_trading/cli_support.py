@@ -109,6 +109,12 @@ BACKTEST_FLAGS: tuple[Flag, ...] = (
     Flag("results_dir"),
     *(Flag(f) for f in COST_FIELDS),  # re-run a bundle under other costs: only those given replace its own
     Flag("fill_at"),
+    # the paper trader's risk limits, applied to the agent (not the baselines) unless --no-risk-limits
+    Flag("backtest_risk_limits", ("--risk-limits/--no-risk-limits",)),
+    Flag("max_drawdown"),
+    Flag("max_daily_loss"),
+    Flag("max_position_fraction"),
+    Flag("max_order_notional"),
 )
 
 

@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     max_daily_loss: float = Field(0.05, gt=0, le=1, description="No new exposure after this loss since the last close")
     max_position_fraction: float = Field(1.05, gt=0, le=4, description="Largest position as a fraction of equity")
     max_order_notional: float = Field(1_000_000.0, gt=0, description="Largest single order in currency")
+    backtest_risk_limits: bool = Field(
+        True, description="spy-rl backtest applies these risk limits to the agent, as the paper trader does"
+    )
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus metrics port (0 = off)")
 
     # tuning (spy-rl tune): the study's storage, and how soon a dead worker's trial is failed and retried
