@@ -3,11 +3,19 @@
 * max drawdown from the equity peak: flatten and stop trading until a human resets the state;
 * max daily loss since the previous session's close: no new exposure that day (exits allowed);
 * max position as a fraction of equity and max order notional: the order is blocked.
+
+:func:`apply_limits` is the one rule for a decision at a close, which the paper trader and the
+backtest both call: a halt (standing, or starting at this close) means target flat and the
+policy is not asked; an order that breaks a limit is not sent. The backtest keeps the state the
+trader keeps between closes in a :class:`RiskBook`, so it shows what the trader would have done.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -60,3 +68,98 @@ def check_order(
     if abs(delta) * price > limits.max_order_notional:
         return f"max_order_notional: {abs(delta) * price:,.2f} exceeds {limits.max_order_notional:,.2f}"
     return None
+
+
+Decision = tuple[Any, float, float]  # (the policy's action, its target, the order in signed shares)
+
+
+@dataclass(frozen=True)
+class GatedDecision:
+    """What the limits make of the decision at one close."""
+
+    verdict: RiskVerdict  # the account's assessment at this close
+    halted: bool  # flat and out (a halt standing or starting now): the policy was not asked
+    halts_now: bool  # the halt starts at this close (``verdict.reason`` says why): record it once
+    action: Any  # the policy's action; None when halted
+    target: float  # the policy's target; 0 (flat) when halted
+    order: float  # the order the decision asks for (signed shares): flattening when halted
+    blocked: str | None  # the rule ``order`` breaks: nothing is sent
+
+    @property
+    def sent(self) -> float:
+        """The order that goes to the market: none when blocked."""
+        return 0.0 if self.blocked else self.order
+
+
+def apply_limits(
+    limits: RiskLimits,
+    *,
+    equity: float,
+    peak_equity: float,
+    previous_equity: float | None,
+    halted: bool,
+    shares: float,
+    price: float,
+    decide: Callable[[], Decision],
+) -> GatedDecision:
+    """The decision at a close under the limits: the paper trader's rule, and the backtest's.
+
+    ``equity`` is the account's at the decision's close, ``peak_equity`` the highest seen so far
+    (this close included), ``previous_equity`` the previous decision's (None at the first),
+    ``halted`` whether an earlier close halted. ``decide`` asks the policy (only when not halted).
+    Halted: target flat, the whole position closes (an exit, which no limit blocks). Otherwise the
+    policy's order is checked by :func:`check_order`; a blocked one is reported, not sent.
+    """
+    verdict = assess_account(limits, equity, peak_equity, previous_equity)
+    if halted or verdict.halt:
+        action, target, order = None, 0.0, (0.0 - shares if shares else 0.0)  # never -0.0
+    else:
+        action, target, order = decide()
+    blocked = check_order(limits, verdict, equity, shares, order, price) if order else None
+    return GatedDecision(verdict, halted or verdict.halt, verdict.halt and not halted, action, target, order, blocked)
+
+
+@dataclass(frozen=True)
+class RiskEvent:
+    """A halt or a blocked order, as the backtest reports it (the trader journals the same)."""
+
+    date: str  # the decision's close, ISO
+    event: str  # risk_halt | risk_blocked (the trader's journal events)
+    rule: str  # max_drawdown, max_daily_loss, max_position_fraction, max_order_notional
+    detail: str
+
+
+@dataclass
+class RiskBook:
+    """The limits over a replayed account: the state the paper trader keeps between closes.
+
+    Callable as a :data:`finrl.meta.env.rollout.DecisionGate` (the rollout hands it each close's
+    account and the policy's decision); it never resets a halt, as no person is there to do it.
+    """
+
+    limits: RiskLimits
+    peak_equity: float = 0.0
+    last_equity: float | None = None
+    halted: bool = False
+    events: list[RiskEvent] = field(default_factory=list)
+
+    def __call__(
+        self, day: date, equity: float, shares: float, price: float, decide: Callable[[], Decision]
+    ) -> GatedDecision:
+        self.peak_equity = max(self.peak_equity, equity)
+        gated = apply_limits(
+            self.limits, equity=equity, peak_equity=self.peak_equity, previous_equity=self.last_equity,
+            halted=self.halted, shares=shares, price=price, decide=decide,
+        )  # fmt: skip
+        self.last_equity, self.halted = equity, gated.halted
+        if gated.halts_now:
+            reason = gated.verdict.reason
+            self.events.append(RiskEvent(day.isoformat(), "risk_halt", rule_of(reason), reason))
+        if gated.blocked:
+            self.events.append(RiskEvent(day.isoformat(), "risk_blocked", rule_of(gated.blocked), gated.blocked))
+        return gated
+
+
+def rule_of(detail: str) -> str:
+    """The rule a verdict's or a check's text names (its prefix: ``max_order_notional: ...``)."""
+    return detail.split(":")[0]
