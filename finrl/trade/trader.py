@@ -33,7 +33,6 @@ from finrl.errors import DataError
 from finrl.fileio import atomic_write_json
 from finrl.log import get_logger
 from finrl.meta.env.actions import decide
-from finrl.meta.env.execution import order_shares
 from finrl.meta.env.rollout import Policy
 from finrl.meta.env.spy_env import observed_portfolio
 from finrl.trade.broker import (
@@ -46,7 +45,7 @@ from finrl.trade.broker import (
 )
 from finrl.trade.journal import Journal
 from finrl.trade.metrics import TradingMetrics
-from finrl.trade.risk import RiskLimits, RiskVerdict, assess_account, check_order
+from finrl.trade.risk import RiskLimits, apply_limits
 
 log = get_logger(__name__)
 
@@ -214,23 +213,25 @@ class DailyTrader:
         entry = position.avg_entry_price if position else math.nan
 
         state.peak_equity = max(state.peak_equity, account.equity)
-        verdict = assess_account(self.risk, account.equity, state.peak_equity, state.last_equity)
-        action: float | None = None
-        target: float
-        if state.halted or verdict.halt:
-            if not state.halted:
-                state.halted, state.halt_reason = True, verdict.reason
-                self.journal.record("risk_halt", session=session, reason=verdict.reason, equity=account.equity)
-                log.error("risk_halt", reason=verdict.reason, equity=account.equity)
-                self.metrics.risk_blocks.labels(rule="max_drawdown").inc()
-            target = 0  # flatten and stay flat
-            delta = order_shares(account.cash, shares, 0, close, self.execution)
-        else:
+
+        def policy_decision() -> tuple[float, float, float]:
             raw = self._policy_action(session, features, shares, account.cash, account.equity, close, entry)
             continuous = self.bundle.env_config.action_space == "continuous"
             action = float(np.asarray(raw, dtype=np.float64).reshape(-1)[0]) if continuous else int(raw)
             # the env's own mapping from action to order (sized at this close, banded for weights)
-            target, delta = decide(raw if continuous else action, account.cash, shares, close, self.bundle.env_config)
+            return action, *decide(raw if continuous else action, account.cash, shares, close, self.bundle.env_config)
+
+        # the backtest's rule too: halted -> flatten without asking the policy; a blocked order is not sent
+        gated = apply_limits(
+            self.risk, equity=account.equity, peak_equity=state.peak_equity, previous_equity=state.last_equity,
+            halted=state.halted, shares=shares, price=close, decide=policy_decision,
+        )  # fmt: skip
+        action, target, delta = gated.action, gated.target, gated.order
+        if gated.halts_now:
+            state.halted, state.halt_reason = True, gated.verdict.reason
+            self.journal.record("risk_halt", session=session, reason=gated.verdict.reason, equity=account.equity)
+            log.error("risk_halt", reason=gated.verdict.reason, equity=account.equity)
+            self.metrics.risk_blocks.labels(rule="max_drawdown").inc()
         self.journal.record(
             "decision", session=session, action=action, target=target, shares=shares, order_qty=delta,
             equity=account.equity, cash=account.cash, close=close, halted=state.halted, peak_equity=state.peak_equity,
@@ -240,7 +241,7 @@ class DailyTrader:
         self.metrics.nav.set(account.equity)
         self.metrics.position.set(shares)
 
-        result = self._act(session, state, verdict, account, shares, delta, close, action, target, now)
+        result = self._act(session, state, gated.blocked, account, shares, delta, close, action, target, now)
         state.last_session, state.last_equity = session.isoformat(), account.equity
         state.save(self.state_path)
         self.metrics.cycles.labels(outcome=result.outcome).inc()
@@ -280,7 +281,7 @@ class DailyTrader:
         self,
         session: date,
         state: TraderState,
-        verdict: RiskVerdict,
+        blocked: str | None,  # the rule the order breaks (apply_limits)
         account: AccountState,
         shares: float,
         delta: float,
@@ -293,7 +294,6 @@ class DailyTrader:
         base = CycleResult(session=session, outcome=outcome, action=action, target=target, order_qty=delta)
         if not delta:
             return base
-        blocked = check_order(self.risk, verdict, account.equity, shares, delta, close)
         if blocked:
             rule = blocked.split(":")[0]
             self.journal.record("risk_blocked", session=session, rule=rule, detail=blocked, order_qty=delta)
