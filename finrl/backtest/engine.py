@@ -11,11 +11,17 @@ and the like); the report records the one used.
 An ensemble bundle backtests like any other: its members' shadow books start flat on the window's
 first day, each under the backtest's execution and costs, and the ensemble trades its rule's target
 weights as a continuous strategy (:mod:`finrl.agents.ensemble`).
+
+Risk limits (``spy-rl backtest`` passes the paper trader's unless ``--no-risk-limits``) apply to the
+agent, an ensemble's own book included, through the trader's own rule (:func:`finrl.trade.risk.apply_limits`
+on the equity, peak and previous equity at each decision's close): a halt flattens and stays flat to
+the window's end (no person resets it), a blocked order is not sent. The baselines stay unconstrained:
+they are the market's yardsticks, not strategies the trader would run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +39,7 @@ from finrl.meta.env.rollout import EpisodeLedger, Policy, run_policy, scheduled_
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.preprocessing import DateWindow
 from finrl.performance import performance
+from finrl.trade.risk import RiskBook, RiskEvent, RiskLimits
 
 log = get_logger(__name__)
 
@@ -51,6 +58,8 @@ class BacktestResult:
     market: MarketArrays  # the window as every strategy saw it (a caller replaying another policy reuses it)
     agent_policy: NumpyPolicy | None  # a single bundle's policy; None for an ensemble
     warnings: list[str] = field(default_factory=list)
+    risk_limits: RiskLimits | None = None  # the agent's limits; None: unconstrained
+    risk_events: list[RiskEvent] = field(default_factory=list)  # the agent's halts and blocked orders
 
     @property
     def policy(self) -> NumpyPolicy:
@@ -72,10 +81,22 @@ class BacktestResult:
             "data": self.bundle.manifest.data,
             "execution": self.config.to_dict(),
             "warnings": list(self.warnings),
+            "risk": self.risk_meta(),
         }
         if isinstance(self.bundle, EnsembleBundle):
             meta["ensemble"] = ensemble_meta(self.bundle)
         return meta
+
+    def risk_meta(self) -> dict[str, Any]:
+        """The limits the agent ran under (None: unconstrained) and what they did, as the trader journals it."""
+        events = [asdict(event) for event in self.risk_events]
+        return {
+            "limits": asdict(self.risk_limits) if self.risk_limits else None,
+            "applies_to": AGENT,  # the baselines are unconstrained
+            "halts": sum(e["event"] == "risk_halt" for e in events),
+            "blocked_orders": sum(e["event"] == "risk_blocked" for e in events),
+            "events": events,
+        }
 
 
 def ensemble_meta(ensemble: EnsembleBundle) -> dict[str, Any]:
@@ -127,11 +148,13 @@ def run_backtest(
     window: DateWindow,
     risk_free_rate: float,
     env_config: EnvConfig | None = None,
+    risk_limits: RiskLimits | None = None,
 ) -> BacktestResult:
     """The agent and the baselines over ``window``; ``risk_free_rate`` (annual) enters Sharpe, Sortino and alpha.
 
     ``env_config`` replaces the bundle's (other costs or fill rule; same action space and reward).
     The impact inputs of the window's first days come from the days of ``features`` before it.
+    ``risk_limits`` constrain the agent as the paper trader's do (None: the unconstrained policy).
     """
     bundle.check_features(features)
     frame = window.slice(features, what="test window")
@@ -145,7 +168,11 @@ def run_backtest(
         log.warning("data_leakage", detail=warning)
 
     config = env_config or bundle.env_config
-    market, agent_ledger, agent = run_agent(bundle, frame, features, config)
+    book = RiskBook(risk_limits) if risk_limits else None
+    market, agent_ledger, agent = run_agent(bundle, frame, features, config, book)
+    for event in book.events if book else []:
+        if event.event == "risk_halt":
+            log.warning("risk_halt", date=event.date, reason=event.detail, note="the agent is flat from here on")
     baselines: dict[str, Policy] = {
         "buy_and_hold": scheduled_policy(np.full(len(frame), Action.BUY)),
         "flat": scheduled_policy(np.full(len(frame), Action.SELL)),
@@ -161,22 +188,27 @@ def run_backtest(
         "backtest_done", model=bundle.run_name, start=str(window.start), end=str(window.end),
         agent_return=round(metrics[AGENT]["total_return"], 4),
         buy_and_hold_return=round(metrics["buy_and_hold"]["total_return"], 4),
+        risk_events=len(book.events) if book else None,
     )  # fmt: skip
-    return BacktestResult(bundle, window, frame[["open", "close"]], ledgers, metrics, config, market, agent, warnings)
+    return BacktestResult(
+        bundle, window, frame[["open", "close"]], ledgers, metrics, config, market, agent, warnings,
+        risk_limits, list(book.events) if book else [],
+    )  # fmt: skip
 
 
 def run_agent(
-    bundle: AnyBundle, frame: pd.DataFrame, features: pd.DataFrame, config: EnvConfig
+    bundle: AnyBundle, frame: pd.DataFrame, features: pd.DataFrame, config: EnvConfig, risk: RiskBook | None = None
 ) -> tuple[MarketArrays, EpisodeLedger, NumpyPolicy | None]:
-    """The window's market, the agent's ledger on it, and its policy (None for an ensemble).
+    """The window's market, the agent's ledger on it (under ``risk``'s limits), and its policy (None for an ensemble).
 
-    An ensemble's members replay on their own books from the window's first day; the ensemble and
-    the baselines never read features, so the window's market carries its first member's.
+    An ensemble's members replay on their own books from the window's first day (their decisions are
+    not limited: only the ensemble's own book trades); the ensemble and the baselines never read
+    features, so the window's market carries its first member's.
     """
     if isinstance(bundle, EnsembleBundle):
         market = MarketArrays.from_features(frame, bundle.members[0].normalizer, history=features)
         targets = bundle.replay(frame, features, config.execution).targets
-        return market, trade_targets(market, config, targets), None
+        return market, trade_targets(market, config, targets, risk), None
     market = MarketArrays.from_features(frame, bundle.normalizer, history=features)
     policy = bundle.load_policy()
-    return market, run_policy(market, config, policy), policy
+    return market, run_policy(market, config, policy, risk), policy

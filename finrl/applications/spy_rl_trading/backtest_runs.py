@@ -1,11 +1,12 @@
 """Backtest orchestration for ``spy-rl backtest``: bundles (or ensembles) by reference, data as each
 was trained on (unless the user says otherwise), costs as each recorded them (unless the user gives
-others), the test window, reports, and the multi-seed summary."""
+others), the paper trader's risk limits (unless ``--no-risk-limits``), the test window, reports, and
+the multi-seed summary."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +21,7 @@ from finrl.meta.dataset import FeatureData, load_feature_data
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.preprocessing import DateWindow
 from finrl.performance import summarize_runs
+from finrl.trade.risk import RiskLimits
 
 
 def env_config_for_bundle(settings: Settings, bundle: AnyBundle) -> EnvConfig:
@@ -33,6 +35,13 @@ def env_config_for_bundle(settings: Settings, bundle: AnyBundle) -> EnvConfig:
     costs = replace(config.execution.costs, **{name: getattr(settings, name) for name in COST_FIELDS if name in given})
     fill_at = settings.fill_at if "fill_at" in given else config.execution.fill_at
     return replace(config, execution=replace(config.execution, costs=costs, fill_at=fill_at))
+
+
+def backtest_risk_limits(settings: Settings) -> RiskLimits | None:
+    """The paper trader's limits (the settings of the same names), or None with ``--no-risk-limits``."""
+    if not settings.backtest_risk_limits:
+        return None
+    return RiskLimits(**{limit.name: getattr(settings, limit.name) for limit in fields(RiskLimits)})
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ def run_backtests(settings: Settings, references: list[str]) -> list[BacktestRun
             window,
             settings.risk_free_rate,
             env_config if env_config != bundle.env_config else None,
+            backtest_risk_limits(settings),
         )
         if data.market.fingerprint != bundle.manifest.data_fingerprint:
             result.warnings.append(

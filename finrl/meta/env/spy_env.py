@@ -259,9 +259,6 @@ class SpyTradingEnv(gym.Env[np.ndarray, Any]):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         position = self._position
-        t = self._t
-        nxt = t + 1
-        stats = self.stats
         if self._discrete3:
             act = int(action)
             if act == Action.HOLD:
@@ -275,14 +272,35 @@ class SpyTradingEnv(gym.Env[np.ndarray, Any]):
             # sized with what is known at t's close (cash before t+1's dividend, t's close price),
             # exactly as the live trader sizes its market-on-open order
             delta = (
-                order_shares(self._cash, self._shares, target, self._close[nxt - 1], self._execution)
+                order_shares(self._cash, self._shares, target, self._close[self._t], self._execution)
                 if (target != position)
                 else 0.0
             )
             decided: float = act
         else:  # a weight, sized and banded exactly as the trader does it
-            decided, delta = decide(action, self._cash, self._shares, self._close[nxt - 1], self.config)
+            decided, delta = decide(action, self._cash, self._shares, self._close[self._t], self.config)
             act = 0 if delta < 0 else (2 if delta > 0 else 1)  # the stats' sell / hold / buy
+        return self._fill_and_mark(decided, act, delta)
+
+    def decision(self, action: Any) -> tuple[float, float, float]:
+        """``(ledger action, target, order)`` that ``action`` asks for at the current close, as :meth:`step`
+        would trade it (:func:`~finrl.meta.env.actions.decide` on this account); nothing happens yet."""
+        target, order = decide(action, self._cash, self._shares, self._close[self._t], self.config)
+        return (float(int(action)) if self._discrete3 else target), target, order
+
+    def step_order(self, decided: float, order: float) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """A step that trades ``order`` (signed shares, sized at the current close) instead of a policy's
+        action: what a risk gate let through. ``decided`` is the ledger's action (NaN: the policy was not
+        asked); the episode's sell / hold / buy counts follow the order's sign."""
+        return self._fill_and_mark(decided, 0 if order < 0 else (2 if order > 0 else 1), order)
+
+    def _fill_and_mark(
+        self, decided: float, act: int, delta: float
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Day t+1: the dividend, ``delta``'s fill, the mark at the close, the reward and the records."""
+        t = self._t
+        nxt = t + 1
+        stats = self.stats
         dividend = self._dividends[nxt]
         if dividend and self._shares:
             self._cash += self._shares * dividend  # paid to holders at t's close
@@ -349,3 +367,7 @@ class SpyTradingEnv(gym.Env[np.ndarray, Any]):
     @property
     def day_index(self) -> int:
         return self._t
+
+    @property
+    def shares(self) -> float:
+        return self._shares

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -53,7 +53,17 @@ def print_backtest(run: BacktestRun) -> None:
     console.print(table)
     for warning in result.warnings:
         console.print(f"[bold red]warning:[/] {warning}", highlight=False)
+    console.print(risk_line(result.risk_meta()), highlight=False, soft_wrap=True)
     console.print(f"report: {run.directory}", highlight=False, soft_wrap=True)
+
+
+def risk_line(risk: dict[str, Any]) -> str:
+    """One line on the agent's risk limits: off, or what they did (the first halt's date)."""
+    if risk["limits"] is None:
+        return "risk limits: off (--no-risk-limits): the unconstrained policy"
+    halts = [e["date"] for e in risk["events"] if e["event"] == "risk_halt"]
+    halted = f"halted {halts[0]} (max_drawdown), flat from there" if halts else "no halt"
+    return f"risk limits (agent only): {halted}; {risk['blocked_orders']} order(s) blocked"
 
 
 def print_multi_seed(directory: Path) -> None:
