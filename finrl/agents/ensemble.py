@@ -34,7 +34,7 @@ import pandas as pd
 from finrl.agents.bundle import ModelBundle
 from finrl.meta.env.execution import ExecutionConfig
 from finrl.meta.env.market_arrays import MarketArrays
-from finrl.meta.env.rollout import EpisodeLedger, run_policy
+from finrl.meta.env.rollout import DecisionGate, EpisodeLedger, run_policy
 from finrl.meta.env.spy_env import EnvConfig
 
 Rule = Literal["mean_weight", "majority"]
@@ -67,14 +67,17 @@ def _majority(weights: np.ndarray) -> float:
     return float(winners[0]) if len(winners) == 1 else 0.0  # a tie: flat
 
 
-def trade_targets(market: MarketArrays, config: EnvConfig, targets: np.ndarray) -> EpisodeLedger:
-    """The ensemble's own book: ``targets[t]`` traded after day t's close, as a continuous target weight."""
+def trade_targets(
+    market: MarketArrays, config: EnvConfig, targets: np.ndarray, gate: DecisionGate | None = None
+) -> EpisodeLedger:
+    """The ensemble's own book: ``targets[t]`` traded after day t's close, as a continuous target weight
+    (through ``gate``, the backtest's risk limits, where given)."""
     days = iter(targets)
 
     def target_weight(_: np.ndarray) -> float:
         return float(next(days))
 
-    return run_policy(market, replace(config, action_space="continuous"), target_weight)
+    return run_policy(market, replace(config, action_space="continuous"), target_weight, gate)
 
 
 @dataclass(frozen=True)
