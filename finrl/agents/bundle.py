@@ -2,7 +2,9 @@
 
 ``<models_dir>/<run>/`` holds ``model.zip`` (the stable-baselines3 policy chosen for use),
 ``policy.npz`` (the same policy as NumPy arrays: backtests and paper trading act without torch),
-``final_model.zip``, ``checkpoints/`` and ``bundle.json``: normalisation statistics, feature
+``final_model.zip``, ``checkpoints/``, ``drift_reference.json`` (the training window's distribution
+of every observed feature and the kept policy's action mix there, which the paper trader's drift
+metrics compare live data with) and ``bundle.json``: normalisation statistics, feature
 specification, data fingerprint and windows, env/PPO configuration, settings, seed, library
 versions and training metrics, plus SHA-256 hashes of the model files. A run is assembled in a
 hidden staging directory and renamed into place complete; ``<models_dir>/latest`` (a symlink)
@@ -16,6 +18,7 @@ model is needed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -31,6 +34,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
 
@@ -47,7 +51,8 @@ MANIFEST_FILE = "bundle.json"
 MODEL_FILE = "model.zip"
 FINAL_MODEL_FILE = "final_model.zip"
 POLICY_FILE = "policy.npz"  # the model.zip policy as NumPy arrays (torch-free inference)
-BUNDLE_FILES = (MODEL_FILE, FINAL_MODEL_FILE, POLICY_FILE)
+DRIFT_FILE = "drift_reference.json"  # DriftReference: bundles written before it have none (no drift metrics)
+BUNDLE_FILES = (MODEL_FILE, FINAL_MODEL_FILE, POLICY_FILE, DRIFT_FILE)
 LATEST = "latest"
 ENSEMBLE_KIND = "ensemble"  # bundle.json's "kind" of an ensemble of bundles (finrl.agents.ensemble_bundle)
 _LIBRARIES = ("finrl", "torch", "stable-baselines3", "gymnasium", "numpy", "pandas", "stockstats")
@@ -180,6 +185,141 @@ def validate_document(model: type[ManifestModel], document: dict[str, Any], sour
         ) from None
 
 
+# ---------------------------------------------------------------- the training distribution (drift reference)
+
+DRIFT_QUANTILES = tuple(i / 10 for i in range(1, 10))  # decile edges of each feature over the training window
+WEIGHT_BUCKET = 0.25  # a continuous policy's target weights are counted in buckets centred on multiples of this
+
+
+@dataclass(frozen=True)
+class Binned:
+    """A distribution as the share of values in each bin. The sorted ``edges`` e_1 < ... < e_k cut the
+    line into k + 1 bins, (-inf, e_1), [e_1, e_2), ..., [e_k, inf): :func:`bin_shares` puts values in them,
+    live and in training alike. ``labels`` name the bins where they mean something (actions)."""
+
+    edges: tuple[float, ...]
+    shares: tuple[float, ...]
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.shares) != len(self.edges) + 1 or (self.labels and len(self.labels) != len(self.shares)):
+            raise ValueError(f"{len(self.edges)} edges need {len(self.edges) + 1} shares and labels")
+        if list(self.edges) != sorted(set(self.edges)):
+            raise ValueError("bin edges must be distinct and increasing")
+
+    @classmethod
+    def of(cls, values: Any, edges: tuple[float, ...], labels: tuple[str, ...] = ()) -> Binned:
+        return cls(edges, tuple(bin_shares(values, edges).tolist()), labels)
+
+    @classmethod
+    def deciles(cls, values: Any) -> Binned:
+        """The bins of the deciles of ``values`` (observed values: a feature with few distinct values gets an
+        edge at each, repeated edges merging)."""
+        finite = _finite(values)
+        if not len(finite):
+            raise ValueError("no finite values to fit bins on")
+        edges = tuple(float(e) for e in np.unique(np.quantile(finite, DRIFT_QUANTILES, method="higher")))
+        return cls.of(finite, edges)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"edges": list(self.edges), "shares": list(self.shares)}
+        if self.labels:
+            data["labels"] = list(self.labels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Binned:
+        return cls(
+            tuple(float(e) for e in data["edges"]),
+            tuple(float(s) for s in data["shares"]),
+            tuple(str(label) for label in data.get("labels", ())),
+        )
+
+
+def bin_shares(values: Any, edges: tuple[float, ...]) -> np.ndarray:
+    """The share of the finite ``values`` in each bin of ``edges`` (see :class:`Binned`); zeros when none."""
+    finite = _finite(values)
+    counts = np.bincount(np.searchsorted(np.asarray(edges, dtype=np.float64), finite, side="right"),
+                         minlength=len(edges) + 1).astype(np.float64)  # fmt: skip
+    return counts / len(finite) if len(finite) else counts
+
+
+def _finite(values: Any) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    finite: np.ndarray = array[np.isfinite(array)]
+    return finite
+
+
+def action_bins(config: EnvConfig) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """``(edges, labels)`` of the action mix of ``config``'s action space, by what each decision asks for.
+
+    ``discrete3``: sell, hold, buy (the action 0/1/2); ``target_weight``: each weight level; ``continuous``:
+    the clipped target weight in buckets of :data:`WEIGHT_BUCKET` centred on 0, 0.25, ... 1 (from -1 with
+    shorting). Edges sit halfway between the values, so each value is alone in its bin.
+    """
+    labels: tuple[str, ...] = ("sell", "hold", "buy")
+    if config.action_space == "discrete3":
+        centres = [0.0, 1.0, 2.0]
+    else:
+        if config.action_space == "target_weight":
+            centres = sorted(config.weight_levels)
+        else:
+            low = -1.0 if config.execution.allow_short else 0.0
+            centres = [low + i * WEIGHT_BUCKET for i in range(round((1.0 - low) / WEIGHT_BUCKET) + 1)]
+        labels = tuple(f"{c:g}" for c in centres)
+    return tuple((a + b) / 2 for a, b in itertools.pairwise(centres)), labels
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """``drift_reference.json``: what the model saw in training, for the paper trader's drift metrics.
+
+    ``features``: the decile bins of each observed feature (raw values, before normalisation: binning
+    is unchanged by the monotone scaling) over the training window. ``actions``: the kept policy's action
+    mix replayed over that window from flat (the backtest's rollout), binned by :func:`action_bins`.
+    """
+
+    window: DateWindow
+    features: dict[str, Binned]
+    actions: Binned
+    action_space: str
+
+    @classmethod
+    def fit(
+        cls, frame: pd.DataFrame, columns: tuple[str, ...] | list[str], actions: Any, config: EnvConfig
+    ) -> DriftReference:
+        """The reference of the training ``frame``; ``actions`` are the ledger's decisions there
+        (the action for ``discrete3``, the decided target weight otherwise)."""
+        index = pd.DatetimeIndex(frame.index)
+        edges, labels = action_bins(config)
+        return cls(
+            window=DateWindow(index[0].date(), index[-1].date()),
+            features={name: Binned.deciles(frame[name].to_numpy()) for name in columns},
+            actions=Binned.of(actions, edges, labels),
+            action_space=config.action_space,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": self.window.to_dict(),
+            "features": {name: binned.to_dict() for name, binned in self.features.items()},
+            "actions": self.actions.to_dict(),
+            "action_space": self.action_space,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftReference:
+        return cls(
+            window=DateWindow.from_dict(data["window"]),
+            features={str(name): Binned.from_dict(binned) for name, binned in data["features"].items()},
+            actions=Binned.from_dict(data["actions"]),
+            action_space=str(data["action_space"]),
+        )
+
+    def save(self, directory: Path) -> None:
+        atomic_write_json(Path(directory) / DRIFT_FILE, self.to_dict())
+
+
 @dataclass(frozen=True)
 class ModelBundle:
     path: Path
@@ -218,6 +358,17 @@ class ModelBundle:
                 f"feature schema mismatch: bundle {self.run_name} expects {', '.join(expected)}; "
                 f"the data lacks {', '.join(missing)}"
             )
+
+    @property
+    def drift_reference(self) -> DriftReference | None:
+        """The training distribution the paper trader measures drift against; None in bundles written before it."""
+        if DRIFT_FILE not in self.manifest.files:
+            return None
+        path = self.path / DRIFT_FILE
+        try:
+            return DriftReference.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, FinRLError) as exc:  # JSON errors too
+            raise BundleError(f"corrupt {path}: {type(exc).__name__}: {exc}") from exc
 
     def load_policy(self) -> NumpyPolicy:
         """The deterministic policy as NumPy arrays: what backtests and paper trading act with (no torch)."""

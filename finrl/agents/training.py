@@ -19,6 +19,8 @@ import pandas as pd
 from finrl.agents.bundle import (
     FINAL_MODEL_FILE,
     MODEL_FILE,
+    POLICY_FILE,
+    DriftReference,
     ModelBundle,
     check_run_name_free,
     export_policy,
@@ -33,10 +35,12 @@ from finrl.agents.callbacks import (
     ValidationCallback,
     unchecked_distributions,
 )
+from finrl.agents.numpy_policy import NumpyPolicy
 from finrl.agents.ppo import PPOConfig
 from finrl.errors import DataError, FinRLError
 from finrl.log import get_logger
 from finrl.meta.env.market_arrays import MarketArrays
+from finrl.meta.env.rollout import run_policy
 from finrl.meta.env.spy_env import EnvConfig, SpyTradingEnv
 from finrl.meta.features import FeatureSpec
 from finrl.meta.preprocessing import DataSplit, FeatureNormalizer
@@ -162,6 +166,7 @@ def _train(job: TrainingJob) -> TrainingResult:
     else:
         shutil.copyfile(staging / FINAL_MODEL_FILE, staging / MODEL_FILE)
     export_policy(staging)  # backtests and paper trading act from these arrays, without torch
+    save_drift_reference(staging, train_frame, normalizer.columns, train_market, env_config)
     metrics = {
         "timesteps": int(model.num_timesteps),
         "wall_seconds": round(wall, 3),
@@ -206,6 +211,17 @@ def training_envs(market: MarketArrays, config: EnvConfig, n_envs: int, kind: Ve
 
         return DummyVecEnv([partial(SpyTradingEnv, market, config)] * n_envs)
     raise ValueError(f"vec_env must be 'batched' or 'dummy', got {kind!r}")
+
+
+def save_drift_reference(
+    staging: Path, frame: pd.DataFrame, columns: tuple[str, ...], market: MarketArrays, config: EnvConfig
+) -> DriftReference:
+    """The training window's feature distribution and the kept policy's action mix replayed over it from flat
+    (as a backtest would), for the paper trader's drift metrics (:class:`finrl.agents.bundle.DriftReference`)."""
+    ledger = run_policy(market, config, NumpyPolicy.load(staging / POLICY_FILE))
+    reference = DriftReference.fit(frame, list(columns), ledger.frame["action"].to_numpy(), config)
+    reference.save(staging)
+    return reference
 
 
 def _fit_episode_length(config: EnvConfig, days: int) -> EnvConfig:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from finrl.agents.bundle import (
+    DRIFT_FILE,
     FINAL_MODEL_FILE,
     LATEST,
     MANIFEST_FILE,
@@ -160,7 +161,8 @@ def test_bundle_records_everything_needed_to_act_as_in_training(runs: dict[str, 
     assert training["timesteps"] >= 1024
     assert training["wall_seconds"] > 0 and training["steps_per_second"] > 0
     assert [h["timesteps"] for h in training["validation_history"]] == [256, 512, 768, 1024]
-    assert manifest["files"] == {name: sha256_file(path / name) for name in (MODEL_FILE, FINAL_MODEL_FILE, POLICY_FILE)}
+    hashed = (MODEL_FILE, FINAL_MODEL_FILE, POLICY_FILE, DRIFT_FILE)
+    assert manifest["files"] == {name: sha256_file(path / name) for name in hashed}
 
 
 def test_latest_moves_to_each_new_run_and_no_staging_is_left(runs: dict[str, Any]) -> None:
