@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+# signed slippage of a broker fill against the model fill, in basis points (positive: worse for the account)
+SLIPPAGE_BUCKETS_BPS = (-50.0, -20.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 
 
 class TradingMetrics:
@@ -23,6 +26,23 @@ class TradingMetrics:
             "finrl_late_skips", "Decisions not sent because their fill session's auction had passed", registry=r
         )
         self.cycles = Counter("finrl_cycles", "Trading cycles by outcome", ["outcome"], registry=r)
+        self.halted = Gauge("finrl_halted", "1 while the risk halt holds (flat, no trading), else 0", registry=r)
+        # drift (finrl.trade.drift): series appear only for a bundle with a training reference
+        self.feature_psi = Gauge(
+            "finrl_feature_psi", "PSI of the feature over the trailing window against training", ["feature"], registry=r
+        )
+        self.action_psi = Gauge(
+            "finrl_action_psi", "PSI of the recent decisions' action mix against training", ["action_space"], registry=r
+        )
+        # fill reconciliation (finrl.trade.fill_reconciliation)
+        self.fill_slippage = Histogram(
+            "finrl_fill_slippage_bps", "Broker fill price against the model fill, bps (positive: worse)", ["side"],
+            buckets=SLIPPAGE_BUCKETS_BPS, registry=r,
+        )  # fmt: skip
+        self.last_fill_slippage = Gauge(
+            "finrl_last_fill_slippage_bps", "Slippage of the last reconciled fill, bps (positive: worse)", ["side"],
+            registry=r,
+        )  # fmt: skip
 
     def serve(self, port: int, address: str = "0.0.0.0") -> Any:
         server, _thread = start_http_server(port, addr=address, registry=self.registry)

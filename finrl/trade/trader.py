@@ -11,6 +11,15 @@ survive a restart (equity peak, halt, orders awaiting a final status).
 An ensemble bundle decides without an observation of the account: its members' shadow books are
 replayed from the ensemble's anchor up to the session (the backtest's replay, so the decision is
 the backtest's), and the account trades the ensemble's target weight as a continuous strategy.
+
+Each decision also measures drift (:mod:`finrl.trade.drift`): the PSI of every observed feature
+over the trailing quarter against the bundle's training distribution, and of the recent decisions'
+action mix against the policy's on the training window, exported as metrics and recorded in the
+decision's journal entry. An ensemble's members share one feature spec: its features are compared
+with its first member's training distribution, and its action mix (continuous target weights,
+which no member's training mix describes) is not measured. A bundle written before the reference
+existed has no drift metrics. Each broker fill is reconciled with the fill the backtest would have
+had (:mod:`finrl.trade.fill_reconciliation`): the slippage goes to the journal and a metric.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from finrl.agents.bundle import DriftReference
 from finrl.agents.ensemble_bundle import AnyBundle, EnsembleBundle
 from finrl.calendar import SessionTimes
 from finrl.errors import DataError
@@ -43,6 +53,8 @@ from finrl.trade.broker import (
     BrokerUnavailableError,
     OrderState,
 )
+from finrl.trade.drift import WINDOW, DriftReading, action_value, measure
+from finrl.trade.fill_reconciliation import FilledOrder, bar_pending, fill_session_of, reconcile
 from finrl.trade.journal import Journal
 from finrl.trade.metrics import TradingMetrics
 from finrl.trade.risk import RiskLimits, apply_limits
@@ -72,6 +84,7 @@ class TraderState:
     halted: bool = False
     halt_reason: str = ""
     pending: list[str] = field(default_factory=list)
+    unreconciled: list[dict[str, Any]] = field(default_factory=list)  # FilledOrder dicts awaiting their bar
 
     @classmethod
     def load(cls, path: Path) -> TraderState:
@@ -109,6 +122,11 @@ class TraderState:
                 state.pending.append(cid)
             elif event in ("order_final", "order_missing") and cid in state.pending:
                 state.pending.remove(cid)
+            filled = _filled_order(entry) if event == "order_final" else None
+            if filled is not None and all(o["client_order_id"] != cid for o in state.unreconciled):
+                state.unreconciled.append(filled.to_dict())
+            elif event in ("fill_reconciled", "fill_unreconciled"):
+                state.unreconciled = [o for o in state.unreconciled if o["client_order_id"] != cid]
         if not state.halted:
             state.halt_reason = ""
         return state
@@ -156,6 +174,17 @@ class DailyTrader:
         self.risk, self.config = risk, config
         self.metrics = metrics or TradingMetrics()
         self.execution = bundle.env_config.execution
+        self.drift_reference = self._drift_reference()
+        self.metrics.halted.set(int(self.state.halted))
+
+    def _drift_reference(self) -> DriftReference | None:
+        """The training distribution drift is measured against: an ensemble's first member's (see the module)."""
+        single = self.bundle.members[0] if isinstance(self.bundle, EnsembleBundle) else self.bundle
+        reference = single.drift_reference
+        if reference is None:
+            log.info("drift_not_measured", model=self.bundle.run_name,
+                     reason="the bundle predates drift_reference.json: retrain to get drift metrics")  # fmt: skip
+        return reference
 
     @property
     def state(self) -> TraderState:
@@ -200,12 +229,14 @@ class DailyTrader:
         Replays pass no ``now``: their simulated fills are never late.
         """
         state = self.load_state()
+        self.metrics.halted.set(int(state.halted))
         self._reconcile(state)
         features = self.features_for(session)
         self.bundle.check_features(features)
         if features.empty or features.index[-1].date() != session:
             last = f"{features.index[-1]:%Y-%m-%d}" if len(features) else "none"
             raise DataError(f"market data gap: the latest bar is {last}, the decision needs {session}")
+        self._reconcile_fills(state, features)
         close = float(features["close"].iloc[-1])
         account = self.broker.account()
         position = self.broker.position(self.config.symbol)
@@ -232,11 +263,14 @@ class DailyTrader:
             self.journal.record("risk_halt", session=session, reason=gated.verdict.reason, equity=account.equity)
             log.error("risk_halt", reason=gated.verdict.reason, equity=account.equity)
             self.metrics.risk_blocks.labels(rule="max_drawdown").inc()
+        drift = self._drift(session, features, action, target)
         self.journal.record(
             "decision", session=session, action=action, target=target, shares=shares, order_qty=delta,
             equity=account.equity, cash=account.cash, close=close, halted=state.halted, peak_equity=state.peak_equity,
+            drift=drift.to_journal() if drift else None,
         )  # fmt: skip
         log.info("decision", session=str(session), action=action, target=target, order_qty=delta, equity=account.equity)
+        self.metrics.halted.set(int(state.halted))
         self.metrics.last_decision.set_to_current_time()
         self.metrics.nav.set(account.equity)
         self.metrics.position.set(shares)
@@ -248,6 +282,25 @@ class DailyTrader:
         return result
 
     # ------------------------------------------------------------------ steps
+
+    def _drift(self, session: date, features: pd.DataFrame, action: float | None, target: float) -> DriftReading | None:
+        """This decision's drift against the bundle's training distribution, exported; None without a reference."""
+        reference = self.drift_reference
+        if reference is None:
+            return None
+        columns = {name: features[name].to_numpy()[-WINDOW:] for name in reference.features}
+        actions = None
+        if not isinstance(self.bundle, EnsembleBundle):  # an ensemble's weights have no training mix (see the module)
+            decisions = {e.get("session"): e for e in self.journal.entries() if e.get("event") == "decision"}
+            decisions[session.isoformat()] = {"action": action, "target": target}  # replaces a rerun's, comes last
+            values = (action_value(reference.action_space, entry) for entry in decisions.values())
+            actions = [v for v in values if v is not None][-WINDOW:]
+        reading = measure(reference, columns, actions)
+        for name, value in reading.features.items():
+            self.metrics.feature_psi.labels(feature=name).set(value)
+        if reading.action is not None:
+            self.metrics.action_psi.labels(action_space=reference.action_space).set(reading.action)
+        return reading
 
     def _policy_action(
         self,
@@ -365,14 +418,38 @@ class DailyTrader:
             if not order.done:
                 still_open.append(cid)
                 continue
-            self.journal.record(
+            entry = self.journal.record(
                 "order_final", client_order_id=cid, status=order.status, filled_qty=order.filled_qty,
                 filled_avg_price=order.filled_avg_price, side=order.side, qty=order.qty,
             )  # fmt: skip
             event = "order_filled" if order.status == "filled" else f"order_{order.status}"
             log.info(event, client_order_id=cid, filled_qty=order.filled_qty, price=order.filled_avg_price)
             self.metrics.orders.labels(side=order.side, status=order.status).inc()
+            filled = _filled_order(entry)
+            if filled is not None and all(o["client_order_id"] != cid for o in state.unreconciled):
+                state.unreconciled.append(filled.to_dict())
         state.pending = still_open
+
+    def _reconcile_fills(self, state: TraderState, features: pd.DataFrame) -> None:
+        """Compare each new fill with the fill the backtest would have had, once its session's bar is known."""
+        waiting = []
+        for data in state.unreconciled:
+            order = FilledOrder.from_dict(data)
+            found = reconcile(order, features, self.execution)
+            if found is not None:
+                self.journal.record("fill_reconciled", **found.to_journal())
+                log.info("fill_reconciled", client_order_id=order.client_order_id,
+                         slippage_bps=round(found.slippage_bps, 2), broker_price=found.broker_price,
+                         model_price=found.model_price)  # fmt: skip
+                self.metrics.fill_slippage.labels(side=order.side).observe(found.slippage_bps)
+                self.metrics.last_fill_slippage.labels(side=order.side).set(found.slippage_bps)
+            elif bar_pending(order, features):
+                waiting.append(data)  # the fill session's bar comes with a later cycle
+            else:
+                why = f"the market data has no bar for {order.fill_session} or the session before it"
+                self.journal.record("fill_unreconciled", client_order_id=order.client_order_id, reason=why)
+                log.warning("fill_unreconciled", client_order_id=order.client_order_id, reason=why)
+        state.unreconciled = waiting
 
     def _track(self, state: TraderState, order: OrderState) -> None:
         if not order.done and order.client_order_id not in state.pending:
@@ -397,6 +474,15 @@ class DailyTrader:
         if self.execution.fill_at == "next_close":
             return "cls"  # market-on-close
         return "day" if self.execution.fractional_shares else "opg"  # Alpaca: fractional orders are day-only
+
+
+def _filled_order(entry: dict[str, Any]) -> FilledOrder | None:
+    """The fill an ``order_final`` journal entry records, to reconcile; None unless a trader's order filled."""
+    cid, price, qty = str(entry.get("client_order_id")), entry.get("filled_avg_price"), entry.get("filled_qty")
+    fill_session = fill_session_of(cid)
+    if entry.get("status") != "filled" or fill_session is None or not isinstance(price, int | float) or not qty:
+        return None
+    return FilledOrder(cid, fill_session.isoformat(), str(entry.get("side")), float(qty), float(price))
 
 
 def _et(moment: datetime) -> str:
