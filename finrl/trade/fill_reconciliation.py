@@ -65,7 +65,7 @@ def fill_session_of(client_order_id: str) -> date | None:
 def slippage_bps(side: str, broker_price: float, model_price: float) -> float:
     """Signed so that positive is worse for the account: paying more on a buy, receiving less on a sell."""
     sign = 1.0 if side == "buy" else -1.0
-    return sign * (broker_price - model_price) / model_price * 1e4
+    return sign * (broker_price - model_price) / model_price * 1e4 + 0.0  # + 0.0: never -0.0
 
 
 def reconcile(order: FilledOrder, features: pd.DataFrame, execution: ExecutionConfig) -> Reconciliation | None:
