@@ -13,7 +13,7 @@ replayed from the ensemble's anchor up to the session (the backtest's replay, so
 the backtest's), and the account trades the ensemble's target weight as a continuous strategy.
 
 Each decision also measures drift (:mod:`finrl.trade.drift`): the PSI of every observed feature
-over the trailing quarter against the bundle's training distribution, and of the recent decisions'
+over the trailing year against the bundle's training distribution, and of the recent decisions'
 action mix against the policy's on the training window, exported as metrics and recorded in the
 decision's journal entry. An ensemble's members share one feature spec: its features are compared
 with its first member's training distribution, and its action mix (continuous target weights,

@@ -1,5 +1,5 @@
 """Drift and fill reconciliation in the paper trader: every decision measures each feature's PSI over the
-trailing quarter (and the recent decisions' action mix) against the bundle's training reference, exports it
+trailing year (and the recent decisions' action mix) against the bundle's training reference, exports it
 and journals it; every broker fill is compared with the fill the backtest would have had (exactly 0 bps with
 the simulated broker), on a later cycle when its bar is not there yet; finrl_halted follows the halt."""
 
@@ -226,10 +226,11 @@ def test_measure_uses_the_trailing_window_only() -> None:
         Binned((0.5, 1.5), (0.2, 0.6, 0.2), ("sell", "hold", "buy")),
         "discrete3",
     )
-    old_then_new = np.r_[np.full(500, -1.0), np.tile([-1.0, 1.0], WINDOW)][: 500 + WINDOW]
+    old_then_new = np.r_[np.full(500, 5.0), np.full(WINDOW // 4, -1.0), np.full(WINDOW - WINDOW // 4, 1.0)]
     reading = measure(reference, {"x": old_then_new}, [0.0] * 100 + [1.0] * WINDOW)
     assert reading.sessions == WINDOW and reading.decisions == WINDOW
-    assert reading.features["x"] == pytest.approx(psi([0.5, 0.5], [32 / 63, 31 / 63]))
+    below = (WINDOW // 4) / WINDOW
+    assert reading.features["x"] == pytest.approx(psi([0.5, 0.5], [below, 1 - below]))
     assert reading.action_mix == {"sell": 0.0, "hold": 1.0, "buy": 0.0}
     assert reading.action == pytest.approx(psi([0.2, 0.6, 0.2], [0.0, 1.0, 0.0]))
     assert measure(reference, {"x": old_then_new}, None).action is None  # an ensemble: not measured
