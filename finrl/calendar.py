@@ -7,7 +7,7 @@ session's real open and close (early closes included) for the paper trader's clo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -48,3 +48,11 @@ def nyse_sessions(start: date, end: date) -> list[SessionTimes]:
         SessionTimes(day.date(), row["open"].to_pydatetime(), row["close"].to_pydatetime())
         for day, row in schedule.iterrows()
     ]
+
+
+def last_final_session(moment: datetime, delay: timedelta) -> date | None:
+    """The last session whose daily bar is final at ``moment``: its real close (early closes
+    included) plus ``delay`` (the data vendor's settle time) has passed. None: none in 10 days."""
+    start = (moment - timedelta(days=10)).date()
+    done = [s.day for s in nyse_sessions(start, moment.date()) if s.close + delay <= moment]
+    return done[-1] if done else None

@@ -4,6 +4,7 @@ feature dataset written beside the cached bars (what ``spy-rl data fetch`` leave
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -26,8 +27,11 @@ class FeatureData:
     features: pd.DataFrame
 
 
-def load_feature_data(request: DataRequest, datasets_dir: Path, spec: FeatureSpec) -> FeatureData:
-    market = load_market_data(request, datasets_dir)
+def load_feature_data(
+    request: DataRequest, datasets_dir: Path, spec: FeatureSpec, now: datetime | None = None
+) -> FeatureData:
+    """Features over the final bars as of ``now`` (default: the machine's clock)."""
+    market = load_market_data(request, datasets_dir, now)
     return FeatureData(market, spec, build_features(market.bars, spec))
 
 

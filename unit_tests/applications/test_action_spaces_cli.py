@@ -81,7 +81,19 @@ def test_train_backtest_and_paper_once(space: str, tmp_path: Path) -> None:
 
     paper = runner.invoke(
         app,
-        ["paper", "--once", "--model", space, *folders, "--logs-dir", str(tmp_path / "logs"), "--metrics-port", "0"],
+        [
+            "paper",
+            "--once",
+            "--live-source",
+            "sample",
+            "--model",
+            space,
+            *folders,
+            "--logs-dir",
+            str(tmp_path / "logs"),
+            "--metrics-port",
+            "0",
+        ],
         env=env,
     )
     assert paper.exit_code == 0, paper.output

@@ -93,8 +93,8 @@ def test_an_ensemble_backtests_as_research_s_ensemble_and_paper_trades_once(root
     nav = pd.read_csv(report / "nav.csv", index_col="date")["agent_nav"].to_numpy()
     np.testing.assert_allclose(nav, ensemble_ledger(members)["nav"].to_numpy(), rtol=0, atol=1e-9)
 
-    result = invoke("paper", "--model", "ens", "--broker", "simulated", "--once", "--metrics-port", "0",
-                    "--logs-dir", root / "logs", *folders(root))  # fmt: skip
+    result = invoke("paper", "--live-source", "sample", "--model", "ens", "--broker", "simulated", "--once",
+                    "--metrics-port", "0", "--logs-dir", root / "logs", *folders(root))  # fmt: skip
     assert_ok(result)
     assert "session: 2018-12-31" in result.stdout
     ensemble = load_any_bundle("ens", path.parent)
@@ -138,8 +138,8 @@ def test_a_modified_member_is_one_line_for_backtest_and_paper(root: Path) -> Non
     fragment = "policy.npz does not match its recorded SHA-256"
     assert_one_line(invoke("backtest", "--model", "ens", *folders(root), "--results-dir", root / "results"), fragment)
     assert not (root / "results").exists()
-    assert_one_line(invoke("paper", "--model", "ens", "--once", "--metrics-port", "0", "--logs-dir", root / "logs",
-                           *folders(root)), fragment)  # fmt: skip
+    assert_one_line(invoke("paper", "--live-source", "sample", "--model", "ens", "--once", "--metrics-port", "0",
+                           "--logs-dir", root / "logs", *folders(root)), fragment)  # fmt: skip
     assert_one_line(invoke("runs", "convert", "ens", "--models-dir", root / "models"), "ensemble of model bundles")
 
 
@@ -148,7 +148,7 @@ def test_an_ensemble_is_made_backtested_and_paper_traded_without_torch(root: Pat
         ["ensemble", "--model", "r1", "--model", "r2", "--rule", "mean_weight", "--name", "ens",
          "--models-dir", str(root / "models")],
         ["backtest", "--model", "ens", *folders(root), "--results-dir", str(root / "results")],
-        ["paper", "--model", "ens", "--broker", "simulated", "--once", "--metrics-port", "0",
+        ["paper", "--live-source", "sample", "--model", "ens", "--broker", "simulated", "--once", "--metrics-port", "0",
          "--logs-dir", str(root / "logs"), *folders(root)],
     ]  # fmt: skip
     for args in commands:

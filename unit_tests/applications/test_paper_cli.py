@@ -39,8 +39,8 @@ def workdir(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFa
 def paper(workdir: Path, logs: Path, *args: str, env: dict[str, str] | None = None):
     return runner.invoke(
         app,
-        ["paper", "--models-dir", str(workdir / "trained_models"), "--datasets-dir", str(workdir / "datasets"),
-         "--logs-dir", str(logs), "--metrics-port", "0", *args],
+        ["paper", "--live-source", "sample", "--models-dir", str(workdir / "trained_models"),
+         "--datasets-dir", str(workdir / "datasets"), "--logs-dir", str(logs), "--metrics-port", "0", *args],
         env=env,
     )  # fmt: skip
 
@@ -104,7 +104,7 @@ def test_service_serves_metrics_and_stops_cleanly_on_sigterm(workdir: Path, tmp_
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPY_", "ALPACA_"))}
     env |= {"PYTHONPATH": str(REPO_ROOT), "SPY_LOG_JSON": "true", "SPY_METRICS_PORT": str(port)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "finrl.applications.spy_rl_trading.paper_trading",
+        [sys.executable, "-m", "finrl.applications.spy_rl_trading.paper_trading", "--live-source", "sample",
          "--models-dir", str(workdir / "trained_models"), "--datasets-dir", str(workdir / "datasets"),
          "--logs-dir", str(tmp_path)],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -35,8 +35,9 @@ def workdir(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFa
 
 
 def paper_args(workdir: Path, logs: Path, *args: str) -> list[str]:
-    return ["paper", "--once", "--broker", "simulated", "--models-dir", str(workdir / "trained_models"),
-            "--datasets-dir", str(workdir / "datasets"), "--logs-dir", str(logs), *args]  # fmt: skip
+    return ["paper", "--once", "--live-source", "sample", "--broker", "simulated",
+            "--models-dir", str(workdir / "trained_models"), "--datasets-dir", str(workdir / "datasets"),
+            "--logs-dir", str(logs), *args]  # fmt: skip
 
 
 def paper_once(workdir: Path, logs: Path, *args: str) -> Result:

@@ -55,6 +55,9 @@ def test_a_regime_bundle_trains_backtests_and_trades(tmp_path: Path) -> None:
     (report,) = (tmp_path / "results").glob("regime__*")
     assert json.loads((report / "metrics.json").read_text())["meta"]["warnings"] == []
 
-    paper = invoke("paper", "--once", "--dry-run", "--logs-dir", tmp_path / "logs", "--metrics-port", "0", *dirs)
+    paper = invoke(
+        "paper", "--once", "--live-source", "sample", "--dry-run", "--logs-dir", tmp_path / "logs",
+        "--metrics-port", "0", *dirs,
+    )  # fmt: skip
     assert paper.exit_code == 0, paper.output + paper.stderr
     assert "session: 2018-12-31" in paper.stdout

@@ -85,8 +85,8 @@ def test_backtest_and_paper_trading_never_import_torch(
     commands = [
         ["data", "fetch", "--source", "sample", "--datasets-dir", str(tmp_path / "datasets")],
         ["backtest", *folders, "--results-dir", str(tmp_path / "results")],
-        ["paper", "--broker", "simulated", "--once", "--metrics-port", "0", "--logs-dir", str(tmp_path / "logs"),
-         *folders],
+        ["paper", "--live-source", "sample", "--broker", "simulated", "--once", "--metrics-port", "0",
+         "--logs-dir", str(tmp_path / "logs"), *folders],
     ]  # fmt: skip
     for args in commands:
         code, modules, output = run_cli(args, tmp_path, blocked=blocked)

@@ -90,6 +90,7 @@ class Stack:
                 "FINRL_IMAGE": IMAGE,
                 "FINRL_INFERENCE_IMAGE": INFERENCE_IMAGE,
                 "SPY_DATA_SOURCE": "sample",
+                "SPY_LIVE_SOURCE": "sample",  # the paper trader replays the sample too
                 "SPY_TOTAL_TIMESTEPS": "1024",
                 "SPY_LOG_JSON": "false",
                 "TENSORBOARD_PORT": str(self.tensorboard_port),

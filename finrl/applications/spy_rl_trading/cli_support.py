@@ -51,6 +51,15 @@ DATA_FLAGS: tuple[Flag, ...] = (
     Flag("offline", ("--offline/--online",)),
     Flag("datasets_dir"),
 )
+# the paper trader's market data: its own flags; the symbol, VIX choice and first day are the model's
+LIVE_DATA_FLAGS: tuple[Flag, ...] = (
+    Flag("live_source"),
+    Flag("live_csv_path", ("--live-csv",)),
+    Flag("live_vix_source"),
+    Flag("live_vix_csv_path", ("--live-vix-csv",)),
+    Flag("offline", ("--offline/--online",)),
+    Flag("datasets_dir"),
+)
 SPLIT_FLAGS: tuple[Flag, ...] = tuple(
     Flag(f) for f in ("train_start", "train_end", "val_start", "val_end", "test_start", "test_end")
 )

@@ -47,10 +47,14 @@ def decision_delay(settings: Settings) -> timedelta:
 
 
 def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTradingService:
-    """The trader, broker and service for ``spy-rl paper`` from settings and the chosen bundle."""
+    """The trader, broker and service for ``spy-rl paper`` from settings and the chosen bundle.
+
+    Market data comes from the live settings (``--live-source`` and friends), never from the files
+    the model was trained on; the model only sets the symbol, the VIX choice and the first day.
+    """
     bundle = load_any_bundle(settings.model, settings.trained_models_dir)
     effective = settings.with_training_data(bundle.manifest.settings)
-    feed = MarketFeed(effective.data_request(), effective.datasets_dir, bundle.feature_spec)
+    feed = MarketFeed(effective.live_data_request(), effective.datasets_dir, bundle.feature_spec)
     broker: Broker
     if settings.broker == "simulated":
         broker = SimulatedBroker(
@@ -64,6 +68,7 @@ def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTra
         from finrl.trade.alpaca_broker import AlpacaBroker
 
         broker = AlpacaBroker(credentials.api_key, credentials.api_secret, base_url=settings.alpaca_base_url)
+        feed.clock = broker.now  # which bars are final: judged by the clock the decisions follow
     trader = DailyTrader(
         bundle=bundle,
         broker=broker,
@@ -76,7 +81,8 @@ def build_paper_service(settings: Settings, metrics: TradingMetrics) -> PaperTra
     )
     log.info(
         "paper_trading_ready", broker=broker.name, model=bundle.run_name, mode=settings.trading_mode,
-        dry_run=settings.dry_run, symbol=settings.symbol,
+        dry_run=settings.dry_run, symbol=effective.symbol, live_source=feed.request.source,
+        live_vix_source=feed.request.vix_source if feed.request.use_vix else None,
     )  # fmt: skip
     return PaperTradingService(
         trader,

@@ -8,7 +8,8 @@ variables (``SPY_*``; Alpaca's under the deployment doc's names) > ``.env`` file
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -51,6 +52,7 @@ COST_FIELDS: tuple[str, ...] = (
 INHERITED_DATA_FIELDS = ("data_source", "symbol", "csv_path", "vix_csv_path", "use_vix", "start_date")
 
 DataSource = Literal["yahoo", "csv", "alpaca", "sample"]
+VixSourceName = Literal["yahoo", "csv", "sample"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -176,7 +178,20 @@ class Settings(BaseSettings):
     late_policy: Literal["skip"] = Field(
         "skip", description="A run after the fill session's auction: skip (send nothing, decide at the next close)"
     )
-    decision_delay_minutes: int = Field(15, ge=0, le=600, description="Decide this long after the close")
+    decision_delay_minutes: int = Field(
+        15, ge=0, le=600, description="Decide this long after the close; a daily bar is final only then"
+    )
+    # the paper trader's market data: its own settings, never the training run's files
+    live_source: DataSource = Field(
+        "yahoo", description="Paper trading's daily bars: yahoo, alpaca, csv (--live-csv) or sample (a replay)"
+    )
+    live_csv_path: Path | None = Field(
+        None, description="Daily bars CSV for --live-source csv, rewritten after each close"
+    )
+    live_vix_source: VixSourceName | None = Field(
+        None, description="Paper trading's VIX: yahoo, csv or sample; default: csv with --live-vix-csv, else as bars"
+    )
+    live_vix_csv_path: Path | None = Field(None, description="VIX daily CSV for paper trading")
     max_drawdown: float = Field(0.25, gt=0, le=1, description="Flatten and stop below this drawdown from the peak")
     max_daily_loss: float = Field(0.05, gt=0, le=1, description="No new exposure after this loss since the last close")
     max_position_fraction: float = Field(1.05, gt=0, le=4, description="Largest position as a fraction of equity")
@@ -297,6 +312,23 @@ class Settings(BaseSettings):
             alpaca=self.alpaca_credentials(),
             data_timeout=self.data_timeout,
             data_retries=self.data_retries,
+            final_delay=timedelta(minutes=self.decision_delay_minutes),
+        )
+
+    def live_data_request(self) -> DataRequest:
+        """What the paper trader reads: the live settings (never the training run's files), with
+        this run's symbol, VIX choice and first day (``with_training_data`` sets them from the model)."""
+        vix_source = self.live_vix_source or (
+            "csv" if self.live_vix_csv_path else "sample" if self.live_source == "sample" else "yahoo"
+        )
+        return replace(
+            self.data_request(),
+            source=self.live_source,
+            end=None,
+            csv_path=self.live_csv_path,
+            vix_source=vix_source,
+            vix_csv_path=self.live_vix_csv_path,
+            flag_prefix="live-",
         )
 
     def feature_spec(self) -> FeatureSpec:

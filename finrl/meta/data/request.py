@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
-NETWORK_SOURCES = frozenset({"yahoo", "alpaca"})  # sources whose data grows while a service runs
+GROWING_SOURCES = frozenset({"yahoo", "alpaca", "csv"})  # data that grows while a service runs (a live CSV too)
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,15 @@ class DataRequest:
     start: date | None = None
     end: date | None = None
     csv_path: Path | None = None
+    vix_source: str | None = None  # yahoo, csv or sample; None: the csv file if given, else as the bars' source
     vix_csv_path: Path | None = None
     alpaca: AlpacaCredentials | None = field(default=None, repr=False)
     data_timeout: float | None = None  # seconds per market-data request; None: finrl.http_retry's
     data_retries: int | None = None  # retries of a transiently failing request; None: finrl.http_retry's
+    flag_prefix: str = ""  # error messages name --<prefix>csv and the like: "live-" for the paper trader
+    final_delay: timedelta | None = None  # a bar is final this long after its session's close; None: 15 min
 
     @property
     def grows(self) -> bool:
-        """True for network sources: a later fetch may hold newer sessions."""
-        return self.source in NETWORK_SOURCES
+        """True unless the offline sample: a later fetch (or a rewritten file) may hold newer sessions."""
+        return self.source in GROWING_SOURCES

@@ -10,7 +10,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, cast
 
@@ -45,7 +45,8 @@ SAMPLE_LABEL = "S&P 500 index daily bars (arch package sample, 1999-2018): an of
 
 
 class BarSource(Protocol):
-    """Daily bars for one symbol; ``cache_token`` identifies the content for the cache key."""
+    """Daily bars for one symbol; ``cache_token`` identifies the content for the cache key, and
+    ``obtained_at`` when the data was obtained (what decides which of its bars can be final)."""
 
     @property
     def name(self) -> str: ...
@@ -58,6 +59,8 @@ class BarSource(Protocol):
 
     def cache_token(self) -> str: ...
 
+    def obtained_at(self, now: datetime) -> datetime: ...
+
     def fetch(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame: ...
 
 
@@ -66,9 +69,14 @@ class VixSource(Protocol):
     def name(self) -> str: ...
 
     @property
+    def label(self) -> str: ...
+
+    @property
     def needs_network(self) -> bool: ...
 
     def cache_token(self) -> str: ...
+
+    def obtained_at(self, now: datetime) -> datetime: ...
 
     def fetch_vix(self, start: date | None, end: date | None) -> pd.Series: ...
 
@@ -87,6 +95,23 @@ def _file_token(path: Path) -> str:
     """A cache token that changes with the file's content."""
     path = Path(path)
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
+
+
+def _file_time(path: Path, now: datetime) -> datetime:
+    """When a file's data was obtained: its last write (a bar written before its session's close
+    settled is partial however late the file is read), never later than ``now``."""
+    try:
+        written = datetime.fromtimestamp(Path(path).stat().st_mtime, tz=UTC)
+    except OSError:
+        return now  # a missing file fails in fetch with its own message
+    return min(written, now)
+
+
+class _ObtainedNow:
+    """Sources fetched at the moment of the request (the network), or fixed history (the sample)."""
+
+    def obtained_at(self, now: datetime) -> datetime:
+        return now
 
 
 # --------------------------------------------------------------------------- CSV
@@ -123,6 +148,9 @@ class CsvBarSource:
     def cache_token(self) -> str:
         return _file_token(self.path)
 
+    def obtained_at(self, now: datetime) -> datetime:
+        return _file_time(self.path, now)
+
     def fetch(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
         bars = canonical_bars(read_price_csv(self.path), what=str(self.path))
         return _between(bars, start, end)
@@ -134,8 +162,15 @@ class CsvVixSource:
     name: ClassVar[str] = "csv"
     needs_network: ClassVar[bool] = False
 
+    @property
+    def label(self) -> str:
+        return f"VIX CSV file {self.path}"
+
     def cache_token(self) -> str:
         return _file_token(self.path)
+
+    def obtained_at(self, now: datetime) -> datetime:
+        return _file_time(self.path, now)
 
     def fetch_vix(self, start: date | None, end: date | None) -> pd.Series:
         frame = read_price_csv(self.path)
@@ -150,7 +185,7 @@ class CsvVixSource:
 
 
 @dataclass(frozen=True)
-class SampleBarSource:
+class SampleBarSource(_ObtainedNow):
     """Real S&P 500 index bars shipped with ``arch``; always installed, never needs a network."""
 
     name: ClassVar[str] = "sample"
@@ -174,9 +209,10 @@ class SampleBarSource:
 
 
 @dataclass(frozen=True)
-class SampleVixSource:
+class SampleVixSource(_ObtainedNow):
     name: ClassVar[str] = "sample"
     needs_network: ClassVar[bool] = False
+    label: ClassVar[str] = "the arch package's VIX sample"
 
     def cache_token(self) -> str:
         return SampleBarSource().cache_token()
@@ -248,7 +284,7 @@ def _yahoo_download(
 
 
 @dataclass(frozen=True)
-class YahooBarSource:
+class YahooBarSource(_ObtainedNow):
     """Daily bars from Yahoo through yfinance, each request cut at ``timeout`` seconds.
 
     yfinance reports most network failures as an empty frame rather than an error, so only its
@@ -275,13 +311,14 @@ class YahooBarSource:
 
 
 @dataclass(frozen=True)
-class YahooVixSource:
+class YahooVixSource(_ObtainedNow):
     """^VIX closes from Yahoo, each request cut at ``timeout`` seconds (see :class:`YahooBarSource`)."""
 
     timeout: float = DATA_RETRY.read_timeout
     name: ClassVar[str] = "yahoo"
     needs_network: ClassVar[bool] = True
     ticker: ClassVar[str] = "^VIX"
+    label: ClassVar[str] = "Yahoo ^VIX"
 
     def cache_token(self) -> str:
         return ""
@@ -302,7 +339,7 @@ class YahooVixSource:
 
 
 @dataclass(frozen=True)
-class AlpacaBarSource:
+class AlpacaBarSource(_ObtainedNow):
     """Daily bars from Alpaca's market-data API: raw bars for prices, all-adjusted for adj_close.
 
     Every request has ``retry``'s timeout, and a timeout, a connection error, a 429 or a 5xx is

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from finrl.applications.spy_rl_trading.cli_support import DATA_FLAGS, PAPER_FLAGS, echo_lines, settings_command
+from finrl.applications.spy_rl_trading.cli_support import LIVE_DATA_FLAGS, PAPER_FLAGS, echo_lines, settings_command
 from finrl.applications.spy_rl_trading.settings import Settings
 from finrl.trade.exit_codes import CycleExit, exit_code_help, exit_for_outcome
 
@@ -74,4 +74,4 @@ Exit codes of --once:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("paper", help=PAPER_HELP)(settings_command(DATA_FLAGS, PAPER_FLAGS)(paper_command))
+    app.command("paper", help=PAPER_HELP)(settings_command(LIVE_DATA_FLAGS, PAPER_FLAGS)(paper_command))
