@@ -330,3 +330,86 @@ def test_paper_loop_reproduces_the_backtest_in_weight_spaces(bundle: ModelBundle
     np.testing.assert_allclose(paper["nav"].to_numpy(), backtest["nav"].to_numpy(), rtol=0, atol=1e-9)
     np.testing.assert_allclose(paper["cash"].to_numpy(), backtest["cash"].to_numpy(), rtol=0, atol=1e-9)
     np.testing.assert_allclose(np.stack(paper_obs[: len(backtest_obs)]), np.stack(backtest_obs), rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- parity with the risk limits on
+
+BINDING_LIMITS = {  # tight enough to bind on the test window (2018-04..12: the Q4 sell-off)
+    "max_drawdown": risk_limits(max_drawdown=0.04),
+    "max_daily_loss": risk_limits(max_daily_loss=0.004),
+    "max_order_notional": risk_limits(max_order_notional=45_000),
+    "all": risk_limits(max_drawdown=0.06, max_daily_loss=0.005, max_order_notional=70_000),
+}
+
+
+def in_space(bundle: ModelBundle, space: str) -> ModelBundle:
+    from dataclasses import replace
+
+    config = replace(bundle.env_config, action_space=space, rebalance_band=0.03, weight_levels=(0.0, 0.3, 0.6, 1.0))
+    return ModelBundle(bundle.path, bundle.manifest.model_copy(update={"env_config": config}))
+
+
+def scripted(space: str, n: int, seed: int) -> list[object]:
+    """A busy policy's actions, leaning long so that the limits meet positions."""
+    rng = np.random.default_rng(seed)
+    if space == "discrete3":
+        return list(rng.choice([Action.SELL, Action.HOLD, Action.BUY], p=[0.25, 0.35, 0.4], size=n))
+    if space == "target_weight":
+        return list(rng.choice(4, p=[0.2, 0.2, 0.3, 0.3], size=n))
+    return list(np.clip(np.cumsum(rng.normal(0, 0.15, n)) + 0.6, -0.2, 1.2).astype(np.float32))
+
+
+def playing(actions: list[object]) -> Policy:
+    days = iter(actions)
+    return lambda _: next(days)
+
+
+def journal_risk_events(path: Path, before: date) -> list[tuple[str, str, str, str]]:
+    """The paper trader's halts and blocked orders, as the backtest reports them (decisions before ``before``)."""
+    from finrl.trade.risk import rule_of
+
+    events = []
+    for e in Journal(path).entries():
+        if e["event"] == "risk_halt":
+            events.append((e["session"], "risk_halt", rule_of(e["reason"]), e["reason"]))
+        elif e["event"] == "risk_blocked":
+            events.append((e["session"], "risk_blocked", e["rule"], e["detail"]))
+    return [event for event in events if date.fromisoformat(event[0]) < before]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", ["discrete3", "target_weight", "continuous"])
+@pytest.mark.parametrize("limit", list(BINDING_LIMITS))
+def test_paper_loop_reproduces_the_backtest_with_risk_limits_on(
+    bundle: ModelBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, space: str, limit: str
+) -> None:
+    """Limits that bind (halts, blocked orders) act the same in spy-rl backtest and in the paper loop:
+    the same actions, shares, cash and NAV day by day, and the same risk events, word for word."""
+    limits = BINDING_LIMITS[limit]
+    spaced = in_space(bundle, space)
+    _, features, _ = sample()
+    window = bundle.split.test
+    assert window is not None
+    days = window.slice(features).index
+    actions = scripted(space, len(days), seed=11)
+    monkeypatch.setattr(ModelBundle, "load_policy", lambda _: playing(actions))  # the backtest's agent plays them
+    rf = default_settings().risk_free_rate
+    result = run_backtest(spaced, features, window, rf, risk_limits=limits)
+    backtest = result.ledgers["agent"].frame
+    trader, broker = make_trader(spaced, tmp_path, playing(actions), risk=limits)
+    paper = replay(trader, broker, days)
+
+    np.testing.assert_array_equal(paper["shares"].to_numpy(), backtest["shares"].to_numpy())
+    np.testing.assert_allclose(paper["nav"].to_numpy(), backtest["nav"].to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(paper["cash"].to_numpy(), backtest["cash"].to_numpy(), rtol=0, atol=1e-9)
+    decisions = [e for e in Journal(tmp_path / "journal.jsonl").entries() if e["event"] == "decision"]
+    key = "action" if space == "discrete3" else "target"  # the ledger's action: the decided weight in weight spaces
+    decided = [np.nan if e["action"] is None else e[key] for e in decisions]
+    np.testing.assert_array_equal(np.asarray(decided[:-1], float), backtest["action"].to_numpy()[:-1])
+    events = [(e.date, e.event, e.rule, e.detail) for e in result.risk_events]
+    assert events == journal_risk_events(tmp_path / "journal.jsonl", before=days[-1].date())
+    rules = {rule for _, _, rule, _ in events}
+    assert events and (limit == "all" or rules == {limit}), events  # the limit did bind
+    assert result.meta()["risk"]["halts"] + result.meta()["risk"]["blocked_orders"] == len(events)
+    unconstrained = run_backtest(spaced, features, window, rf).ledgers["agent"].nav
+    assert not np.allclose(unconstrained.to_numpy(), paper["nav"].to_numpy()), "the limits changed nothing"
