@@ -234,3 +234,51 @@ def test_measure_uses_the_trailing_window_only() -> None:
     assert reading.action_mix == {"sell": 0.0, "hold": 1.0, "buy": 0.0}
     assert reading.action == pytest.approx(psi([0.2, 0.6, 0.2], [0.0, 1.0, 0.0]))
     assert measure(reference, {"x": old_then_new}, None).action is None  # an ensemble: not measured
+
+
+@pytest.mark.integration
+def test_an_ensemble_measures_its_features_against_its_first_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finrl.agents.bundle import publish_bundle
+    from finrl.agents.training import save_drift_reference
+    from finrl.meta.env.market_arrays import MarketArrays
+    from finrl.meta.env.spy_env import EnvConfig
+    from finrl.meta.preprocessing import FeatureNormalizer
+    from finrl.trade.simulated import SimulatedBroker
+    from unit_tests.agents import test_ensemble_bundle as members
+    from unit_tests.conftest import env_config, trader_config
+
+    def publish_with_reference(staging: Path, models: Path, manifest: dict[str, Any]) -> ModelBundle:
+        """The hand-written members, with the reference training would have written."""
+        normalizer = FeatureNormalizer.from_dict(manifest["normalizer"])
+        frame = members.train_window().slice(members.market()[1])
+        market = MarketArrays.from_features(frame, normalizer)
+        save_drift_reference(staging, frame, normalizer.columns, market, EnvConfig.from_dict(manifest["env_config"]))
+        return publish_bundle(staging, models, manifest)
+
+    monkeypatch.setattr(members, "publish_bundle", publish_with_reference)
+    models = tmp_path / "models"
+    members.write_bundle(models, "a", 1)
+    members.write_bundle(models, "w", 3, config=env_config(action_space="target_weight"))
+    ensemble = members.make(models, "a", "w")
+    first = ensemble.members[0].drift_reference
+    assert first is not None and ensemble.members[1].drift_reference is not None
+    bars, features = members.market()
+    config = ensemble.env_config
+    broker = SimulatedBroker(tmp_path / "account.json", bars, config.execution, config.initial_cash)
+    trader = DailyTrader(
+        bundle=ensemble, broker=broker, features_for=lambda day: features.loc[: pd.Timestamp(day)],
+        journal=Journal(tmp_path / "journal.jsonl"), state_path=tmp_path / "state.json",
+        risk=risk_limits(max_drawdown=1.0, max_daily_loss=1.0, max_position_fraction=4.0), config=trader_config(),
+    )  # fmt: skip
+    days = features.loc[pd.Timestamp(ensemble.anchor) :].index[: MIN_SAMPLES + 1]
+    for day in days:
+        broker.advance_to(day.date())
+        trader.run_cycle(day.date())
+    drift = entries(tmp_path, "decision")[-1]["drift"]
+    expected = measure(first, {n: features.loc[: days[-1], n].to_numpy() for n in first.features}, None)
+    assert drift["feature_psi"] == pytest.approx(expected.features, abs=1e-6)
+    assert drift["action_psi"] is None  # the ensemble's weights have no training mix
+    exported = {s.name for m in trader.metrics.registry.collect() for s in m.samples}
+    assert "finrl_feature_psi" in exported and "finrl_action_psi" not in exported
