@@ -170,12 +170,28 @@ costs: commission {costs["commission_bps"]} bp, spread {costs["spread_bps"]} bp,
 slippage {costs["slippage_bps"]} bp, square-root impact coefficient {costs["impact_coef"]},
 on sells SEC fee ${costs["sec_fee_per_million"]} per million and FINRA TAF ${costs["finra_taf_per_share"]}
 a share (at most ${costs["finra_taf_max"]} a trade).</p>
+<p>{html.escape(risk_sentence(meta["risk"]))}</p>
 {warnings}
 <h2>Metrics</h2><table><tr><th>metric</th>{head}</tr>{rows}</table>
 <h2>Equity and drawdown</h2><img alt="equity curve" width="1100" src="data:image/png;base64,{image}">
 <h2>Monthly returns (agent)</h2><table><tr><th>year</th>{month_head}</tr>{month_rows}</table>
 </body></html>
 """
+
+
+def risk_sentence(risk: dict[str, Any]) -> str:
+    """The agent's risk limits in words, and what they did (metrics.json's ``meta.risk`` has every event)."""
+    limits = risk["limits"]
+    if limits is None:
+        return "Risk limits: off (the unconstrained policy)."
+    halts = [e["date"] for e in risk["events"] if e["event"] == "risk_halt"]
+    return (
+        f"Risk limits on the agent, as the paper trader applies them (the baselines are unconstrained): "
+        f"max drawdown {limits['max_drawdown']:.0%}, max daily loss {limits['max_daily_loss']:.1%}, "
+        f"max position {limits['max_position_fraction']:g} x equity, max order {limits['max_order_notional']:,.0f}; "
+        + (f"halted on {halts[0]} (flat from there)" if halts else "no halt")
+        + f", {risk['blocked_orders']} order(s) blocked."
+    )
 
 
 def write_report(result: BacktestResult, directory: Path) -> Path:
