@@ -121,7 +121,7 @@ def test_csv_cache_follows_file_content(tmp_path: Path) -> None:
 
 def test_csv_without_vix_needs_a_choice(tmp_path: Path) -> None:
     spy = write_csv(make_bars(100, vix=False), tmp_path / "spy.csv")
-    with pytest.raises(DataError, match="--vix-csv PATH, or --no-vix"):
+    with pytest.raises(DataError, match=r"--vix-csv PATH \(or set SPY_VIX_CSV_PATH\), or --no-vix"):
         load_market_data(data_request(source="csv", csv_path=spy), tmp_path)
 
 
