@@ -140,6 +140,7 @@ class AlpacaBroker:
             cash=_float(account.cash),
             buying_power=_float(account.buying_power),
             trading_blocked=bool(account.trading_blocked or account.account_blocked or account.trade_suspended_by_user),
+            status=str(getattr(account.status, "value", account.status)),
         )
 
     def follow_market(self, bars: pd.DataFrame) -> None:

@@ -43,6 +43,7 @@ class AccountState:
     cash: float
     buying_power: float
     trading_blocked: bool = False
+    status: str = "ACTIVE"  # Alpaca's account status (ACTIVE, ACCOUNT_UPDATED, ...); the simulated one is always active
 
 
 @dataclass(frozen=True)

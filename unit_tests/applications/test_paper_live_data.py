@@ -51,9 +51,10 @@ def alpaca(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAlpacaServer]:
         yield server
 
 
-def paper(models: Path, work: Path, server: FakeAlpacaServer, *args: str) -> Result:
+def paper(models: Path, work: Path, server: FakeAlpacaServer, *args: str, env: dict[str, str] | None = None) -> Result:
+    """``spy-rl paper --once --broker alpaca`` against ``server`` (its keys unless ``env`` replaces them)."""
     env = {"ALPACA_API_KEY": server.api_key, "ALPACA_API_SECRET": server.api_secret,
-           "ALPACA_BASE_URL": server.base_url, "SPY_ALPACA_DATA_URL": server.base_url}  # fmt: skip
+           "ALPACA_BASE_URL": server.base_url, "SPY_ALPACA_DATA_URL": server.base_url, **(env or {})}  # fmt: skip
     return runner.invoke(
         app,
         ["paper", "--once", "--broker", "alpaca", "--models-dir", str(models), "--datasets-dir", str(work / "datasets"),

@@ -33,8 +33,9 @@ def bars_until(last: str, close: float) -> pd.DataFrame:
     periods = len(trading_sessions(pd.Timestamp("2024-01-02"), pd.Timestamp(last)))
     frame = make_bars(periods, start="2024-01-02")
     frame *= [600 / frame["close"].iloc[-1]] * 5 + [1, 1]  # price columns near SPY's level
+    adjustment = frame["adj_close"].iloc[-2] / frame["close"].iloc[-2]  # no dividend on the last day
     frame.iloc[-1, frame.columns.get_indexer(["open", "high", "low", "close", "adj_close"])] = [
-        599.0, max(close, 602.0), 598.0, close, close,
+        599.0, max(close, 602.0), 598.0, close, close * adjustment,
     ]  # fmt: skip
     return frame
 

@@ -19,6 +19,14 @@ def paper_command(
     ctx: typer.Context,
     settings: Settings,
     once: Annotated[bool, typer.Option("--once", help="Run one daily cycle and exit (cron, tests)")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Preflight: model, keys, account, clock, calendar, final data and VIX, a decision; "
+            "sends nothing; one line per check, exit 1 on any problem",
+        ),
+    ] = False,
 ) -> None:
     """Trade the model once per trading day: after the close, one order for the next open.
 
@@ -33,6 +41,9 @@ def paper_command(
     from finrl.trade.metrics import TradingMetrics
     from finrl.trade.service import stop_on_signals
 
+    if check:  # reads only: a running instance may hold the lock
+        _preflight(settings)
+        return
     # the lock comes first: a second instance must not even load the account or the state file
     with instance_lock(settings.logs_dir):
         metrics = TradingMetrics()
@@ -46,6 +57,16 @@ def paper_command(
             metrics.serve(settings.metrics_port)
         with stop_on_signals(service.stop):
             service.run_forever()
+
+
+def _preflight(settings: Settings) -> None:
+    from finrl.applications.spy_rl_trading.paper_check import preflight
+
+    lines = preflight(settings)
+    for line in lines:
+        echo_lines([line.render()], err=not line.ok)
+    if not all(line.ok for line in lines):
+        raise typer.Exit(1)
 
 
 def _run_once(service: PaperTradingService) -> CycleExit:
