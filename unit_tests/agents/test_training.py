@@ -247,7 +247,7 @@ def test_leftovers_of_an_earlier_staging_are_not_published(tmp_path: Path) -> No
     (stale / "best_model.zip").write_bytes(b"from another run")
     result = train(tiny_job(tmp_path, "fresh", total_timesteps=512, eval_freq=0, checkpoint_freq=0))
     published = sorted(str(p.relative_to(result.bundle.path)) for p in result.bundle.path.rglob("*"))
-    assert published == sorted([MANIFEST_FILE, FINAL_MODEL_FILE, MODEL_FILE, POLICY_FILE])
+    assert published == sorted([MANIFEST_FILE, FINAL_MODEL_FILE, MODEL_FILE, POLICY_FILE, DRIFT_FILE])
 
 
 # ---------------------------------------------------------------- interruption of a real process
