@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
+from datetime import date, datetime
 from typing import Any
 
 import structlog
@@ -54,6 +55,11 @@ def _mask_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Muta
     return event_dict
 
 
+def _json_value(value: Any) -> Any:
+    """Dates and times as ISO 8601 (not their repr), anything else as its string."""
+    return value.isoformat() if isinstance(value, date | datetime) else str(value)
+
+
 def configure_logging(level: str = "INFO", *, json: bool = False, stream: Any = None) -> None:
     """Route structlog and the standard library through one renderer on ``stream`` (stderr)."""
     shared: list[Any] = [
@@ -64,7 +70,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False, stream: Any = 
         structlog.stdlib.ExtraAdder(),
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(default=_json_value)
         if json
         else structlog.dev.ConsoleRenderer(colors=_is_tty(stream or sys.stderr))
     )

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -57,6 +58,13 @@ def test_json_lines_have_the_four_keys_and_lower_case_levels() -> None:
         assert record["logger"] == "finrl.test.component"
         assert isinstance(record["timestamp"], str) and record["timestamp"]
     assert records[0]["step"] == 3
+
+
+def test_dates_render_as_iso_8601_not_their_repr() -> None:
+    stream = json_logging()
+    get_logger("finrl.test").info("fetch", end=date(2024, 12, 24), at=datetime(2024, 12, 26, 17, 0, tzinfo=UTC))
+    (record,) = json_lines(stream)
+    assert (record["end"], record["at"]) == ("2024-12-24", "2024-12-26T17:00:00+00:00")
 
 
 def test_stdlib_logger_goes_through_json_renderer() -> None:
