@@ -292,7 +292,8 @@ class DailyTrader:
         actions = None
         if not isinstance(self.bundle, EnsembleBundle):  # an ensemble's weights have no training mix (see the module)
             decisions = {e.get("session"): e for e in self.journal.entries() if e.get("event") == "decision"}
-            decisions[session.isoformat()] = {"action": action, "target": target}  # replaces a rerun's, comes last
+            decisions.pop(session.isoformat(), None)  # a rerun's decision for this session is replaced, and comes last
+            decisions[session.isoformat()] = {"action": action, "target": target}
             values = (action_value(reference.action_space, entry) for entry in decisions.values())
             actions = [v for v in values if v is not None][-WINDOW:]
         reading = measure(reference, columns, actions)
@@ -477,10 +478,11 @@ class DailyTrader:
 
 
 def _filled_order(entry: dict[str, Any]) -> FilledOrder | None:
-    """The fill an ``order_final`` journal entry records, to reconcile; None unless a trader's order filled."""
+    """The fill an ``order_final`` journal entry records, to reconcile: filled, or partly filled before it expired
+    or was canceled; None when nothing filled or the order is not one of the trader's (no fill session in its id)."""
     cid, price, qty = str(entry.get("client_order_id")), entry.get("filled_avg_price"), entry.get("filled_qty")
     fill_session = fill_session_of(cid)
-    if entry.get("status") != "filled" or fill_session is None or not isinstance(price, int | float) or not qty:
+    if fill_session is None or not isinstance(price, int | float) or not isinstance(qty, int | float) or qty <= 0:
         return None
     return FilledOrder(cid, fill_session.isoformat(), str(entry.get("side")), float(qty), float(price))
 

@@ -76,3 +76,24 @@ def test_a_fill_away_from_the_model_price_gives_its_slippage_in_bps(
     assert registry.get_sample_value("finrl_fill_slippage_bps_bucket", {"side": "buy", "le": "20.0"}) == 1
     assert registry.get_sample_value("finrl_fill_slippage_bps_bucket", {"side": "sell", "le": "-2.0"}) == 1
     assert trader.state.unreconciled == []
+
+
+def test_a_partial_fill_that_expired_is_reconciled_for_what_filled(
+    tiny_bundle: ModelBundle, broker: AlpacaBroker, trading: FakeTradingAPI, tmp_path: Path
+) -> None:
+    trader = make_trader(tiny_bundle, broker, tmp_path, scripted(Action.BUY, Action.HOLD))
+    at_close(trading, D0)
+    result = trader.run_cycle(D0)
+    assert result.client_order_id is not None and result.order_qty > 3
+    model = model_price(tiny_bundle, 3, pd.Timestamp(D1))
+    trading.set_now(opening(D1))
+    trading.partial_fill(result.client_order_id, 3, model * (1 - 5e-4))  # 3 shares, 5 bps cheaper than the model
+    trading.expire()
+    at_close(trading, D1)
+    trader.run_cycle(D1)
+    journal = Journal(tmp_path / "journal.jsonl").entries()
+    (final,) = (e for e in journal if e["event"] == "order_final")
+    (entry,) = (e for e in journal if e["event"] == "fill_reconciled")
+    assert final["status"] == "expired" and (entry["qty"], entry["side"]) == (3.0, "buy")
+    assert entry["model_price"] == pytest.approx(model, rel=1e-12)
+    assert entry["slippage_bps"] == pytest.approx(-5.0, abs=1e-4)  # better than the model: negative
