@@ -149,6 +149,33 @@ class AlpacaBroker:
     def prepare_session(self, session: date) -> None:
         """Alpaca settles fills and dividends itself."""
 
+    def equity_history(self, start: date) -> list[tuple[date, float]]:
+        """The account's closing equity per day from ``start`` (New York dates), from portfolio history.
+
+        One ``GET /v2/account/portfolio/history?timeframe=1D`` from midnight New York of ``start``
+        to today's date. Alpaca stamps each day at its start (epoch seconds), read here as a New
+        York date; days whose equity is null, zero or negative (before the account was funded)
+        are left out. Asked during a session, Alpaca appends the current equity as today's point.
+
+        The answer is read as JSON rather than through alpaca-py's ``PortfolioHistory``, whose
+        ``equity: List[float]`` refuses the whole history for one null day.
+        """
+        from alpaca.trading.requests import GetPortfolioHistoryRequest
+
+        request = GetPortfolioHistoryRequest(
+            timeframe="1D",
+            start=datetime(start.year, start.month, start.day, tzinfo=NEW_YORK),
+            date_end=max(start, datetime.now(NEW_YORK).date()),
+        )
+        raw = self._call(
+            "portfolio history",
+            lambda: self._client.get("/account/portfolio/history", request.to_request_fields()),
+        )
+        try:
+            return _equity_history(raw, start)
+        except ValueError as exc:
+            raise BrokerError(self._scrub(f"unexpected answer from Alpaca's portfolio history: {exc}")) from None
+
     def now(self) -> datetime:
         clock = self._call("clock", self._client.get_clock)
         stamp: datetime = clock.timestamp
@@ -307,6 +334,29 @@ def _trading_client(api_key: str, api_secret: str, paper: bool, base_url: str, t
 
 def _float(value: Any) -> float:
     return float(value) if value not in (None, "") else 0.0
+
+
+def _equity_history(raw: Any, start: date) -> list[tuple[date, float]]:
+    """``[(New York date, equity)]`` from a portfolio-history answer: positive equities from ``start``.
+
+    Raises ValueError, with the reason, for an answer not of that shape.
+    """
+    stamps = raw.get("timestamp") if isinstance(raw, dict) else None
+    equities = raw.get("equity") if isinstance(raw, dict) else None
+    if not (isinstance(stamps, list) and isinstance(equities, list)):
+        raise ValueError(short(raw))
+    if len(stamps) != len(equities):
+        raise ValueError(f"{len(stamps)} timestamps but {len(equities)} equities")
+    days: dict[date, float] = {}
+    for stamp, equity in zip(stamps, equities, strict=True):
+        try:
+            day = datetime.fromtimestamp(int(stamp), NEW_YORK).date()
+            value = math.nan if equity is None else float(equity)
+        except (TypeError, ValueError, OverflowError, OSError):
+            raise ValueError(f"timestamp {stamp!r}, equity {equity!r}") from None
+        if day >= start and math.isfinite(value) and value > 0:
+            days[day] = value  # a day twice (today's live point): the later one
+    return sorted(days.items())
 
 
 def _new_york(moment: datetime) -> datetime:

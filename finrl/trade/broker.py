@@ -92,3 +92,11 @@ class Broker(Protocol):
 
     def prepare_session(self, session: date) -> None:
         """Bring the account up to ``session``'s close before deciding (fills, dividends, marks)."""
+
+    def equity_history(self, start: date) -> list[tuple[date, float]]:
+        """The account's equity at each session's close from ``start`` (inclusive) on, oldest first.
+
+        What the broker itself remembers, so that the trader can rebuild its equity peak when its
+        own state file is lost. Days without a positive equity (before the account was funded)
+        are left out; ``[]`` when the broker keeps no history.
+        """

@@ -6,7 +6,8 @@ the latest bar and queues an order for the next session. Orders fill at that ses
 close) with the same cost model as the environment (the impact from the trailing volatility and
 volume known at the decision's close, as the backtest reads them); holders at a close receive the
 next day's dividend. State lives in a JSON file written atomically after every change, so a restart resumes
-where it stopped.
+where it stopped; it also keeps the equity at each close it marked (the account's history, as a real
+broker keeps one), so that the trader can rebuild its equity peak without its own state file.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class SimulatedBroker:
         last = self.last_session
         if last is None:
             self._state["last_session"] = session.isoformat()
+            self._record_close(self._row[session])
         else:
             for i in range(self._row[last] + 1, self._row[session] + 1):
                 self._process_day(i)
@@ -106,6 +108,13 @@ class SimulatedBroker:
                          filled_session=self._days[i].isoformat(), costs=fill.cost,
                          cost_breakdown={name: getattr(fill, name) for name in COST_COMPONENTS})  # fmt: skip
         state["last_session"] = self._days[i].isoformat()
+        self._record_close(i)
+
+    def _record_close(self, i: int) -> None:
+        """Remember the equity at bar ``i``'s close (an account file from before this starts empty)."""
+        state = self._state
+        equity = state["cash"] + state["shares"] * float(self._close[i])
+        state.setdefault("equity_history", {})[self._days[i].isoformat()] = equity
 
     # ------------------------------------------------------------------ Broker protocol
 
@@ -123,6 +132,12 @@ class SimulatedBroker:
         price = float(self._close[self._row[last]]) if last else 0.0
         equity = state["cash"] + state["shares"] * price
         return AccountState(equity=equity, cash=state["cash"], buying_power=max(equity, 0.0))
+
+    def equity_history(self, start: date) -> list[tuple[date, float]]:
+        """The equity at each close this account has marked, from ``start`` on (see the protocol)."""
+        history: dict[str, float] = self._state.get("equity_history", {})
+        days = sorted((date.fromisoformat(day), float(equity)) for day, equity in history.items())
+        return [(day, equity) for day, equity in days if day >= start and equity > 0]
 
     def position(self, symbol: str) -> PositionState | None:
         shares = self._state["shares"]
@@ -164,7 +179,14 @@ class SimulatedBroker:
                 return state
             except json.JSONDecodeError as exc:
                 raise BrokerRejectedError(f"corrupt simulated account {self.state_path}: {exc}") from exc
-        return {"cash": float(initial_cash), "shares": 0.0, "avg_entry_price": None, "last_session": None, "orders": {}}
+        return {
+            "cash": float(initial_cash),
+            "shares": 0.0,
+            "avg_entry_price": None,
+            "last_session": None,
+            "orders": {},
+            "equity_history": {},  # ISO date -> equity at that session's close; absent in older files
+        }
 
     def _save(self) -> None:
         atomic_write_json(self.state_path, self._state)

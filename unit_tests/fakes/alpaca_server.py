@@ -32,7 +32,8 @@ crash between submission and acknowledgment). Further endpoints plug in with
 
 The trading API (``https://paper-api.alpaca.markets``) is opt-in, so that a server for market
 data alone answers 404 there: :meth:`FakeAlpacaServer.enable_trading` installs a stateful
-:class:`FakeTradingAPI` (account, clock, calendar, positions, orders; see its docstring).
+:class:`FakeTradingAPI` (account, clock, calendar, positions, orders, the account's daily portfolio
+history; see its docstring).
 
 Usage::
 
@@ -570,6 +571,64 @@ def _parse_qty(value: Any) -> float | None:
     return qty if np.isfinite(qty) else None
 
 
+_PERIOD = re.compile(r"^([1-9][0-9]*)([DWMA])$")
+_TIMEFRAMES = ("1Min", "5Min", "15Min", "1H", "1D")
+
+
+def _zoned_date(name: str, text: str) -> date:
+    """The New York date of an RFC 3339 time (Alpaca wants the zone)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"invalid {name}: {text!r}") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"invalid {name}: {text!r} has no timezone")
+    return moment.astimezone(NEW_YORK).date()
+
+
+def _history_window(request: RecordedRequest, today: date) -> tuple[date, date, str]:
+    """First and last day (inclusive) and timeframe of a portfolio-history query (ValueError: why not)."""
+    period_text, start_text = request.param("period"), request.param("start")
+    end_text, date_end_text = request.param("end"), request.param("date_end")
+    if end_text and date_end_text:
+        raise ValueError("only one of end and date_end can be specified")
+    if sum(bool(t) for t in (period_text, start_text, end_text or date_end_text)) > 2:
+        raise ValueError("only two of start, end (or date_end) and period can be specified")
+    match = _PERIOD.match(period_text or "1M")
+    if match is None:
+        raise ValueError(f"invalid period: {period_text!r}")
+    count, unit = int(match[1]), match[2]
+    offset = {"D": pd.DateOffset(days=count), "W": pd.DateOffset(weeks=count)}.get(unit) or (
+        pd.DateOffset(months=count) if unit == "M" else pd.DateOffset(years=count)
+    )
+    start = _zoned_date("start", start_text) if start_text else None
+    if end_text:
+        end = _zoned_date("end", end_text)
+    elif date_end_text:
+        try:
+            end = date.fromisoformat(date_end_text)
+        except ValueError:
+            raise ValueError(f"invalid date_end: {date_end_text!r}") from None
+    elif start is not None and period_text:
+        end = (pd.Timestamp(start) + offset).date()
+    else:
+        end = today
+    if start is None:
+        start = (pd.Timestamp(end) - offset).date()
+    timeframe = request.param("timeframe")
+    if not timeframe:  # Alpaca's default: minutes under 7 days, 15 minutes under 30, else days
+        span = (end - start).days
+        timeframe = "1Min" if span < 7 else "15Min" if span < 30 else "1D"
+    if timeframe not in _TIMEFRAMES:
+        raise ValueError(f"invalid timeframe: {timeframe!r}")
+    return start, end, timeframe
+
+
+def _day_stamp(day: date) -> int:
+    """Alpaca's daily portfolio-history stamp: the day's start, midnight New York time, in epoch seconds."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=NEW_YORK).timestamp())
+
+
 class FakeTradingAPI:
     """Alpaca's trading API v2, stateful, served by a :class:`FakeAlpacaServer`.
 
@@ -599,10 +658,29 @@ class FakeTradingAPI:
       ``after``, ``until``), ``GET /v2/orders/{id}``, ``GET /v2/orders:by_client_order_id
       ?client_order_id=`` (404 ``{"code": 40410000, "message": "order not found"}``),
       ``DELETE /v2/orders/{id}`` (204; 422 once the order is final).
+    * ``GET /v2/account/portfolio/history`` -- the daily equity the fake has recorded (see below),
+      in Alpaca's shape: ``{"timestamp": [epoch seconds], "equity": [...], "profit_loss": [...],
+      "profit_loss_pct": [...], "base_value", "base_value_asof" (only with a prior close),
+      "timeframe": "1D", "cashflow": {}}``. Each day is stamped at its start, midnight New York
+      time (04:00 or 05:00 UTC with daylight saving). Only ``timeframe=1D`` is served (422 for
+      intraday ones, also when omitted and the window is under 30 days, as Alpaca then picks
+      minutes). The window: ``start`` (RFC 3339 with a zone, read as its New York date), ``end``
+      (RFC 3339) or ``date_end`` (``YYYY-MM-DD``), ``period`` (``<n>D|W|M|A``, default ``1M``); at
+      most two of the three (422 otherwise). Without an end: ``start + period`` when both are
+      given, else the New York date of "now"; without a start: the end less the period; both ends
+      inclusive. ``base_value`` is the last positive close before the window (named by
+      ``base_value_asof``), else the window's first positive equity, else 0;
+      ``profit_loss = equity - base_value``, ``profit_loss_pct = equity / base_value - 1`` (null
+      while ``base_value`` is 0). A day
+      recorded as ``None`` answers null (alpaca-py's ``PortfolioHistory`` then refuses the
+      answer), one recorded as 0 answers 0, as for days before an account was funded. Unlike
+      Alpaca, no live point is appended for the session in progress.
 
     The market moves only when a test says so: :meth:`fill` (all or one open order, at a price:
     position, cash and the mark move), :meth:`partial_fill`, :meth:`expire`, :meth:`set_price`.
-    Mark prices default to the last fill, then to the last close of the server's bars.
+    Mark prices default to the last fill, then to the last close of the server's bars. The
+    portfolio history holds what a test records: :meth:`record_close` (the account's equity now, as
+    a day's close) and :meth:`set_equity_history` (any days and values, replacing the history).
     """
 
     def __init__(
@@ -628,6 +706,7 @@ class FakeTradingAPI:
         self._orders: dict[str, dict[str, Any]] = {}  # by id, in submission order
         self._positions: dict[str, dict[str, float]] = {}  # symbol -> {"qty", "avg_entry_price"}
         self._marks: dict[str, float] = {}
+        self._equity_history: dict[date, float | None] = {}  # New York date -> equity at its close
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/v2/account", self._get_account),
             ("GET", "/v2/clock", self._get_clock),
@@ -639,6 +718,7 @@ class FakeTradingAPI:
             ("GET", "/v2/orders:by_client_order_id", self._get_order_by_client_id),
             ("GET", "/v2/orders/{order_id}", self._get_order),
             ("DELETE", "/v2/orders/{order_id}", self._delete_order),
+            ("GET", "/v2/account/portfolio/history", self._get_portfolio_history),
         ]
         for method, template, handler in routes:
             server.route(method, template, handler)
@@ -701,6 +781,28 @@ class FakeTradingAPI:
             self._execute(order, float(qty), float(price))
             order["status"] = "partially_filled"
             order["updated_at"] = self.now()
+
+    def set_equity_history(self, history: Mapping[date, float | None]) -> None:
+        """Replace the portfolio history: each New York date's closing equity (None answers null)."""
+        with self._lock:
+            self._equity_history = {day: None if value is None else float(value) for day, value in history.items()}
+
+    def record_close(self, day: date | None = None) -> float:
+        """Record the account's equity now (cash and positions at their marks) as ``day``'s close.
+
+        ``day`` defaults to the New York date of "now"; returns the equity recorded.
+        """
+        with self._lock:
+            long_value, short_value = self._market_values()
+            equity = self.cash + long_value + short_value
+            self._equity_history[day or self.now().astimezone(NEW_YORK).date()] = equity
+            return equity
+
+    @property
+    def equity_history(self) -> dict[date, float | None]:
+        """The recorded closes, oldest first (a copy)."""
+        with self._lock:
+            return dict(sorted(self._equity_history.items()))
 
     def expire(self, *, client_order_id: str | None = None) -> int:
         """Expire every open order (or one), as an unfilled opg order after the open."""
@@ -892,6 +994,38 @@ class FakeTradingAPI:
                 "options_approved_level": 0,
                 "options_trading_level": 0,
             }
+        return FakeResponse(200, body)
+
+    def _get_portfolio_history(self, request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
+        def bad(message: str) -> FakeResponse:
+            return alpaca_error(422, message, 42210000)
+
+        try:
+            window = _history_window(request, self.now().astimezone(NEW_YORK).date())
+        except ValueError as exc:
+            return bad(str(exc))
+        first, last, timeframe = window
+        if timeframe != "1D":
+            return bad(f"the fake serves only timeframe=1D, not {timeframe!r}")
+        with self._lock:
+            recorded = sorted(self._equity_history.items())
+        days = [(day, equity) for day, equity in recorded if first <= day <= last]
+        prior = [(day, equity) for day, equity in recorded if day < first and equity is not None and equity > 0]
+        body: dict[str, Any] = {}
+        if prior:
+            base = prior[-1][1]
+            body["base_value_asof"] = prior[-1][0].isoformat()
+        else:
+            base = next((equity for _, equity in days if equity is not None and equity > 0), 0.0)
+        body.update(
+            timestamp=[_day_stamp(day) for day, _ in days],
+            equity=[equity for _, equity in days],
+            profit_loss=[None if equity is None else equity - base for _, equity in days],
+            profit_loss_pct=[None if equity is None or base <= 0 else equity / base - 1 for _, equity in days],
+            base_value=base,
+            timeframe="1D",
+            cashflow={},
+        )
         return FakeResponse(200, body)
 
     def _get_clock(self, _request: RecordedRequest, _params: dict[str, str]) -> FakeResponse:
