@@ -34,6 +34,7 @@ from finrl.trade.alpaca_broker import DEFAULT_TIMEOUT, AlpacaBroker, TimeoutAdap
 from finrl.trade.broker import (
     AccountState,
     BrokerAuthError,
+    BrokerError,
     BrokerRejectedError,
     BrokerUnavailableError,
 )
@@ -48,7 +49,7 @@ from unit_tests.conftest import (
     trader_config,
     training_job,
 )
-from unit_tests.fakes.alpaca_server import NEW_YORK, FakeAlpacaServer, FakeTradingAPI
+from unit_tests.fakes.alpaca_server import NEW_YORK, FakeAlpacaServer, FakeResponse, FakeTradingAPI
 
 pytestmark = pytest.mark.integration
 
@@ -432,6 +433,115 @@ def test_secrets_never_reach_logs_or_errors(
         assert secret not in logs
         assert not [t for t in texts if secret in t]
         assert secret not in repr(broker) and secret not in repr(bad)
+
+
+# --------------------------------------------------------------------------- equity history
+
+HISTORY = "/v2/account/portfolio/history"
+
+
+def test_equity_history_is_the_accounts_daily_closes_on_new_york_dates(
+    broker: AlpacaBroker, server: FakeAlpacaServer, trading: FakeTradingAPI
+) -> None:
+    trading.set_equity_history(
+        {
+            date(2024, 3, 5): 95_000.0,  # before start: not asked for
+            date(2024, 3, 6): None,  # null and zero: the account was not funded yet
+            date(2024, 3, 7): 0.0,
+            date(2024, 3, 8): 100_000.0,  # EST: stamped 05:00 UTC
+            date(2024, 3, 11): 100_500.25,  # EDT from 10 March: stamped 04:00 UTC
+            date(2024, 3, 12): 99_800.0,
+            date(2024, 11, 1): 101_000.0,  # EDT
+            date(2024, 11, 4): 102_000.0,  # EST again from 3 November
+        }
+    )
+    assert broker.equity_history(date(2024, 3, 6)) == [
+        (date(2024, 3, 8), 100_000.0),
+        (date(2024, 3, 11), 100_500.25),
+        (date(2024, 3, 12), 99_800.0),
+        (date(2024, 11, 1), 101_000.0),
+        (date(2024, 11, 4), 102_000.0),
+    ]
+    (request,) = server.requests_to(HISTORY)
+    assert request.param("timeframe") == "1D"
+    assert request.param("start") == "2024-03-06T00:00:00-05:00"  # midnight New York
+    assert broker.equity_history(date(2024, 11, 2)) == [(date(2024, 11, 4), 102_000.0)]
+    assert broker.equity_history(date(2024, 11, 5)) == []
+
+
+def test_equity_history_from_recorded_closes(broker: AlpacaBroker, trading: FakeTradingAPI) -> None:
+    assert broker.equity_history(date(2024, 1, 1)) == []  # a fresh account has none
+    trading.record_close(date(2024, 3, 4))
+    broker.submit_market_order("SPY", 10, "buy", "finrl-SPY-20240305", "opg")
+    trading.fill(500.0)
+    trading.set_price("SPY", 510.0)
+    trading.record_close(date(2024, 3, 5))
+    assert broker.equity_history(date(2024, 3, 4)) == [(date(2024, 3, 4), 100_000.0), (date(2024, 3, 5), 100_100.0)]
+
+
+def test_equity_history_retries_then_fails_in_one_line(
+    broker: AlpacaBroker, server: FakeAlpacaServer, trading: FakeTradingAPI, sleeps: Sleeps
+) -> None:
+    trading.set_equity_history({date(2024, 3, 4): 100_000.0})
+    server.fail_next(1, status=500, path=HISTORY)
+    assert broker.equity_history(date(2024, 3, 1)) == [(date(2024, 3, 4), 100_000.0)]
+    assert len(server.requests_to(HISTORY)) == 2 and sleeps == [0.5]
+    server.fail_next(10, status=500, body={"message": "internal server error"}, path=HISTORY)
+    with pytest.raises(BrokerUnavailableError) as raised:
+        broker.equity_history(date(2024, 3, 1))
+    message = str(raised.value)
+    assert message == "Alpaca portfolio history failed after 4 attempts: HTTP 500: internal server error"
+    assert "\n" not in message and len(server.requests_to(HISTORY)) == 6
+
+
+def test_equity_history_errors_keep_the_keys_out(
+    make_broker: Callable[..., AlpacaBroker], server: FakeAlpacaServer, log_stream: io.StringIO
+) -> None:
+    broker = make_broker()
+    flog._secrets.clear()  # no log masking: the broker itself must keep the keys out
+    texts: list[str] = []
+
+    def capture(call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except Exception as exc:  # every error's text is inspected
+            texts.extend([str(exc), repr(exc), "".join(traceback.format_exception(exc))])
+
+    server.fail_next(4, status=503, path=HISTORY)
+    capture(lambda: broker.equity_history(date(2024, 3, 1)))
+    server.timeout_next(4, seconds=SLOW, path=HISTORY)
+    capture(lambda: broker.equity_history(date(2024, 3, 1)))
+    # an answer of the wrong shape that quotes a key: the error names the shape, never the key
+    server.route("GET", HISTORY, lambda _r, _p: FakeResponse(200, {"detail": f"key {API_KEY} {API_SECRET}"}))
+    capture(lambda: broker.equity_history(date(2024, 3, 1)))
+    bad = make_broker(api_key="PKWRONGKEY000111222", api_secret="wrongSecret999888777")
+    flog._secrets.clear()
+    capture(lambda: bad.equity_history(date(2024, 3, 1)))
+    assert len(texts) == 4 * 3
+    assert any("unexpected answer from Alpaca's portfolio history" in t for t in texts)
+    assert any("Alpaca refused the API keys (HTTP 401)" in t for t in texts)
+    logs = log_stream.getvalue()
+    assert "alpaca_retry" in logs
+    for secret in (API_KEY, API_SECRET, "PKWRONGKEY000111222", "wrongSecret999888777"):
+        assert secret not in logs
+        assert not [t for t in texts if secret in t]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"timestamp": [1709874000], "equity": []}, "1 timestamps but 0 equities"),
+        ({"timestamp": ["x"], "equity": [1.0]}, "timestamp 'x'"),
+        ([], "[]"),
+    ],
+)
+def test_equity_history_refuses_a_malformed_answer(
+    broker: AlpacaBroker, server: FakeAlpacaServer, body: Any, reason: str
+) -> None:
+    server.route("GET", HISTORY, lambda _r, _p: FakeResponse(200, body))
+    with pytest.raises(BrokerError, match="unexpected answer from Alpaca's portfolio history") as raised:
+        broker.equity_history(date(2024, 3, 1))
+    assert reason in str(raised.value) and not isinstance(raised.value, BrokerUnavailableError)
 
 
 # --------------------------------------------------------------------------- base URL
