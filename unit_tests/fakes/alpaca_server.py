@@ -573,6 +573,7 @@ def _parse_qty(value: Any) -> float | None:
 
 _PERIOD = re.compile(r"^([1-9][0-9]*)([DWMA])$")
 _TIMEFRAMES = ("1Min", "5Min", "15Min", "1H", "1D")
+_PERIOD_DAYS = {"D": 1, "W": 7, "M": 30, "A": 365}  # a period's length when Alpaca picks the timeframe
 
 
 def _zoned_date(name: str, text: str) -> date:
@@ -617,7 +618,7 @@ def _history_window(request: RecordedRequest, today: date) -> tuple[date, date, 
         start = (pd.Timestamp(end) - offset).date()
     timeframe = request.param("timeframe")
     if not timeframe:  # Alpaca's default: minutes under 7 days, 15 minutes under 30, else days
-        span = (end - start).days
+        span = (end - start).days if start_text and not period_text else count * _PERIOD_DAYS[unit]
         timeframe = "1Min" if span < 7 else "15Min" if span < 30 else "1D"
     if timeframe not in _TIMEFRAMES:
         raise ValueError(f"invalid timeframe: {timeframe!r}")

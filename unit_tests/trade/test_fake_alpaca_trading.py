@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -155,6 +155,99 @@ def test_clock_and_calendar(client: Any, trading: FakeTradingAPI) -> None:
         (date(2024, 11, 29), "09:30:00", "13:00:00"),
     ]
     assert len(client.get_calendar()) == 252  # the year of "now" by default (2024)
+
+
+HISTORY = "/v2/account/portfolio/history"
+EST_0308 = 1709874000  # 2024-03-08 00:00 New York = 05:00 UTC
+EDT_0311 = 1710129600  # 2024-03-11 00:00 New York = 04:00 UTC (daylight saving from 10 March)
+
+
+def history(server: FakeAlpacaServer, **params: str) -> requests.Response:
+    return requests.get(f"{server.base_url}{HISTORY}", params=params, headers=HEADERS, timeout=5)
+
+
+def test_portfolio_history_parses_in_alpaca_py(client: Any, trading: FakeTradingAPI) -> None:
+    from alpaca.trading.requests import GetPortfolioHistoryRequest
+
+    trading.set_equity_history(
+        {date(2024, 3, 5): 95_000.0, date(2024, 3, 7): 0.0, date(2024, 3, 8): 100_000.0, date(2024, 3, 11): 104_500.0}
+    )
+    request = GetPortfolioHistoryRequest(
+        timeframe="1D", start=datetime(2024, 3, 6, tzinfo=NEW_YORK), end=datetime(2024, 3, 11, 16, tzinfo=NEW_YORK)
+    )
+    answer = client.get_portfolio_history(request)
+    assert answer.timeframe == "1D" and answer.cashflow == {}
+    assert answer.timestamp == [EST_0308 - 86_400, EST_0308, EDT_0311]  # each day's midnight in New York
+    assert answer.equity == [0.0, 100_000.0, 104_500.0]
+    assert answer.base_value == 95_000.0  # the last close before the window
+    assert answer.profit_loss == [-95_000.0, 5_000.0, 9_500.0]
+    assert answer.profit_loss_pct == pytest.approx([-1.0, 5_000 / 95_000, 9_500 / 95_000])
+
+
+def test_portfolio_history_records_closes_and_reports_nulls(server: FakeAlpacaServer, trading: FakeTradingAPI) -> None:
+    assert history(server, timeframe="1D").json() == {
+        "timestamp": [], "equity": [], "profit_loss": [], "profit_loss_pct": [],
+        "base_value": 0.0, "timeframe": "1D", "cashflow": {},
+    }  # fmt: skip
+    assert trading.record_close() == 100_000.0  # "now" is Monday 4 March 2024, 19:30 New York
+    trading.cash = 99_000.0
+    trading.record_close(date(2024, 3, 5))
+    assert trading.equity_history == {date(2024, 3, 4): 100_000.0, date(2024, 3, 5): 99_000.0}
+    body = history(server, timeframe="1D", date_end="2024-03-05").json()
+    assert body["equity"] == [100_000.0, 99_000.0] and body["base_value"] == 100_000.0
+    assert "base_value_asof" not in body  # no close before the window
+    trading.set_equity_history({date(2024, 3, 4): None, date(2024, 3, 5): 99_000.0})
+    body = history(server, timeframe="1D", date_end="2024-03-05").json()
+    assert body["equity"] == [None, 99_000.0]
+    assert (body["profit_loss"], body["profit_loss_pct"]) == ([None, 0.0], [None, 0.0])
+
+
+def test_portfolio_history_window(server: FakeAlpacaServer, trading: FakeTradingAPI) -> None:
+    trading.set_equity_history({date(2024, 2, 1) + timedelta(days=i): 100_000.0 + i for i in range(60)})
+
+    def days(**params: str) -> tuple[date, date]:
+        answer = history(server, **params)
+        assert answer.status_code == 200, answer.text
+        stamps = answer.json()["timestamp"]
+        first, last = (datetime.fromtimestamp(s, NEW_YORK).date() for s in (stamps[0], stamps[-1]))
+        return first, last
+
+    assert days() == (date(2024, 2, 4), date(2024, 3, 4))  # 1M up to "now", 1D for a month
+    assert days(timeframe="1D", period="1W", date_end="2024-03-12") == (date(2024, 3, 5), date(2024, 3, 12))
+    assert days(timeframe="1D", period="3D", start="2024-03-06T00:00:00-05:00") == (date(2024, 3, 6), date(2024, 3, 9))
+    assert days(timeframe="1D", start="2024-03-06T00:00:00-05:00", end="2024-03-08T16:00:00-05:00") == (
+        date(2024, 3, 6),
+        date(2024, 3, 8),
+    )
+    assert days(timeframe="1D", start="2024-03-06T03:00:00Z", date_end="2024-03-07") == (
+        date(2024, 3, 5),  # 03:00 UTC is still the 5th in New York
+        date(2024, 3, 7),
+    )
+    body = history(server, timeframe="1D", start="2024-03-06T00:00:00-05:00", date_end="2024-03-07").json()
+    assert (body["base_value"], body["base_value_asof"]) == (100_033.0, "2024-03-05")  # 1 February + 33 days
+    trading.set_now(datetime(2024, 3, 12, 19, 30, tzinfo=NEW_YORK))
+    assert days(timeframe="1D", start="2024-03-06T00:00:00-05:00") == (date(2024, 3, 6), date(2024, 3, 12))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"timeframe": "1D", "period": "1W", "start": "2024-03-01T00:00:00Z", "end": "2024-03-08T00:00:00Z"},
+         "only two of start, end (or date_end) and period"),
+        ({"timeframe": "1D", "end": "2024-03-08T00:00:00Z", "date_end": "2024-03-08"}, "only one of end and date_end"),
+        ({"timeframe": "1D", "period": "2X"}, "invalid period"),
+        ({"timeframe": "1D", "start": "2024-03-01"}, "has no timezone"),
+        ({"timeframe": "1D", "date_end": "March"}, "invalid date_end"),
+        ({"timeframe": "1Min"}, "only timeframe=1D"),
+        ({"period": "1W"}, "only timeframe=1D"),  # Alpaca picks minutes for a week
+        ({"timeframe": "2D"}, "invalid timeframe"),
+    ],
+)  # fmt: skip
+def test_portfolio_history_refusals(
+    server: FakeAlpacaServer, trading: FakeTradingAPI, params: dict[str, str], message: str
+) -> None:
+    answer = history(server, **params)
+    assert answer.status_code == 422 and message in answer.json()["message"]
 
 
 def test_scripted_failures_match_path_and_method(server: FakeAlpacaServer, trading: FakeTradingAPI) -> None:
