@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 from finrl.agents.bundle import DRIFT_FILE, MANIFEST_FILE, Binned, ModelBundle, load_bundle
 from finrl.meta.env.execution import Action
+from finrl.trade import trader as trader_module
 from finrl.trade.drift import EPSILON, MIN_SAMPLES, WINDOW, action_value, binned_psi, measure, psi
 from finrl.trade.fill_reconciliation import fill_session_of, slippage_bps
 from finrl.trade.journal import Journal
@@ -192,7 +192,7 @@ def test_halted_gauge_follows_the_halt_and_is_set_at_start(bundle: ModelBundle, 
 
 @pytest.mark.integration
 def test_an_older_bundle_has_no_drift_metrics_and_says_so_once(
-    bundle: ModelBundle, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    bundle: ModelBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = tmp_path / "models" / "old"
     shutil.copytree(bundle.path, old)
@@ -201,12 +201,13 @@ def test_an_older_bundle_has_no_drift_metrics_and_says_so_once(
     (old / MANIFEST_FILE).write_text(json.dumps(manifest))
     (old / DRIFT_FILE).unlink()
     older = load_bundle(old, old.parent)
-    with caplog.at_level(logging.INFO):
-        trader, broker = make_trader(older, tmp_path / "run", always(invest_fully(older)))
-        for day in session_days(3):
-            broker.advance_to(day)
-            trader.run_cycle(day)
-    assert [r for r in caplog.records if "drift_not_measured" in r.getMessage()].__len__() == 1
+    said: list[str] = []
+    monkeypatch.setattr(trader_module.log, "info", lambda event, **_: said.append(event))
+    trader, broker = make_trader(older, tmp_path / "run", always(invest_fully(older)))  # a service start
+    for day in session_days(3):
+        broker.advance_to(day)
+        trader.run_cycle(day)
+    assert said.count("drift_not_measured") == 1
     assert all(d["drift"] is None for d in entries(tmp_path / "run", "decision"))
     exported = {s.name for m in trader.metrics.registry.collect() for s in m.samples}
     assert not exported & {"finrl_feature_psi", "finrl_action_psi"}
