@@ -75,9 +75,7 @@ def data_request(**changes: Any) -> DataRequest:
 
 
 def risk_limits(**changes: Any) -> RiskLimits:
-    from finrl.applications.spy_rl_trading import paper_service
-
-    return replace(paper_service.risk_limits(default_settings()), **changes)
+    return replace(default_settings().risk_limits(), **changes)
 
 
 def trader_config(**changes: Any) -> TraderConfig:

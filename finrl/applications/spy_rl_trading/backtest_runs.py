@@ -6,7 +6,7 @@ the multi-seed summary."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -41,7 +41,7 @@ def backtest_risk_limits(settings: Settings) -> RiskLimits | None:
     """The paper trader's limits (the settings of the same names), or None with ``--no-risk-limits``."""
     if not settings.backtest_risk_limits:
         return None
-    return RiskLimits(**{limit.name: getattr(settings, limit.name) for limit in fields(RiskLimits)})
+    return settings.risk_limits()
 
 
 @dataclass(frozen=True)

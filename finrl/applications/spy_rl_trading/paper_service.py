@@ -13,7 +13,6 @@ from finrl.trade.broker import Broker
 from finrl.trade.feed import MarketFeed
 from finrl.trade.journal import Journal
 from finrl.trade.metrics import TradingMetrics
-from finrl.trade.risk import RiskLimits
 from finrl.trade.service import ALPACA_EARLIEST_DECISION, PaperTradingService
 from finrl.trade.simulated import SimulatedBroker
 from finrl.trade.trader import DailyTrader, TraderConfig
@@ -22,15 +21,6 @@ log = get_logger(__name__)
 
 
 # the trade layer's values come from the settings, where their defaults are declared
-
-
-def risk_limits(settings: Settings) -> RiskLimits:
-    return RiskLimits(
-        max_drawdown=settings.max_drawdown,
-        max_daily_loss=settings.max_daily_loss,
-        max_position_fraction=settings.max_position_fraction,
-        max_order_notional=settings.max_order_notional,
-    )
 
 
 def trader_config(settings: Settings) -> TraderConfig:
@@ -98,7 +88,7 @@ def build_trader(
         features_for=feed.features_until,
         journal=Journal(settings.logs_dir / "journal.jsonl"),
         state_path=settings.logs_dir / "trader_state.json",
-        risk=risk_limits(settings),
+        risk=settings.risk_limits(),
         config=trader_config(settings),
         metrics=metrics,
     )

@@ -8,7 +8,7 @@ variables (``SPY_*``; Alpaca's under the deployment doc's names) > ``.env`` file
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the views below import the library lazily: settings load on
     from finrl.meta.preprocessing import DataSplit
     from finrl.research.folds import FoldPlan
     from finrl.research.walkforward import WalkForwardConfig
+    from finrl.trade.risk import RiskLimits
 
 ENV_PREFIX = "SPY_"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -330,6 +331,12 @@ class Settings(BaseSettings):
             vix_csv_path=self.live_vix_csv_path,
             flag_prefix="live-",
         )
+
+    def risk_limits(self) -> RiskLimits:
+        """The paper trader's limits, which backtests apply too (the settings of the same names)."""
+        from finrl.trade.risk import RiskLimits
+
+        return RiskLimits(**{limit.name: getattr(self, limit.name) for limit in fields(RiskLimits)})
 
     def feature_spec(self) -> FeatureSpec:
         from finrl.meta.features import FeatureSpec
