@@ -120,6 +120,7 @@ def test_service_serves_metrics_and_stops_cleanly_on_sigterm(workdir: Path, tmp_
                      "finrl_orders_total", "finrl_errors_total"):  # fmt: skip
             assert name in text, name
         assert 'finrl_cycles_total{outcome="' in text
+        assert "finrl_halted 0.0" in text and 'finrl_feature_psi{feature="log_return"}' in text
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
