@@ -38,7 +38,7 @@ import pandas as pd
 
 from finrl.agents.bundle import DriftReference
 from finrl.agents.ensemble_bundle import AnyBundle, EnsembleBundle
-from finrl.calendar import SessionTimes
+from finrl.calendar import SessionTimes, last_final_session
 from finrl.errors import DataError
 from finrl.fileio import atomic_write_json
 from finrl.log import get_logger
@@ -197,8 +197,10 @@ class DailyTrader:
     def load_state(self) -> TraderState:
         """The state for a cycle: a corrupt file is set aside (``.corrupt-<ts>``) and rebuilt, not fatal.
 
-        The journal is the record (the broker interface offers no account history to consult), so
-        the equity peak and the halt survive a lost or damaged state file; one warning says so.
+        The journal is the record, and the broker's account history backs it: the equity peak is
+        the highest of the journal's and of the account's closing equity since this trader's first
+        journaled session, so the peak (and with it the drawdown halt) survives a lost or damaged
+        state file, even a truncated journal. One warning says so.
         """
         reason, aside = "missing", None
         if self.state_path.is_file():
@@ -208,13 +210,35 @@ class DailyTrader:
                 reason = str(exc)
                 aside = self.state_path.with_name(f"{self.state_path.name}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
                 self.state_path.replace(aside)
-        state = self._rebuilt_state()
+        entries = self.journal.entries()
+        state = TraderState.from_journal(entries)
+        broker_peak = self._broker_peak(entries, damaged=aside is not None)
+        if broker_peak is not None and broker_peak[1] > state.peak_equity:
+            state.peak_equity = broker_peak[1]
         if aside is not None or state != TraderState():
             kept = aside.name if aside else None
-            self.journal.record("state_rebuilt", reason=reason, kept_as=kept, **self._summary(state))
+            peak_day = str(broker_peak[0]) if broker_peak else None
+            self.journal.record("state_rebuilt", reason=reason, kept_as=kept, broker_peak_day=peak_day,
+                                **self._summary(state))  # fmt: skip
             log.warning("trader_state_rebuilt", reason=reason, kept_as=kept, source=str(self.journal.path),
-                        **self._summary(state))  # fmt: skip
+                        broker_peak_day=peak_day, **self._summary(state))  # fmt: skip
         return state
+
+    def _broker_peak(self, entries: list[dict[str, Any]], *, damaged: bool) -> tuple[date, float] | None:
+        """The highest closing equity in the broker's account history since this trader's first
+        journaled session (a year back when only a damaged state file shows that it traded before).
+        None on a first start (no journal, no state file): the account's older history is not this
+        strategy's, and counting it could halt a new trader at once."""
+        sessions = [str(e["session"]) for e in entries if e.get("session")]
+        if sessions:
+            start = date.fromisoformat(min(sessions))
+        elif damaged:
+            start = self.broker.now().date() - timedelta(days=365)
+        else:
+            return None
+        closed = last_final_session(self.broker.now(), timedelta(0))  # Alpaca adds today's intraday point
+        history = [(day, equity) for day, equity in self.broker.equity_history(start) if closed and day <= closed]
+        return max(history, key=lambda day_equity: day_equity[1]) if history else None
 
     @staticmethod
     def _summary(state: TraderState) -> dict[str, Any]:

@@ -54,3 +54,40 @@ def test_the_halt_and_peak_survive_a_lost_state_file(bundle: ModelBundle, tmp_pa
 
 def test_a_fresh_journal_rebuilds_a_fresh_state() -> None:
     assert TraderState.from_journal([]) == TraderState()
+
+
+def test_the_brokers_account_history_restores_a_peak_the_journal_lost(bundle: ModelBundle, tmp_path: Path) -> None:
+    """The state file deleted and the journal cut back to its first day (rotated, restored from an old
+    backup): the account's closing equity since that day still holds the peak, so the halt holds."""
+    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY), risk=risk_limits(max_drawdown=0.02))
+    days = iter(session_days(160, start="2018-07-02"))  # the summer rally to a peak, then Q4
+    for day in days:
+        broker.advance_to(day)
+        trader.run_cycle(day)
+        if trader.state.halted:
+            break
+    before = trader.state
+    journal = tmp_path / "journal.jsonl"
+    first_day = journal.read_text().splitlines()[:1]
+    journal.write_text("\n".join(first_day) + "\n")
+    (tmp_path / "state.json").unlink()
+    assert TraderState.from_journal(Journal(journal).entries()).peak_equity < before.peak_equity
+
+    day = next(days)
+    broker.advance_to(day)
+    result = trader.run_cycle(day)
+    assert result.outcome == "halted" and trader.state.peak_equity == before.peak_equity
+    (rebuilt,) = [e for e in Journal(journal).entries() if e["event"] == "state_rebuilt"]
+    assert rebuilt["broker_peak_day"] is not None and rebuilt["peak_equity"] == before.peak_equity
+
+
+def test_a_first_start_ignores_the_accounts_older_history(
+    bundle: ModelBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No journal and no state file: a new trader on an account that was worth more before it must
+    not halt at once on someone else's peak."""
+    trader, broker = make_trader(bundle, tmp_path, always(Action.BUY), risk=risk_limits(max_drawdown=0.02))
+    day = session_days(1, start="2018-09-20")[0]
+    monkeypatch.setattr(broker, "equity_history", lambda start: [(day, 10 * broker.account().equity)])
+    broker.advance_to(day)
+    assert trader.run_cycle(day).outcome != "halted"
