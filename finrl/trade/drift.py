@@ -8,9 +8,9 @@ significant shift (the FinrlFeatureDrift alert).
 
 At each decision the trader measures every observed feature over the trailing :data:`WINDOW`
 sessions up to the decision (the features frame holds them), and the mix of the trailing
-:data:`WINDOW` decisions' actions (from the journal, this one included) against the policy's mix on
-the training window. A window shorter than :data:`MIN_SAMPLES` is not measured (with ten bins the
-index of a handful of values is noise).
+:data:`WINDOW` decisions' actions (this model's, from the journal, this one included: see
+:func:`model_actions`) against the policy's mix on the training window. A window shorter than
+:data:`MIN_SAMPLES` is not measured (with ten bins the index of a handful of values is noise).
 
 Why a year: the features are indicators over weeks to months, so a short window sits in a few
 deciles even when nothing has changed. Measured on the offline sample (a model trained on
@@ -59,6 +59,24 @@ def action_value(action_space: str, entry: Mapping[str, Any]) -> float | None:
         return None
     value = entry.get("action" if action_space == "discrete3" else "target")
     return float(value) if isinstance(value, int | float) else None
+
+
+def model_actions(
+    entries: Iterable[Mapping[str, Any]], model: str, action_space: str, session: str, current: Mapping[str, Any]
+) -> list[float]:
+    """The trailing :data:`WINDOW` decisions' values of ``model`` (a bundle's run name) in the journal's
+    ``entries``, oldest first, with ``current`` (this decision, for ``session``) last.
+
+    Only ``model``'s own decisions count: after a model switch in the same logs folder the earlier
+    model's (another action space's targets, even) say nothing about this one's mix. A decision
+    without ``model`` (journals from before it was recorded) is of an unknown model: left out.
+    A rerun's decision for ``session`` is replaced by ``current``.
+    """
+    decisions = {e.get("session"): e for e in entries if e.get("event") == "decision" and e.get("model") == model}
+    decisions.pop(session, None)
+    decisions[session] = current
+    values = (action_value(action_space, entry) for entry in decisions.values())
+    return [v for v in values if v is not None][-WINDOW:]
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ replayed from the ensemble's anchor up to the session (the backtest's replay, so
 the backtest's), and the account trades the ensemble's target weight as a continuous strategy.
 
 Each decision also measures drift (:mod:`finrl.trade.drift`): the PSI of every observed feature
-over the trailing year against the bundle's training distribution, and of the recent decisions'
-action mix against the policy's on the training window, exported as metrics and recorded in the
-decision's journal entry. An ensemble's members share one feature spec: its features are compared
-with its first member's training distribution, and its action mix (continuous target weights,
-which no member's training mix describes) is not measured. A bundle written before the reference
+over the trailing year against the bundle's training distribution, and of this model's recent
+decisions' action mix (the journal's decisions name their model) against the policy's on the
+training window, exported as metrics and recorded in the decision's journal entry. An ensemble's
+members share one feature spec: its features are compared with its first member's training
+distribution, and its action mix (continuous target weights, which no member's training mix
+describes) is not measured. A bundle written before the reference
 existed has no drift metrics. Each broker fill is reconciled with the fill the backtest would have
 had (:mod:`finrl.trade.fill_reconciliation`): the slippage goes to the journal and a metric.
 """
@@ -53,7 +54,7 @@ from finrl.trade.broker import (
     BrokerUnavailableError,
     OrderState,
 )
-from finrl.trade.drift import WINDOW, DriftReading, action_value, measure
+from finrl.trade.drift import WINDOW, DriftReading, measure, model_actions
 from finrl.trade.fill_reconciliation import FilledOrder, bar_pending, fill_session_of, reconcile
 from finrl.trade.journal import Journal
 from finrl.trade.metrics import TradingMetrics
@@ -289,8 +290,9 @@ class DailyTrader:
             self.metrics.risk_blocks.labels(rule="max_drawdown").inc()
         drift = self._drift(session, features, action, target)
         self.journal.record(
-            "decision", session=session, action=action, target=target, shares=shares, order_qty=delta,
-            equity=account.equity, cash=account.cash, close=close, halted=state.halted, peak_equity=state.peak_equity,
+            "decision", session=session, model=self.bundle.run_name, action=action, target=target, shares=shares,
+            order_qty=delta, equity=account.equity, cash=account.cash, close=close, halted=state.halted,
+            peak_equity=state.peak_equity,
             drift=drift.to_journal() if drift else None,
         )  # fmt: skip
         log.info("decision", session=str(session), action=action, target=target, order_qty=delta, equity=account.equity)
@@ -315,11 +317,10 @@ class DailyTrader:
         columns = {name: features[name].to_numpy()[-WINDOW:] for name in reference.features}
         actions = None
         if not isinstance(self.bundle, EnsembleBundle):  # an ensemble's weights have no training mix (see the module)
-            decisions = {e.get("session"): e for e in self.journal.entries() if e.get("event") == "decision"}
-            decisions.pop(session.isoformat(), None)  # a rerun's decision for this session is replaced, and comes last
-            decisions[session.isoformat()] = {"action": action, "target": target}
-            values = (action_value(reference.action_space, entry) for entry in decisions.values())
-            actions = [v for v in values if v is not None][-WINDOW:]
+            current = {"action": action, "target": target}
+            actions = model_actions(
+                self.journal.entries(), self.bundle.run_name, reference.action_space, session.isoformat(), current
+            )
         reading = measure(reference, columns, actions)
         for name, value in reading.features.items():
             self.metrics.feature_psi.labels(feature=name).set(value)

@@ -18,7 +18,7 @@ import pytest
 from finrl.agents.bundle import DRIFT_FILE, MANIFEST_FILE, Binned, ModelBundle, load_bundle
 from finrl.meta.env.execution import Action
 from finrl.trade import trader as trader_module
-from finrl.trade.drift import EPSILON, MIN_SAMPLES, WINDOW, action_value, binned_psi, measure, psi
+from finrl.trade.drift import EPSILON, MIN_SAMPLES, WINDOW, action_value, binned_psi, measure, model_actions, psi
 from finrl.trade.fill_reconciliation import fill_session_of, slippage_bps
 from finrl.trade.journal import Journal
 from finrl.trade.trader import DailyTrader, TraderState
@@ -74,6 +74,24 @@ def test_action_values_by_space() -> None:
 
 
 @pytest.mark.unit
+def test_the_action_window_holds_this_models_decisions_only() -> None:
+    journal = [
+        {"event": "decision", "session": "2024-01-02", "action": 0, "target": -1},  # an older journal: unknown model
+        {"event": "decision", "session": "2024-01-03", "model": "old", "action": 3, "target": 0.75},
+        {"event": "decision", "session": "2024-01-04", "model": "new", "action": 2, "target": 1},
+        {"event": "risk_halt", "session": "2024-01-05", "model": "new", "action": 0},
+        {"event": "decision", "session": "2024-01-05", "model": "new", "action": 0, "target": -1},  # rerun below
+        {"event": "decision", "session": "2024-01-05", "model": "old", "action": 1, "target": 0.3},
+    ]
+    current = {"action": 1, "target": 0}
+    assert model_actions(journal, "new", "discrete3", "2024-01-05", current) == [2.0, 1.0]
+    assert model_actions(journal, "old", "target_weight", "2024-01-08", {"action": 2, "target": 0.6}) == [
+        0.75, 0.3, 0.6,
+    ]  # fmt: skip
+    assert model_actions([], "new", "discrete3", "2024-01-05", current) == [1.0]
+
+
+@pytest.mark.unit
 def test_slippage_is_positive_when_worse_for_the_account() -> None:
     assert slippage_bps("buy", 100.1, 100.0) == pytest.approx(10.0)
     assert slippage_bps("buy", 99.9, 100.0) == pytest.approx(-10.0)
@@ -125,6 +143,44 @@ def test_each_decision_exports_and_journals_the_drift(bundle: ModelBundle, tmp_p
     space = reference.action_space
     assert sample_value(trader, "finrl_action_psi", action_space=space) == pytest.approx(last["action_psi"], abs=1e-6)
     assert sample_value(trader, "finrl_halted") == 0.0
+
+
+@pytest.mark.integration
+def test_another_models_decisions_leave_the_action_mix_alone(bundle: ModelBundle, tmp_path: Path) -> None:
+    """A model switch in the same logs folder: the earlier model's decisions (another action space's
+    targets) and an older journal's decisions (no model) are not scored against the new model's mix."""
+    from dataclasses import replace
+
+    config = replace(
+        bundle.env_config,
+        action_space="discrete3" if bundle.env_config.action_space != "discrete3" else "target_weight",  # another
+        weight_levels=(0.0, 0.3, 0.6, 1.0),
+    )
+    other = ModelBundle(bundle.path, bundle.manifest.model_copy(update={"env_config": config, "run_name": "other"}))
+    switched, alone = tmp_path / "switched", tmp_path / "alone"
+    switched.mkdir()
+    older = Journal(switched / "journal.jsonl")
+    for day in session_days(MIN_SAMPLES, start="2017-06-01"):  # before decisions named their model
+        older.record("decision", session=day, action=0, target=-1, shares=0.0, order_qty=0.0, halted=False)
+    before, after = session_days(MIN_SAMPLES + 5, start="2018-01-02"), session_days(MIN_SAMPLES + 2)
+    trader, broker = make_trader(other, switched, lambda _obs: 1)  # hold, or 0.3 of equity: every day
+    for day in before:
+        broker.advance_to(day)
+        trader.run_cycle(day)
+    readings = {}
+    for folder in (switched, alone):
+        trader, broker = make_trader(bundle, folder, always(invest_fully(bundle)))
+        for day in after:
+            broker.advance_to(day)
+            trader.run_cycle(day)
+        decisions = entries(folder, "decision")[-len(after) :]
+        assert {d["model"] for d in decisions} == {bundle.run_name}
+        readings[folder] = [d["drift"] for d in decisions]
+    for mixed, clean in zip(readings[switched], readings[alone], strict=True):
+        assert (mixed["decisions"], mixed["action_mix"]) == (clean["decisions"], clean["action_mix"])
+        assert mixed["action_psi"] == clean["action_psi"]
+    assert readings[switched][-1]["action_psi"] is not None and readings[switched][-1]["decisions"] == len(after)
+    assert entries(switched, "decision")[MIN_SAMPLES]["model"] == "other"
 
 
 @pytest.mark.integration
