@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from finrl.errors import DataError
+from finrl.meta.data.market_data import final_through
 from finrl.meta.data.request import DataRequest
 from finrl.meta.dataset import FeatureData, load_feature_data
 from finrl.meta.features import FeatureSpec
@@ -59,6 +60,15 @@ class MarketFeed:
             raise DataError(f"{self.describe_source()} ends {last}: {needed}{self._hint()}")
         return data.features.loc[: pd.Timestamp(session)]
 
+    def require_current(self) -> None:
+        """A growing source must reach the last session its clock says has closed: a stalled
+        provider or a file nobody updates would otherwise replay its last day as if it were today's."""
+        due = final_through(self.request, self.clock())
+        last = self.bars.index[-1].date()
+        if due is not None and last < due:
+            needed = f"the last closed session is {due}"
+            raise DataError(f"{self.describe_source()} ends {last}: {needed}{self._hint()}")
+
     def describe_source(self) -> str:
         if self.request.source == "csv":
             return f"the live bars file {self.request.csv_path}"
@@ -66,7 +76,10 @@ class MarketFeed:
 
     def _hint(self) -> str:
         if self.request.source == "csv":
-            return ": append it to the file after the close (a bar written before the close is not final)"
+            return (
+                ": append it to the file after the close plus --decision-delay-minutes "
+                "(a bar written earlier is not final)"
+            )
         if self.request.source == "sample":
             return ": the sample is history; trade live data with --live-source yahoo|alpaca|csv"
         return ": the provider has not published it yet (the service retries at its next wake)"

@@ -86,6 +86,7 @@ class PaperTradingService:
     def _refreshed_latest_session(self) -> tuple[date | None, datetime]:
         """The session to decide and the broker's clock it was judged by (the trader's late check reuses it)."""
         if self.feed is not None and self.feed.refresh():
+            self.feed.require_current()  # the simulated market's clock is its data: a stale feed would replay
             self.broker.follow_market(self.feed.bars)
         now = self.broker.now()
         return self.latest_session(now), now

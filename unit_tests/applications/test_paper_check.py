@@ -43,7 +43,9 @@ def test_every_check_passes_on_a_healthy_setup(models: Path, tmp_path: Path, alp
     assert [line.check for line in lines] == CHECKS
     assert all(line.status == "ok" for line in lines), [line.render() for line in lines]
     rendered = {line.check: line.render() for line in lines}
-    assert rendered["calendar"] == "ok: calendar: last closed session 2024-12-26; next decision 2024-12-27 19:05 ET"
+    assert rendered["calendar"] == (
+        "ok: calendar: last session due for a decision 2024-12-26; next decision 2024-12-27 19:05 ET"
+    )
     assert "final through 2024-12-26" in rendered["data"]
     assert not alpaca.requests_to("/v2/orders", "POST")
 
@@ -77,8 +79,8 @@ def test_a_stale_live_file_is_one_line_and_the_model_check_is_skipped(
     assert result.exit_code == 1
     data_errors = [line for line in errors(result) if line.startswith("error: data:")]
     assert data_errors == [
-        f"error: data: the live bars file {spy} ends 2024-12-24: the 2024-12-26 decision needs that session's "
-        "final bar: append it to the file after the close (a bar written before the close is not final)"
+        f"error: data: the live bars file {spy} ends 2024-12-24: the last closed session is 2024-12-26: "
+        "append it to the file after the close plus --decision-delay-minutes (a bar written earlier is not final)"
     ]
     assert "skipped: later checks: they need data to pass" in result.stdout
 

@@ -138,3 +138,20 @@ def test_the_csv_live_source_needs_its_own_file(models: Path, tmp_path: Path, al
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.exit_code != 0 and len(errors) == 1, result.output + result.stderr
     assert "--live-csv PATH (or set SPY_LIVE_CSV_PATH)" in errors[0]
+
+
+def test_the_simulated_broker_refuses_a_live_file_nobody_updates(models: Path, tmp_path: Path) -> None:
+    """The simulated market's clock is its data's: without a check against the real clock, a stale
+    file would replay its last day as today's, exit 0 and keep the heartbeat fresh."""
+    spy = write_csv(bars_until("2024-12-26", TRUE_CLOSE).drop(columns="vix"), tmp_path / "live-spy.csv")
+    vix = vix_file(tmp_path / "vix.csv")
+    live = ("--live-source", "csv", "--live-csv", str(spy), "--live-vix-csv", str(vix))
+    common = ["paper", "--broker", "simulated", *live, "--models-dir", str(models),
+              "--datasets-dir", str(tmp_path / "datasets"), "--logs-dir", str(tmp_path / "logs"),
+              "--metrics-port", "0"]  # fmt: skip
+    for mode in ("--once", "--check"):
+        result = runner.invoke(app, [*common, mode])
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.exit_code == 1 and len(errors) == 1, result.output + result.stderr
+        assert f"the live bars file {spy} ends 2024-12-26: the last closed session is " in errors[0]
+    assert not (tmp_path / "logs" / "journal.jsonl").exists()

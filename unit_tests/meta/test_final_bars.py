@@ -95,6 +95,34 @@ def test_a_partial_bar_fetched_mid_session_is_dropped_and_never_cached(
     assert len(yahoo_serving["ends"]) == 4 and again.bars["close"].iloc[-1] == TRUE_CLOSE  # type: ignore[arg-type]
 
 
+def test_a_provider_that_publishes_late_is_asked_again_not_served_from_the_cache(
+    tmp_path: Path, yahoo_serving: dict[str, object]
+) -> None:
+    request = data_request(source="yahoo", start=date(2024, 1, 2), final_delay=DELAY)
+    yahoo_serving["bars"] = bars_until("2024-12-24", TRUE_CLOSE)  # the 26th not published at 19:30
+    late = load_market_data(request, tmp_path, now=EVENING)
+    assert late.bars.index[-1] == pd.Timestamp("2024-12-24")
+    assert not any(tmp_path.rglob(BARS_FILE))  # an incomplete answer is never cached
+    yahoo_serving["bars"] = bars_until("2024-12-26", TRUE_CLOSE)
+    published = load_market_data(request, tmp_path, now=EVENING + timedelta(minutes=10))
+    assert published.bars.index[-1] == pd.Timestamp("2024-12-26") and any(tmp_path.rglob(BARS_FILE))
+
+
+def test_vix_settles_fifteen_minutes_after_the_stock_close(tmp_path: Path, yahoo_serving: dict[str, object]) -> None:
+    """SPX options (and so VIX) trade until 16:15 ET: a session with VIX is final 15 minutes later."""
+    yahoo_serving["bars"] = bars_until("2024-12-26", TRUE_CLOSE)
+    request = data_request(source="yahoo", start=date(2024, 1, 2), final_delay=DELAY)
+    bars_only = load_market_data(
+        replace(request, use_vix=False), tmp_path, now=datetime(2024, 12, 26, 16, 20, tzinfo=NEW_YORK)
+    )
+    with_vix = load_market_data(request, tmp_path, now=datetime(2024, 12, 26, 16, 20, tzinfo=NEW_YORK))
+    assert bars_only.bars.index[-1] == pd.Timestamp("2024-12-26") and with_vix.bars.index[-1] == pd.Timestamp(
+        "2024-12-24"
+    )
+    settled = load_market_data(request, tmp_path, now=datetime(2024, 12, 26, 16, 30, tzinfo=NEW_YORK))
+    assert settled.bars.index[-1] == pd.Timestamp("2024-12-26")
+
+
 def test_a_file_written_before_the_close_holds_no_final_bar_for_that_session(tmp_path: Path) -> None:
     frame = bars_until("2024-12-26", PARTIAL_CLOSE)
     spy = write_csv(frame.drop(columns="vix"), tmp_path / "spy.csv")

@@ -4,7 +4,8 @@ Checks, in order: the model loads; the broker's keys and account (status, tradin
 the machine's clock against the broker's; the broker's calendar against the NYSE calendar and
 the last closed session; the live bars and VIX are final up to that session's close; and the
 model decides on those features. Each check gives one line; a failed check skips those that need
-it (one line says which). Nothing is written but the dataset cache.
+it (one line says which). Nothing is written but the dataset cache (and the logs folder, created
+if missing).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Preflight:
 
     def run(self) -> list[CheckLine]:
         try:
-            bundle, effective = self._step("model", lambda: load_model(self.settings), _describe_model)
+            bundle, effective = self._step("model", lambda: _loaded_model(self.settings), _describe_model)
             feed = live_feed(effective, bundle)
             broker = self._step("broker", lambda: build_broker(self.settings, bundle, feed), _describe_broker)
             self._account(broker)
@@ -73,7 +74,7 @@ class Preflight:
             service = build_service(self.settings, build_trader(self.settings, bundle, broker, feed, TradingMetrics()),
                                     broker, feed)  # fmt: skip
             session = self._calendar(service, broker, now)
-            features = self._step("data", lambda: feed.features_until(session), lambda f: _describe_data(feed, f))
+            features = self._step("data", lambda: _current_features(feed, session), lambda f: _describe_data(feed, f))
             self._features(service, bundle, broker, effective.symbol, features)
         except _CheckFailedError:
             self.lines.append(CheckLine("later checks", "skipped", f"they need {self.lines[-1].check} to pass"))
@@ -125,7 +126,7 @@ class Preflight:
         def describe(session: date) -> str:
             upcoming = service.next_decision_time(now)
             due = f"; next decision {_et(upcoming)}" if upcoming else ""
-            return f"last closed session {session}{due}"
+            return f"last session due for a decision {session}{due}"
 
         return self._step("calendar", last_closed, describe)
 
@@ -149,6 +150,16 @@ class Preflight:
         self._step("model decides", decide, lambda d: f"on {features.index[-1]:%Y-%m-%d}'s features: {d}")
 
 
+def _loaded_model(settings: Settings) -> tuple[AnyBundle, Settings]:
+    """The bundle with everything the trader reads from it (policies, drift references), so a damaged
+    file is this check's problem, not a surprise later."""
+    bundle, effective = load_model(settings)
+    for member in bundle.members if isinstance(bundle, EnsembleBundle) else (bundle,):
+        member.load_policy()
+        _ = member.drift_reference
+    return bundle, effective
+
+
 def _describe_model(loaded: tuple[AnyBundle, Settings]) -> str:
     bundle, effective = loaded
     vix = "with VIX" if effective.use_vix else "no VIX"
@@ -165,6 +176,12 @@ def _describe_account(account: AccountState) -> str:
 
 def _describe_broker(broker: Broker) -> str:
     return broker.name
+
+
+def _current_features(feed: MarketFeed, session: date) -> pd.DataFrame:
+    if feed.request.grows:  # the simulated broker's clock is its data's: judge freshness by the real clock
+        feed.require_current()
+    return feed.features_until(session)
 
 
 def _describe_data(feed: MarketFeed, features: pd.DataFrame) -> str:

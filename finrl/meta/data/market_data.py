@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from finrl.calendar import last_final_session
+from finrl.calendar import last_final_session, trading_sessions
 from finrl.errors import DataError, DataValidationError
 from finrl.fileio import atomic_write, atomic_write_json
 from finrl.http_retry import RetryPolicy
@@ -51,6 +51,7 @@ log = get_logger(__name__)
 
 SOURCES = ("yahoo", "csv", "alpaca", "sample")
 DEFAULT_FINAL_DELAY = timedelta(minutes=15)  # the decision delay's default: vendors settle the close by then
+VIX_CLOSE_LAG = timedelta(minutes=15)  # Cboe sets VIX's close when SPX options stop: 16:15 ET (13:15 early)
 _RECENT = timedelta(days=10)  # data ending earlier than this before it was obtained has no partial bar
 BARS_FILE = "bars.csv"
 METADATA_FILE = "metadata.json"
@@ -110,7 +111,8 @@ def _vix_source(request: DataRequest) -> VixSource:
     if chosen == "csv":
         if request.vix_csv_path is None:
             flag = _flag(request, "vix-csv")
-            raise DataError(f"the csv source has no VIX: pass {flag} PATH (or set {_env(flag)}), or --no-vix")
+            what = f"{_flag(request, 'vix-source')} csv" if request.vix_source else "the csv source has no VIX:"
+            raise DataError(f"{what} needs {flag} PATH (or set {_env(flag)}){_no_vix_hint(request)}")
         return CsvVixSource(Path(request.vix_csv_path))
     if chosen == "sample":
         return SampleVixSource()
@@ -120,6 +122,20 @@ def _vix_source(request: DataRequest) -> VixSource:
 def _flag(request: DataRequest, name: str) -> str:
     """The command-line flag for a data field of ``request`` (the paper trader's are --live-*)."""
     return f"--{request.flag_prefix}{name}"
+
+
+def _no_vix_hint(request: DataRequest) -> str:
+    """The way out without VIX: a flag when training, a model trained without it when trading."""
+    return ", or trade a model trained with --no-vix" if request.flag_prefix else ", or --no-vix"
+
+
+def _later_start_hint(request: DataRequest, first_vix: pd.Timestamp) -> str:
+    start = f"--start {first_vix:%Y-%m-%d} or later"
+    return (
+        f"the model's first day comes before the VIX data: retrain with {start}"
+        if request.flag_prefix
+        else (f"use {start}{_no_vix_hint(request)}")
+    )
 
 
 def _env(flag: str) -> str:
@@ -152,6 +168,12 @@ def _network_end(request: DataRequest, final_day: date | None) -> date | None:
     return min(request.end, final_day) if request.end else final_day
 
 
+def final_through(request: DataRequest, now: datetime) -> date | None:
+    """The last session final at ``now`` for ``request``: its bars and, when used, its VIX."""
+    lag = VIX_CLOSE_LAG if request.use_vix else timedelta(0)
+    return last_final_session(now, _final_delay(request) + lag)
+
+
 def _final_delay(request: DataRequest) -> timedelta:
     return request.final_delay if request.final_delay is not None else DEFAULT_FINAL_DELAY
 
@@ -162,20 +184,25 @@ def load_market_data(request: DataRequest, datasets_dir: Path, now: datetime | N
     now = now or datetime.now(UTC)
     bar_source, vix_source = resolve_sources(request)
     needs_network = bar_source.needs_network or (vix_source is not None and vix_source.needs_network)
-    final_day = last_final_session(now, _final_delay(request)) if needs_network else None
+    final_day = final_through(request, now) if needs_network else None
     directory = Path(datasets_dir) / cache_key(request, bar_source, vix_source, final_day)
-    cached, dropped = _read_cache(directory), False
+    cached, cacheable = _read_cache(directory), False
     if cached is not None:
         log.info("data_cache_hit", path=str(directory), rows=len(cached))
         bars = cached
     else:
-        if request.offline and (bar_source.needs_network or (vix_source and vix_source.needs_network)):
+        if request.offline and bar_source.needs_network:
             raise DataError(
                 f"offline and no cached {request.source} data for {request.symbol} in {directory}: "
                 f"use {_flag(request, 'source')} sample (offline S&P 500 stand-in) or "
                 f"{_flag(request, 'source')} csv {_flag(request, 'csv')} PATH"
             )
-        bars, dropped = _fetch(request, bar_source, vix_source, now, final_day)
+        if request.offline and vix_source is not None and vix_source.needs_network:
+            raise DataError(
+                f"offline and no cached {vix_source.label} in {directory}: pass {_flag(request, 'vix-csv')} PATH"
+                f"{_no_vix_hint(request)}"
+            )
+        bars, cacheable = _fetch(request, bar_source, vix_source, now, final_day)
     report = validate_bars(bars)
     label = bar_source.label
     if report.errors:
@@ -183,7 +210,7 @@ def load_market_data(request: DataRequest, datasets_dir: Path, now: datetime | N
     for warning in report.warnings:
         log.warning("data_warning", source=request.source, detail=warning)
     data = MarketData(bars, request.symbol, request.source, label, fingerprint(bars), report, directory)
-    if cached is None and not dropped:  # a partial bar was seen: fetch again next time
+    if cacheable:  # not when a partial bar was seen or a provider lags: fetch again next time
         _write_cache(data)
     if request.source == "sample":
         log.warning("sample_data", note=label)
@@ -193,52 +220,74 @@ def load_market_data(request: DataRequest, datasets_dir: Path, now: datetime | N
 def _fetch(
     request: DataRequest, bar_source: BarSource, vix_source: VixSource | None, now: datetime, final_day: date | None
 ) -> tuple[pd.DataFrame, bool]:
-    """The joined final bars, and whether a partial bar (or VIX value) was dropped."""
+    """The joined final bars, and whether they may be cached: nothing partial was dropped and a
+    network source reached the last session it was asked for (a provider may publish late)."""
     end = _network_end(request, final_day) if bar_source.needs_network else request.end
     log.info("data_fetch", source=request.source, symbol=request.symbol, start=request.start, end=end)
-    bars, dropped = _final_only(bar_source.fetch(request.symbol, request.start, end), bar_source, request, now)
+    raw = bar_source.fetch(request.symbol, request.start, end)
+    bars, dropped = _final_only(raw, bar_source, request, now)
     if bars.empty:
         raise DataError(f"{bar_source.label}: no rows between {request.start} and {end}")
+    complete = not bar_source.needs_network or _reaches(bars, end, bar_source.label)
     if vix_source is None:
-        return bars, dropped
+        return bars, complete and not dropped
     vix_end = _network_end(request, final_day) if vix_source.needs_network else request.end
-    vix, vix_dropped = _final_only(vix_source.fetch_vix(request.start, vix_end).dropna(), vix_source, request, now)
+    raw_vix = vix_source.fetch_vix(request.start, vix_end).dropna()
+    vix, vix_dropped = _final_only(raw_vix, vix_source, request, now, lag=VIX_CLOSE_LAG)
     if vix.empty:
         raise DataError(f"no VIX data from {vix_source.label} between {request.start} and {vix_end}")
+    complete = complete and (not vix_source.needs_network or _reaches(vix, vix_end, vix_source.label))
     if vix.index[0] > bars.index[0] and request.start is None:
         log.info("data_start_trimmed", first_vix=f"{vix.index[0]:%Y-%m-%d}", note="no start asked: begin with VIX")
         bars = bars.loc[vix.index[0] :]
     elif vix.index[0] > bars.index[0]:
         raise DataError(
             f"VIX from {vix_source.label} starts {vix.index[0]:%Y-%m-%d} but bars start {bars.index[0]:%Y-%m-%d}: "
-            f"use --start {vix.index[0]:%Y-%m-%d} or later, or --no-vix"
+            f"{_later_start_hint(request, vix.index[0])}"
         )
-    if vix.index[-1] < bars.index[-1]:  # name the stale file: the bars' validation would blame theirs
+    if vix.index[-1] < bars.index[-1] and vix_dropped:  # VIX settles 15 minutes after the bars
+        bars = bars.loc[: vix.index[-1]]
+    elif vix.index[-1] < bars.index[-1]:  # name the stale file: the bars' validation would blame theirs
         raise DataError(
             f"VIX from {vix_source.label} ends {vix.index[-1]:%Y-%m-%d} but {bar_source.label} ends "
-            f"{bars.index[-1]:%Y-%m-%d}: bring the VIX data up to date, or use --no-vix"
+            f"{bars.index[-1]:%Y-%m-%d}: bring the VIX data up to date{_no_vix_hint(request)}"
         )
     vix = vix[~vix.index.duplicated(keep="last")]
-    return bars.join(vix.rename("vix"), how="left"), dropped or vix_dropped
+    return bars.join(vix.rename("vix"), how="left"), complete and not (dropped or vix_dropped)
+
+
+def _reaches(frame: pd.DataFrame | pd.Series, end: date | None, label: str) -> bool:
+    """Whether a network answer holds the last session up to ``end``; a late provider is logged."""
+    if end is None or frame.empty:
+        return end is None
+    sessions = trading_sessions(pd.Timestamp(end) - pd.Timedelta(days=10), pd.Timestamp(end))
+    if not len(sessions) or frame.index[-1] >= sessions[-1]:
+        return True
+    log.warning(
+        "data_incomplete", source=label, last=f"{frame.index[-1]:%Y-%m-%d}", expected=f"{sessions[-1]:%Y-%m-%d}",
+        note="the provider has not published it yet: not cached, fetched again next time",
+    )  # fmt: skip
+    return False
 
 
 def _final_only(
-    frame: _Frame, source: BarSource | VixSource, request: DataRequest, now: datetime
+    frame: _Frame, source: BarSource | VixSource, request: DataRequest, now: datetime, lag: timedelta = timedelta(0)
 ) -> tuple[_Frame, bool]:
-    """``frame`` without the rows that were not final when ``source`` obtained them; True if any."""
+    """``frame`` without the rows that were not final when ``source`` obtained them (its session's
+    close plus the delay and ``lag`` had not passed); True if any were dropped."""
     if frame.empty:
         return frame, False
     obtained = source.obtained_at(now)
     if frame.index[-1] < pd.Timestamp(obtained.date() - _RECENT):
         return frame, False  # history: nothing in it can still have been trading
-    final_day = last_final_session(obtained, _final_delay(request))
+    final_day = last_final_session(obtained, _final_delay(request) + lag)
     cutoff = pd.Timestamp(final_day or obtained.date() - _RECENT)
     partial = frame.index[frame.index > cutoff]
     if not len(partial):
         return frame, False
     log.warning(
-        "partial_bars_dropped", source=source.name, dates=[f"{d:%Y-%m-%d}" for d in partial],
-        final_through=str(final_day), obtained_at=obtained.isoformat(),
+        "partial_bars_dropped", source=source.label, dates=[f"{d:%Y-%m-%d}" for d in partial],
+        final_through=final_day, obtained_at=obtained,
         note="a bar is final after its session's close plus the delay; not cached, fetched again next time",
     )  # fmt: skip
     return frame.drop(partial), True
