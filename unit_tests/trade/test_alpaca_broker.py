@@ -399,16 +399,23 @@ def test_last_try_lost_after_creation_still_returns_the_order(
 # --------------------------------------------------------------------------- secrets
 
 
-def test_secrets_never_reach_logs_or_errors(
-    make_broker: Callable[..., AlpacaBroker], server: FakeAlpacaServer, log_stream: io.StringIO
-) -> None:
-    texts: list[str] = []
+def error_texts_into(texts: list[str]) -> Callable[[Callable[[], Any]], None]:
+    """A runner that calls a function and keeps every text of the error it raises (str, repr, traceback)."""
 
     def capture(call: Callable[[], Any]) -> None:
         try:
             call()
         except Exception as exc:  # every error's text is inspected
             texts.extend([str(exc), repr(exc), "".join(traceback.format_exception(exc))])
+
+    return capture
+
+
+def test_secrets_never_reach_logs_or_errors(
+    make_broker: Callable[..., AlpacaBroker], server: FakeAlpacaServer, log_stream: io.StringIO
+) -> None:
+    texts: list[str] = []
+    capture = error_texts_into(texts)
 
     broker = make_broker()
     flog._secrets.clear()  # no masking: prove the broker never writes the keys at all
@@ -500,12 +507,7 @@ def test_equity_history_errors_keep_the_keys_out(
     broker = make_broker()
     flog._secrets.clear()  # no log masking: the broker itself must keep the keys out
     texts: list[str] = []
-
-    def capture(call: Callable[[], Any]) -> None:
-        try:
-            call()
-        except Exception as exc:  # every error's text is inspected
-            texts.extend([str(exc), repr(exc), "".join(traceback.format_exception(exc))])
+    capture = error_texts_into(texts)
 
     server.fail_next(4, status=503, path=HISTORY)
     capture(lambda: broker.equity_history(date(2024, 3, 1)))
