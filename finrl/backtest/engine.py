@@ -39,7 +39,7 @@ from finrl.meta.env.rollout import EpisodeLedger, Policy, run_policy, scheduled_
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.preprocessing import DateWindow
 from finrl.performance import performance
-from finrl.trade.risk import RiskBook, RiskEvent, RiskLimits
+from finrl.trade.risk import RiskBook, RiskEvent, RiskLimits, RiskOutcome
 
 log = get_logger(__name__)
 
@@ -89,13 +89,13 @@ class BacktestResult:
 
     def risk_meta(self) -> dict[str, Any]:
         """The limits the agent ran under (None: unconstrained) and what they did, as the trader journals it."""
-        events = [asdict(event) for event in self.risk_events]
+        outcome = RiskOutcome.of(self.risk_events)
         return {
             "limits": asdict(self.risk_limits) if self.risk_limits else None,
             "applies_to": AGENT,  # the baselines are unconstrained
-            "halts": sum(e["event"] == "risk_halt" for e in events),
-            "blocked_orders": sum(e["event"] == "risk_blocked" for e in events),
-            "events": events,
+            "halts": len(outcome.halts),
+            "blocked_orders": len(outcome.blocked),
+            "events": [asdict(event) for event in self.risk_events],
         }
 
 

@@ -20,6 +20,7 @@ from finrl.backtest.engine import AGENT, BacktestResult
 from finrl.fileio import replace_directory
 from finrl.meta.env.execution import COST_COMPONENTS
 from finrl.performance import COST_METRICS, METRIC_NAMES, drawdown
+from finrl.trade.risk import RiskOutcome
 
 ACTION_NAMES = {0: "sell", 1: "hold", 2: "buy"}
 REPORT_FILES = ("metrics.json", "nav.csv", "trades.csv", "equity.png", "report.html")
@@ -184,13 +185,11 @@ def risk_sentence(risk: dict[str, Any]) -> str:
     limits = risk["limits"]
     if limits is None:
         return "Risk limits: off (the unconstrained policy)."
-    halts = [e["date"] for e in risk["events"] if e["event"] == "risk_halt"]
     return (
         f"Risk limits on the agent, as the paper trader applies them (the baselines are unconstrained): "
         f"max drawdown {limits['max_drawdown']:.0%}, max daily loss {limits['max_daily_loss']:.1%}, "
-        f"max position {limits['max_position_fraction']:g} x equity, max order {limits['max_order_notional']:,.0f}; "
-        + (f"halted on {halts[0]} (flat from there)" if halts else "no halt")
-        + f", {risk['blocked_orders']} order(s) blocked."
+        f"max position {limits['max_position_fraction']:g} x equity, max order {limits['max_order_notional']:,.0f}: "
+        f"{RiskOutcome.of(risk['events']).summary()}."
     )
 
 

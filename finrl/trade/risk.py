@@ -12,7 +12,7 @@ trader keeps between closes in a :class:`RiskBook`, so it shows what the trader 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -127,6 +127,39 @@ class RiskEvent:
     event: str  # risk_halt | risk_blocked (the trader's journal events)
     rule: str  # max_drawdown, max_daily_loss, max_position_fraction, max_order_notional
     detail: str
+
+
+@dataclass(frozen=True)
+class RiskOutcome:
+    """What the limits did over a run, from its :class:`RiskEvent` records (or their ``asdict`` form,
+    as ``metrics.json``'s ``meta.risk.events`` holds them): the one account of halts and blocked orders
+    that the backtest's metrics, its console line and its report all give."""
+
+    halts: tuple[RiskEvent, ...] = ()  # in order: a backtest halts at most once (nothing lifts it)
+    blocked: tuple[RiskEvent, ...] = ()
+
+    @classmethod
+    def of(cls, events: Iterable[RiskEvent | Mapping[str, Any]]) -> RiskOutcome:
+        records = [event if isinstance(event, RiskEvent) else RiskEvent(**event) for event in events]
+        unknown = {event.event for event in records} - {"risk_halt", "risk_blocked"}
+        if unknown:
+            raise ValueError(f"not a risk event: {', '.join(sorted(unknown))}")
+        return cls(
+            tuple(event for event in records if event.event == "risk_halt"),
+            tuple(event for event in records if event.event == "risk_blocked"),
+        )
+
+    @property
+    def first_halt(self) -> RiskEvent | None:
+        """The halt after which the agent is flat (None: it never halted)."""
+        return self.halts[0] if self.halts else None
+
+    def summary(self) -> str:
+        """In words, as the console line and the report say it: ``halted 2018-10-11 (max_drawdown), flat from
+        there; 2 order(s) blocked`` or ``no halt; 0 order(s) blocked``."""
+        first = self.first_halt
+        halted = f"halted {first.date} ({first.rule}), flat from there" if first else "no halt"
+        return f"{halted}; {len(self.blocked)} order(s) blocked"
 
 
 @dataclass

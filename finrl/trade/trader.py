@@ -58,7 +58,7 @@ from finrl.trade.drift import WINDOW, DriftReading, measure, model_actions
 from finrl.trade.fill_reconciliation import FilledOrder, bar_pending, fill_session_of, reconcile
 from finrl.trade.journal import Journal
 from finrl.trade.metrics import TradingMetrics
-from finrl.trade.risk import RiskLimits, apply_limits
+from finrl.trade.risk import RiskLimits, apply_limits, rule_of
 
 log = get_logger(__name__)
 
@@ -287,7 +287,7 @@ class DailyTrader:
             state.halted, state.halt_reason = True, gated.verdict.reason
             self.journal.record("risk_halt", session=session, reason=gated.verdict.reason, equity=account.equity)
             log.error("risk_halt", reason=gated.verdict.reason, equity=account.equity)
-            self.metrics.risk_blocks.labels(rule="max_drawdown").inc()
+            self.metrics.risk_blocks.labels(rule=rule_of(gated.verdict.reason)).inc()
         drift = self._drift(session, features, action, target)
         self.journal.record(
             "decision", session=session, model=self.bundle.run_name, action=action, target=target, shares=shares,
@@ -374,7 +374,7 @@ class DailyTrader:
         if not delta:
             return base
         if blocked:
-            rule = blocked.split(":")[0]
+            rule = rule_of(blocked)
             self.journal.record("risk_blocked", session=session, rule=rule, detail=blocked, order_qty=delta)
             log.warning("risk_blocked", rule=rule, detail=blocked)
             self.metrics.risk_blocks.labels(rule=rule).inc()

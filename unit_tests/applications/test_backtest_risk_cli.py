@@ -67,7 +67,7 @@ def test_a_tight_drawdown_limit_halts_the_agent_and_says_when(folders: list[str]
     (halt,) = [e for e in risk["events"] if e["event"] == "risk_halt"]
     assert halt["rule"] == "max_drawdown" and halt["detail"].startswith("max_drawdown: ")
     assert risk["halts"] == 1 and f"halted {halt['date']} (max_drawdown)" in stdout
-    assert f"halted on {halt['date']}" in (report / "report.html").read_text()
+    assert f"halted {halt['date']} (max_drawdown), flat from there" in (report / "report.html").read_text()
     nav = pd.read_csv(report / "nav.csv", index_col="date")
     after = nav.loc[nav.index > halt["date"]]
     assert (after["shares"] == 0).all() and after["action"].isna().all()  # flat, and the policy no longer asked

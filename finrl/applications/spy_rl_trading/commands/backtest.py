@@ -61,9 +61,9 @@ def risk_line(risk: dict[str, Any]) -> str:
     """One line on the agent's risk limits: off, or what they did (the first halt's date)."""
     if risk["limits"] is None:
         return "risk limits: off (--no-risk-limits): the unconstrained policy"
-    halts = [e["date"] for e in risk["events"] if e["event"] == "risk_halt"]
-    halted = f"halted {halts[0]} (max_drawdown), flat from there" if halts else "no halt"
-    return f"risk limits (agent only): {halted}; {risk['blocked_orders']} order(s) blocked"
+    from finrl.trade.risk import RiskOutcome
+
+    return f"risk limits (agent only): {RiskOutcome.of(risk['events']).summary()}"
 
 
 def print_multi_seed(directory: Path) -> None:
