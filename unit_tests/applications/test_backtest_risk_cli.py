@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,12 @@ def test_the_paper_traders_limits_apply_by_default_and_can_be_turned_off(folders
         "max_position_fraction": settings.max_position_fraction,
         "max_order_notional": settings.max_order_notional,
     }
-    assert risk["applies_to"] == "agent" and risk["halts"] + risk["blocked_orders"] == len(risk["events"])
-    assert "risk limits (agent only)" in stdout
+    assert risk["applies_to"] == "agent"
+    kinds = Counter(e["event"] for e in risk["events"])  # the counts, recounted from the events themselves
+    assert set(kinds) <= {"risk_halt", "risk_blocked"}, kinds
+    assert (risk["halts"], risk["blocked_orders"]) == (kinds["risk_halt"], kinds["risk_blocked"])
+    assert all(e["rule"] == e["detail"].split(":")[0] for e in risk["events"])
+    assert f"; {kinds['risk_blocked']} order(s) blocked" in stdout and "risk limits (agent only)" in stdout
 
     for flags, env in ((["--no-risk-limits"], None), ([], {"SPY_BACKTEST_RISK_LIMITS": "false"})):
         stdout, off, _ = backtest(folders, *flags, env=env)
@@ -57,15 +62,22 @@ def test_the_paper_traders_limits_apply_by_default_and_can_be_turned_off(folders
                                        "events": []}  # fmt: skip
         assert "risk limits: off" in stdout
         assert off["buy_and_hold"] == document["buy_and_hold"]  # the baselines are never limited
+        if not risk["events"]:  # limits that never bound changed nothing
+            assert off["agent"] == document["agent"]
 
 
 def test_a_tight_drawdown_limit_halts_the_agent_and_says_when(folders: list[str]) -> None:
-    _, free, _ = backtest(folders, "--no-risk-limits")
+    _, free, free_report = backtest(folders, "--no-risk-limits")
+    free_nav = pd.read_csv(free_report / "nav.csv", index_col="date")["agent_nav"]  # now: the next run replaces it
     stdout, document, report = backtest(folders, "--max-drawdown", "0.01", "--max-order-notional", "2000000")
     risk = document["meta"]["risk"]
     assert risk["limits"]["max_drawdown"] == 0.01 and risk["limits"]["max_order_notional"] == 2e6
     (halt,) = [e for e in risk["events"] if e["event"] == "risk_halt"]
     assert halt["rule"] == "max_drawdown" and halt["detail"].startswith("max_drawdown: ")
+    # the day it must halt, from the unconstrained run's equity at each close (the same path until the first event):
+    # the first close at 1% or more below the highest close so far
+    breached = free_nav.index[free_nav <= free_nav.cummax() * (1 - 0.01)]
+    assert risk["events"][0] == halt and halt["date"] == breached[0]
     assert risk["halts"] == 1 and f"halted {halt['date']} (max_drawdown)" in stdout
     assert f"halted {halt['date']} (max_drawdown), flat from there" in (report / "report.html").read_text()
     nav = pd.read_csv(report / "nav.csv", index_col="date")
