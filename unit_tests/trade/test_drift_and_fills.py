@@ -302,9 +302,9 @@ def test_an_ensemble_measures_its_features_against_its_first_member(
     from finrl.meta.env.market_arrays import MarketArrays
     from finrl.meta.env.spy_env import EnvConfig
     from finrl.meta.preprocessing import FeatureNormalizer
-    from finrl.trade.simulated import SimulatedBroker
     from unit_tests.agents import test_ensemble_bundle as members
-    from unit_tests.conftest import env_config, trader_config
+    from unit_tests.conftest import env_config
+    from unit_tests.trade.test_ensemble_trading import ensemble_trader
 
     def publish_with_reference(staging: Path, models: Path, manifest: dict[str, Any]) -> ModelBundle:
         """The hand-written members, with the reference training would have written."""
@@ -322,13 +322,7 @@ def test_an_ensemble_measures_its_features_against_its_first_member(
     first = ensemble.members[0].drift_reference
     assert first is not None and ensemble.members[1].drift_reference is not None
     bars, features = members.market()
-    config = ensemble.env_config
-    broker = SimulatedBroker(tmp_path / "account.json", bars, config.execution, config.initial_cash)
-    trader = DailyTrader(
-        bundle=ensemble, broker=broker, features_for=lambda day: features.loc[: pd.Timestamp(day)],
-        journal=Journal(tmp_path / "journal.jsonl"), state_path=tmp_path / "state.json",
-        risk=risk_limits(max_drawdown=1.0, max_daily_loss=1.0, max_position_fraction=4.0), config=trader_config(),
-    )  # fmt: skip
+    trader, broker = ensemble_trader(ensemble, bars, features, tmp_path)
     days = features.loc[pd.Timestamp(ensemble.anchor) :].index[: MIN_SAMPLES + 1]
     for day in days:
         broker.advance_to(day.date())

@@ -11,12 +11,10 @@ import pytest
 
 from finrl.backtest.engine import AGENT, run_backtest
 from finrl.meta.preprocessing import DateWindow
-from finrl.trade.journal import Journal
 from finrl.trade.risk import RiskLimits, rule_of
-from finrl.trade.simulated import SimulatedBroker
-from finrl.trade.trader import DailyTrader
 from unit_tests.agents.test_ensemble_bundle import make, market, write_bundle
-from unit_tests.conftest import default_settings, env_config, risk_limits, trader_config
+from unit_tests.conftest import default_settings, env_config, risk_limits
+from unit_tests.trade.test_ensemble_trading import ensemble_trader, replay
 
 pytestmark = pytest.mark.integration
 DAYS = 80
@@ -41,20 +39,9 @@ def test_the_paper_loop_on_an_ensemble_reproduces_its_backtest_with_limits_on(
     result = run_backtest(ensemble, features, window, rf, risk_limits=limits)
     backtest = result.ledgers[AGENT].frame
 
-    config = ensemble.env_config
-    broker = SimulatedBroker(tmp_path / "account.json", bars, config.execution, config.initial_cash)
-    journal = Journal(tmp_path / "journal.jsonl")
-    trader = DailyTrader(
-        bundle=ensemble, broker=broker, features_for=lambda day: features.loc[: pd.Timestamp(day)],
-        journal=journal, state_path=tmp_path / "state.json", risk=limits, config=trader_config(),
-    )  # fmt: skip
-    rows = []
-    for day in days:
-        broker.advance_to(day.date())
-        position = broker.position("SPY")
-        rows.append({"shares": position.qty if position else 0.0, "nav": broker.account().equity})
-        trader.run_cycle(day.date())
-    paper = pd.DataFrame(rows, index=days)
+    trader, broker = ensemble_trader(ensemble, bars, features, tmp_path, limits)
+    paper = replay(trader, broker, days)
+    journal = trader.journal
 
     np.testing.assert_array_equal(paper["shares"].to_numpy(), backtest["shares"].to_numpy())
     np.testing.assert_allclose(paper["nav"].to_numpy(), backtest["nav"].to_numpy(), rtol=0, atol=1e-9)

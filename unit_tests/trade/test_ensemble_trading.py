@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from finrl.agents.ensemble_bundle import EnsembleBundle
 from finrl.backtest.engine import AGENT, run_backtest
 from finrl.meta.preprocessing import DateWindow
 from finrl.trade.journal import Journal
+from finrl.trade.risk import RiskLimits
 from finrl.trade.simulated import SimulatedBroker
 from finrl.trade.trader import DailyTrader
 from unit_tests.agents.test_ensemble_bundle import make, market, write_bundle
@@ -20,6 +22,31 @@ from unit_tests.conftest import default_settings, env_config, risk_limits, trade
 
 pytestmark = pytest.mark.integration  # the broker, the trader, the backtest and the bundle together
 DAYS = 40
+NO_LIMITS = risk_limits(max_drawdown=1.0, max_daily_loss=1.0, max_position_fraction=4.0)
+
+
+def ensemble_trader(
+    ensemble: EnsembleBundle, bars: pd.DataFrame, features: pd.DataFrame, folder: Path, risk: RiskLimits = NO_LIMITS
+) -> tuple[DailyTrader, SimulatedBroker]:
+    """A paper trader for ``ensemble`` on a simulated account over ``bars``, its files in ``folder``."""
+    config = ensemble.env_config
+    broker = SimulatedBroker(folder / "account.json", bars, config.execution, config.initial_cash)
+    trader = DailyTrader(
+        bundle=ensemble, broker=broker, features_for=lambda day: features.loc[: pd.Timestamp(day)],
+        journal=Journal(folder / "journal.jsonl"), state_path=folder / "state.json", risk=risk, config=trader_config(),
+    )  # fmt: skip
+    return trader, broker
+
+
+def replay(trader: DailyTrader, broker: SimulatedBroker, days: pd.DatetimeIndex) -> pd.DataFrame:
+    """One cycle per day; the account's shares and NAV at each close, before the decision."""
+    rows = []
+    for day in days:
+        broker.advance_to(day.date())
+        position = broker.position("SPY")
+        rows.append({"shares": position.qty if position else 0.0, "nav": broker.account().equity})
+        trader.run_cycle(day.date())
+    return pd.DataFrame(rows, index=days)
 
 
 def test_the_paper_loop_on_an_ensemble_reproduces_its_backtest(tmp_path: Path) -> None:
@@ -32,20 +59,7 @@ def test_the_paper_loop_on_an_ensemble_reproduces_its_backtest(tmp_path: Path) -
     window = DateWindow(days[0].date(), days[-1].date())
     backtest = run_backtest(ensemble, features, window, default_settings().risk_free_rate).ledgers[AGENT].frame
 
-    config = ensemble.env_config
-    broker = SimulatedBroker(tmp_path / "account.json", bars, config.execution, config.initial_cash)
-    trader = DailyTrader(
-        bundle=ensemble, broker=broker, features_for=lambda day: features.loc[: pd.Timestamp(day)],
-        journal=Journal(tmp_path / "journal.jsonl"), state_path=tmp_path / "state.json",
-        risk=risk_limits(max_drawdown=1.0, max_daily_loss=1.0, max_position_fraction=4.0), config=trader_config(),
-    )  # fmt: skip
-    rows = []
-    for day in days:
-        broker.advance_to(day.date())
-        position = broker.position("SPY")
-        rows.append({"shares": position.qty if position else 0.0, "nav": broker.account().equity})
-        trader.run_cycle(day.date())
-    paper = pd.DataFrame(rows, index=days)
+    paper = replay(*ensemble_trader(ensemble, bars, features, tmp_path), days)
 
     assert int(backtest["fill_price"].notna().sum()) >= 5
     np.testing.assert_array_equal(paper["shares"].to_numpy(), backtest["shares"].to_numpy())

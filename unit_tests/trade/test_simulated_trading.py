@@ -410,6 +410,8 @@ def test_paper_loop_reproduces_the_backtest_with_risk_limits_on(
     assert events == journal_risk_events(tmp_path / "journal.jsonl", before=days[-1].date())
     rules = {rule for _, _, rule, _ in events}
     assert events and (limit == "all" or rules == {limit}), events  # the limit did bind
-    assert result.meta()["risk"]["halts"] + result.meta()["risk"]["blocked_orders"] == len(events)
+    risk = result.meta()["risk"]  # the report's counts, against the journal's own events
+    journaled = [e["event"] for e in Journal(tmp_path / "journal.jsonl").entries()]
+    assert (risk["halts"], risk["blocked_orders"]) == (journaled.count("risk_halt"), journaled.count("risk_blocked"))
     unconstrained = run_backtest(spaced, features, window, rf).ledgers["agent"].nav
     assert not np.allclose(unconstrained.to_numpy(), paper["nav"].to_numpy()), "the limits changed nothing"
