@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from exchange_calendars import ExchangeCalendar
 
 CALENDAR = "XNYS"
+NEW_YORK = ZoneInfo("America/New_York")  # the exchange's clock: sessions, cut-offs and messages use it
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,8 @@ def last_final_session(moment: datetime, delay: timedelta) -> date | None:
     start = (moment - timedelta(days=10)).date()
     done = [s.day for s in nyse_sessions(start, moment.date()) if s.close + delay <= moment]
     return done[-1] if done else None
+
+
+def et(moment: datetime, *, seconds: bool = False) -> str:
+    """``moment`` on the exchange's clock, for people: ``2024-12-26 19:05 ET``."""
+    return f"{moment.astimezone(NEW_YORK):%Y-%m-%d %H:%M{':%S' if seconds else ''}} ET"

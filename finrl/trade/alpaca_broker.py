@@ -31,11 +31,10 @@ import time
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
-from zoneinfo import ZoneInfo
 
 import requests
 
-from finrl.calendar import SessionTimes
+from finrl.calendar import NEW_YORK, SessionTimes
 from finrl.http_retry import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from finrl.http_retry import (
     RetriesExhaustedError,
@@ -72,7 +71,6 @@ T = TypeVar("T")
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
-NEW_YORK = ZoneInfo("America/New_York")
 TIME_IN_FORCE = ("opg", "day", "cls")
 _AUTH_MESSAGE = (
     "Alpaca refused the API keys (HTTP 401): check ALPACA_API_KEY and ALPACA_API_SECRET, and that "

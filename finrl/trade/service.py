@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from finrl.calendar import SessionTimes
+from finrl.calendar import NEW_YORK, SessionTimes
 from finrl.errors import FinRLError
 from finrl.log import get_logger
 from finrl.signals import on_stop_signals
@@ -30,7 +29,6 @@ from finrl.trade.trader import CycleResult, DailyTrader
 
 log = get_logger(__name__)
 
-MARKET_TZ = ZoneInfo("America/New_York")
 ALPACA_EARLIEST_DECISION = time(19, 5)  # Alpaca accepts opg orders only from 19:00 ET until 09:28 ET
 
 
@@ -59,7 +57,7 @@ class PaperTradingService:
         """When a session's decision is due: its close plus the delay, and not before ``not_before``."""
         due = session.close + self.decision_delay
         if self.not_before is not None:
-            earliest = datetime.combine(session.day, self.not_before, tzinfo=MARKET_TZ)
+            earliest = datetime.combine(session.day, self.not_before, tzinfo=NEW_YORK)
             due = max(due, earliest)
         return due
 

@@ -32,14 +32,13 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from finrl.agents.bundle import DriftReference
 from finrl.agents.ensemble_bundle import AnyBundle, EnsembleBundle
-from finrl.calendar import SessionTimes, last_final_session
+from finrl.calendar import SessionTimes, et, last_final_session
 from finrl.errors import DataError
 from finrl.fileio import atomic_write_json
 from finrl.log import get_logger
@@ -64,7 +63,6 @@ log = get_logger(__name__)
 
 FeatureProvider = Callable[[date], pd.DataFrame]
 LatePolicy = Literal["skip"]
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 @dataclass(frozen=True)
@@ -392,7 +390,7 @@ class DailyTrader:
             return replace(base, outcome="exists", client_order_id=cid)
         deadline = self._auction_deadline(fill)
         if now is not None and now >= deadline:  # late_policy "skip": the broker would refuse it (422)
-            why = f"the {fill_session} auction took orders until {_et(deadline)}; it is {_et(now)}"
+            why = f"the {fill_session} auction took orders until {et(deadline)}; it is {et(now)}"
             self.journal.record("late_skip", session=session, fill_session=fill_session, client_order_id=cid,
                                 order_qty=delta, why=why)  # fmt: skip
             log.warning("late_skip", session=str(session), why=why, note="no order sent; next close decides normally")
@@ -510,10 +508,6 @@ def _filled_order(entry: dict[str, Any]) -> FilledOrder | None:
     if fill_session is None or not isinstance(price, int | float) or not isinstance(qty, int | float) or qty <= 0:
         return None
     return FilledOrder(cid, fill_session.isoformat(), str(entry.get("side")), float(qty), float(price))
-
-
-def _et(moment: datetime) -> str:
-    return f"{moment.astimezone(NEW_YORK):%Y-%m-%d %H:%M} ET"
 
 
 def describe(result: CycleResult) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal, TypeVar
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -28,14 +27,13 @@ from finrl.applications.spy_rl_trading.paper_service import (
     load_model,
 )
 from finrl.applications.spy_rl_trading.settings import Settings
-from finrl.calendar import nyse_sessions
+from finrl.calendar import et, nyse_sessions
 from finrl.errors import FinRLError
 from finrl.trade.broker import AccountState, Broker
 from finrl.trade.feed import MarketFeed
 from finrl.trade.metrics import TradingMetrics
 from finrl.trade.service import PaperTradingService
 
-NEW_YORK = ZoneInfo("America/New_York")
 MAX_CLOCK_SKEW = timedelta(seconds=60)  # the 19:05 ET rule and the auction cut-offs tolerate less than this
 T = TypeVar("T")
 
@@ -96,7 +94,7 @@ class Preflight:
             self.lines[-1] = CheckLine("account", "error", f"{why}: the broker would refuse every order")
 
     def _clock(self, broker: Broker) -> datetime:
-        now = self._step("clock", broker.now, lambda t: f"{broker.name} says {_et(t, seconds=True)}")
+        now = self._step("clock", broker.now, lambda t: f"{broker.name} says {et(t, seconds=True)}")
         if broker.name == "simulated":
             self.lines[-1] = CheckLine("clock", "ok", f"{self.lines[-1].detail} (the data's last close + 1 h)")
             return now
@@ -125,7 +123,7 @@ class Preflight:
 
         def describe(session: date) -> str:
             upcoming = service.next_decision_time(now)
-            due = f"; next decision {_et(upcoming)}" if upcoming else ""
+            due = f"; next decision {et(upcoming)}" if upcoming else ""
             return f"last session due for a decision {session}{due}"
 
         return self._step("calendar", last_closed, describe)
@@ -164,10 +162,6 @@ def _describe_model(loaded: tuple[AnyBundle, Settings]) -> str:
     bundle, effective = loaded
     vix = "with VIX" if effective.use_vix else "no VIX"
     return f"{bundle.run_name} ({bundle.env_config.action_space}, {effective.symbol}, {vix})"
-
-
-def _et(moment: datetime, seconds: bool = False) -> str:
-    return f"{moment.astimezone(NEW_YORK):%Y-%m-%d %H:%M{':%S' if seconds else ''}} ET"
 
 
 def _describe_account(account: AccountState) -> str:
