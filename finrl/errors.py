@@ -28,3 +28,15 @@ class DataValidationError(DataError):
         self.problems = problems
         shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
         super().__init__(f"{source}: {len(problems)} data problem(s): {shown}")
+
+
+class FileSystemError(FinRLError):
+    """The operating system refused a read or write (permissions, read-only or full file system, a folder or
+    file in the way, a missing parent, a name too long): one line naming the path and what to do."""
+
+    def __init__(self, path: object, problem: str, hint: str, errno: int | None = None) -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.hint = hint
+        self.errno = errno
+        super().__init__(f"{path}: {problem}: {hint}")

@@ -1,14 +1,24 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the complete new one, never half of one.
+
+Every write here turns the operating system's refusals (permissions, a read-only or full file
+system, a folder or file in the way, a missing parent, a name too long) into one
+:class:`~finrl.errors.FileSystemError` line naming the path and what to do, and removes its
+temporary file or staging folder first: a failed write leaves the old state, byte for byte.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
+
+from finrl.errors import FileSystemError
 
 
 def _current_umask() -> int:
@@ -18,24 +28,91 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+FOLDER_MODE = 0o777 & ~_UMASK  # what mkdir gives: artifacts are shared with other readers (containers)
+FILE_MODE = 0o666 & ~_UMASK
+
+_CHOOSE = "or choose another folder"
+_PROBLEMS: dict[int, tuple[str, str]] = {
+    errno.EACCES: ("permission denied", f"give the user running spy-rl write access (owner, mode), {_CHOOSE}"),
+    errno.EPERM: ("operation not permitted", f"give the user running spy-rl write access (owner, mode), {_CHOOSE}"),
+    errno.EROFS: ("read-only file system", f"mount it writable, {_CHOOSE}"),
+    errno.ENOSPC: ("no space left on device", f"free some space (old runs, checkpoints, logs), {_CHOOSE}"),
+    errno.EDQUOT: ("disk quota exceeded", f"free some space (old runs, checkpoints, logs), {_CHOOSE}"),
+    errno.EISDIR: ("a folder is where a file belongs", "move or remove that folder"),
+    errno.ENOTDIR: ("a file is where a folder belongs", f"move or remove that file, {_CHOOSE}"),
+    errno.EEXIST: ("something is in the way (a file where a folder belongs?)", f"move or remove it, {_CHOOSE}"),
+    errno.ENOTEMPTY: ("a folder that is not empty is in the way", f"move or remove it, {_CHOOSE}"),
+    errno.ENOENT: ("a parent folder is missing (removed meanwhile, or a dangling link)", f"create it, {_CHOOSE}"),
+    errno.ENAMETOOLONG: ("file name too long", "choose a shorter name or folder"),
+    errno.ELOOP: ("too many levels of symbolic links", "fix the link"),
+}
+
+
+def filesystem_error(exc: OSError, path: object = None, flag: str | None = None) -> FileSystemError:
+    """``exc`` as one line: the path (``path``, else the one the system names) and what to do."""
+    where = path if path is not None else (exc.filename if exc.filename is not None else "?")
+    code = exc.errno if isinstance(exc.errno, int) else None
+    problem, hint = _PROBLEMS.get(code or -1, (exc.strerror or type(exc).__name__, "check the path and its file system"))
+    if flag and hint.endswith(_CHOOSE):
+        hint = f"{hint} with {flag}"
+    return FileSystemError(where, problem, hint, code)
+
+
+@contextmanager
+def filesystem_errors(path: object = None, *, flag: str | None = None, name_path: bool = False) -> Iterator[None]:
+    """Within the block, an :class:`OSError` becomes a :class:`FileSystemError`. It names the path the system
+    names (``path`` when it names none, or always with ``name_path``); ``flag`` is the option choosing the
+    folder, added to the hint of one raised inside that lacks it."""
+    try:
+        yield
+    except FileSystemError as exc:
+        if flag and exc.hint.endswith(_CHOOSE):
+            raise FileSystemError(exc.path, exc.problem, f"{exc.hint} with {flag}", exc.errno) from exc
+        raise
+    except (ConnectionError, TimeoutError, BlockingIOError):
+        raise  # the network's or a lock's, not the file system's
+    except OSError as exc:
+        raise filesystem_error(exc, path if name_path or exc.filename is None else None, flag) from exc
+
+
+def remove_quietly(path: Path) -> None:
+    """Remove a temporary file or staging folder; on a file system that refuses even that, leave it."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+def share_tree(root: Path) -> None:
+    """Folders ``0o777 & ~umask`` and files ``0o666 & ~umask`` (as ``mkdir`` and ``open`` make them), for
+    folders made private by ``mkdtemp`` or files by ``mkstemp``: a container running as another user of the
+    group can read the artifacts."""
+    root = Path(root)
+    root.chmod(FOLDER_MODE)
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(FOLDER_MODE if path.is_dir() else FILE_MODE)
 
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it over ``target`` only on success."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are shared with other readers (containers)
-    try:
-        yield tmp
-        _fsync_file(tmp)
-        tmp.replace(target)
-        fsync_dir(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with filesystem_errors(target, name_path=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp = Path(tmp_name)
+        try:
+            os.close(fd)
+            tmp.chmod(FILE_MODE)  # mkstemp makes 0600
+            yield tmp
+            _fsync_file(tmp)
+            tmp.replace(target)
+            fsync_dir(target.parent)
+        finally:
+            remove_quietly(tmp)
 
 
 def atomic_write(target: Path, write: Callable[[IO[Any]], object], *, binary: bool = False) -> None:
@@ -74,29 +151,35 @@ def fsync_dir(path: Path) -> None:
 def replace_directory(directory: Path, fill: Callable[[Path], object]) -> Path:
     """Build a folder aside with ``fill(staging)``, fsync its files, then swap it in whole.
 
-    Readers see the old folder or the new one, never a mix; a failure in ``fill`` leaves the old
-    folder untouched and removes the staging folder.
+    Readers see the old folder or the new one, never a mix; a failure anywhere (in ``fill``, a full
+    disk, a refused rename) leaves the old folder as it was and removes the staging folder.
     """
-    import shutil
-
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.with_name(f".staging-{directory.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        fill(staging)
-        for path in staging.rglob("*"):
-            if path.is_file():
-                _fsync_file(path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     retired = directory.with_name(f".retired-{directory.name}")
-    shutil.rmtree(retired, ignore_errors=True)
-    if directory.exists():
-        directory.rename(retired)
-    staging.rename(directory)
-    fsync_dir(directory.parent)
-    shutil.rmtree(retired, ignore_errors=True)
+    with filesystem_errors(directory, name_path=True):
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        remove_quietly(staging)  # a killed run's
+        staging.mkdir()
+        try:
+            fill(staging)
+            share_tree(staging)
+            for path in staging.rglob("*"):
+                if path.is_file():
+                    _fsync_file(path)
+            remove_quietly(retired)
+            had_old = directory.exists() or directory.is_symlink()
+            if had_old:
+                directory.rename(retired)
+            try:
+                staging.rename(directory)
+            except BaseException:
+                if had_old:
+                    retired.rename(directory)
+                raise
+        except BaseException:
+            remove_quietly(staging)
+            raise
+        fsync_dir(directory.parent)
+        remove_quietly(retired)
     return directory

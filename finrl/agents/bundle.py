@@ -39,8 +39,15 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
 
 from finrl.agents.numpy_policy import NumpyPolicy, PolicyError
-from finrl.errors import FinRLError
-from finrl.fileio import atomic_write_json, fsync_dir
+from finrl.errors import FileSystemError, FinRLError
+from finrl.fileio import (
+    FOLDER_MODE,
+    atomic_write_json,
+    filesystem_errors,
+    fsync_dir,
+    remove_quietly,
+    share_tree,
+)
 from finrl.log import get_logger
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.features import FeatureSpec
@@ -436,9 +443,17 @@ def sigterm_raises() -> Iterator[None]:
 
 
 def staging_dir(models_dir: Path, run_name: str) -> Path:
-    """A fresh hidden folder for one run: never shared with, or polluted by, another run."""
-    Path(models_dir).mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".staging-{run_name}-", dir=models_dir))
+    """A fresh hidden folder for one run: never shared with, or polluted by, another run. Made readable
+    by the group as ``mkdir`` would (``mkdtemp`` makes it private), so the published bundle is too."""
+    with filesystem_errors(models_dir, flag="--models-dir"):
+        Path(models_dir).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{run_name}-", dir=models_dir))
+        try:
+            staging.chmod(FOLDER_MODE)
+        except BaseException:
+            remove_quietly(staging)
+            raise
+    return staging
 
 
 def check_run_name_free(models_dir: Path, run_name: str) -> None:
@@ -446,24 +461,44 @@ def check_run_name_free(models_dir: Path, run_name: str) -> None:
         raise BundleError(f"a model named {run_name} already exists in {models_dir}: choose another --run-name")
 
 
+def check_latest_movable(models_dir: Path) -> None:
+    """Refuse, before minutes of training, a ``latest`` that a new run could not replace: a real folder (copied
+    or synced without symlinks). A symlink, dangling or not, or a plain file is replaced atomically."""
+    link = Path(models_dir) / LATEST
+    if link.is_dir() and not link.is_symlink():
+        raise BundleError(
+            f"{link} is a folder, not a symlink (copied or synced without links?): rename it "
+            f"(mv {link} {link}.old) or remove it, and training points {LATEST} at the new run"
+        )
+
+
 def publish_bundle(staging: Path, models_dir: Path, manifest: dict[str, Any]) -> ModelBundle:
     """Hash the model files, write the manifest, move the run into place, then point ``latest`` at it."""
     run_name = str(manifest["run_name"])
     final = Path(models_dir) / run_name
     check_run_name_free(models_dir, run_name)
-    full = Manifest.parse(
-        {"format": BUNDLE_FORMAT, **manifest, "files": hash_files(staging), "versions": library_versions()},
-        staging / MANIFEST_FILE,
-    )
-    atomic_write_json(staging / MANIFEST_FILE, full.to_json())
+    check_latest_movable(models_dir)
+    with filesystem_errors(staging, flag="--models-dir"):
+        full = Manifest.parse(
+            {"format": BUNDLE_FORMAT, **manifest, "files": hash_files(staging), "versions": library_versions()},
+            staging / MANIFEST_FILE,
+        )
+        atomic_write_json(staging / MANIFEST_FILE, full.to_json())
+        share_tree(staging)
+        try:
+            staging.rename(final)
+        except OSError:
+            if not final.exists():
+                raise
+            check_run_name_free(models_dir, run_name)  # another run took the name since the check above: one line
+        fsync_dir(Path(models_dir))
     try:
-        staging.rename(final)
-    except OSError:
-        if not final.exists():
-            raise
-        check_run_name_free(models_dir, run_name)  # another run took the name since the check above: one line
-    fsync_dir(Path(models_dir))
-    point_latest(Path(models_dir), final)
+        point_latest(Path(models_dir), final)
+    except FileSystemError as exc:
+        raise FileSystemError(
+            exc.path, exc.problem, f"{exc.hint}; the bundle {final} is complete, {LATEST} still points where it did",
+            exc.errno,
+        ) from exc
     return ModelBundle(final, full)
 
 
@@ -483,20 +518,33 @@ def convert_bundle(bundle: ModelBundle) -> ModelBundle:
     """Give a bundle written before ``policy.npz`` existed its policy arrays; the manifest is rewritten atomically."""
     if POLICY_FILE in bundle.manifest.files:
         return bundle
-    NumpyPolicy.from_sb3(bundle.load_model()).save(bundle.path / POLICY_FILE)
-    manifest = bundle.manifest.model_copy(update={"files": hash_files(bundle.path)})
-    atomic_write_json(bundle.path / MANIFEST_FILE, manifest.to_json())
+    policy = NumpyPolicy.from_sb3(bundle.load_model())
+    written = not (bundle.path / POLICY_FILE).exists()
+    try:
+        policy.save(bundle.path / POLICY_FILE)
+        manifest = bundle.manifest.model_copy(update={"files": hash_files(bundle.path)})
+        atomic_write_json(bundle.path / MANIFEST_FILE, manifest.to_json())
+    except BaseException:
+        if written:  # the bundle as it was: no policy file its manifest does not list
+            remove_quietly(bundle.path / POLICY_FILE)
+        raise
     return ModelBundle(bundle.path, manifest)
 
 
 def point_latest(models_dir: Path, target: Path) -> None:
     """Point ``latest`` at ``target`` atomically. The temporary link's name is unique across machines
-    and containers sharing the folder (where every process may be PID 1), so two runs never clash."""
+    and containers sharing the folder (where every process may be PID 1), so two runs never clash.
+    A ``latest`` that is a real folder is refused in one line (:func:`check_latest_movable`)."""
+    check_latest_movable(models_dir)
     link = models_dir / LATEST
     temporary = models_dir / f".{LATEST}.{os.getpid()}.{uuid.uuid4().hex}"
-    temporary.symlink_to(target.name, target_is_directory=True)
-    temporary.replace(link)  # atomic: readers see the old or the new target
-    fsync_dir(models_dir)
+    with filesystem_errors(link, name_path=True, flag="--models-dir"):
+        try:
+            temporary.symlink_to(target.name, target_is_directory=True)
+            temporary.replace(link)  # atomic: readers see the old or the new target
+        finally:
+            remove_quietly(temporary)  # gone after the rename
+        fsync_dir(models_dir)
 
 
 def resolve_bundle(reference: str | Path, models_dir: Path) -> Path:
