@@ -44,6 +44,7 @@ from finrl.meta.data.sources import (
     YahooVixSource,
 )
 from finrl.meta.data.validation import ValidationReport, validate_bars
+from finrl.schemas import CacheMetadata, validate_file
 
 _Frame = TypeVar("_Frame", pd.DataFrame, pd.Series)
 
@@ -298,14 +299,14 @@ def _read_cache(directory: Path) -> pd.DataFrame | None:
     if not (meta_path.is_file() and bars_path.is_file()):
         return None
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = validate_file(CacheMetadata, json.loads(meta_path.read_text()), meta_path)
         bars = pd.read_csv(bars_path, index_col="date", parse_dates=["date"])
         bars.index = pd.DatetimeIndex(bars.index, name="date").astype("datetime64[ns]")
         bars = bars.astype("float64")
-    except (ValueError, KeyError, OSError, pd.errors.ParserError) as exc:
+    except (ValueError, KeyError, OSError, pd.errors.ParserError, DataError) as exc:  # refetched, never fatal
         log.warning("data_cache_unreadable", path=str(directory), error=str(exc))
         return None
-    if fingerprint(bars) != meta.get("fingerprint"):
+    if fingerprint(bars) != meta.fingerprint:
         log.warning("data_cache_corrupt", path=str(directory), note="fingerprint mismatch, fetching again")
         return None
     return bars
