@@ -52,7 +52,9 @@ def filesystem_error(exc: OSError, path: object = None, flag: str | None = None)
     """``exc`` as one line: the path (``path``, else the one the system names) and what to do."""
     where = path if path is not None else (exc.filename if exc.filename is not None else "?")
     code = exc.errno if isinstance(exc.errno, int) else None
-    problem, hint = _PROBLEMS.get(code or -1, (exc.strerror or type(exc).__name__, "check the path and its file system"))
+    problem, hint = _PROBLEMS.get(
+        code or -1, (exc.strerror or type(exc).__name__, "check the path and its file system")
+    )
     if flag and hint.endswith(_CHOOSE):
         hint = f"{hint} with {flag}"
     return FileSystemError(where, problem, hint, code)

@@ -36,7 +36,7 @@ from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
 from finrl.agents.numpy_policy import NumpyPolicy, PolicyError
 from finrl.errors import FileSystemError, FinRLError
@@ -52,6 +52,7 @@ from finrl.log import get_logger
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.features import FeatureSpec
 from finrl.meta.preprocessing import DataSplit, DateWindow, FeatureNormalizer
+from finrl.schemas import validate_file
 
 BUNDLE_FORMAT = 1
 MANIFEST_FILE = "bundle.json"
@@ -181,15 +182,7 @@ ManifestModel = TypeVar("ManifestModel", bound=BaseModel)
 
 def validate_document(model: type[ManifestModel], document: dict[str, Any], source: Path) -> ManifestModel:
     """``document`` as ``model``; the first malformed field is one :class:`BundleError` line naming it."""
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "manifest"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise BundleError(
-            f"corrupt {source}: field {where!r}: {error['msg'].removeprefix('Value error, ')}{more}"
-        ) from None
+    return validate_file(model, document, source, BundleError)
 
 
 # ---------------------------------------------------------------- the training distribution (drift reference)
@@ -496,7 +489,9 @@ def publish_bundle(staging: Path, models_dir: Path, manifest: dict[str, Any]) ->
         point_latest(Path(models_dir), final)
     except FileSystemError as exc:
         raise FileSystemError(
-            exc.path, exc.problem, f"{exc.hint}; the bundle {final} is complete, {LATEST} still points where it did",
+            exc.path,
+            exc.problem,
+            f"{exc.hint}; the bundle {final} is complete, {LATEST} still points where it did",
             exc.errno,
         ) from exc
     return ModelBundle(final, full)

@@ -22,6 +22,7 @@ from finrl.agents.bundle import (
     POLICY_FILE,
     DriftReference,
     ModelBundle,
+    check_latest_movable,
     check_run_name_free,
     export_policy,
     publish_bundle,
@@ -38,6 +39,7 @@ from finrl.agents.callbacks import (
 from finrl.agents.numpy_policy import NumpyPolicy
 from finrl.agents.ppo import PPOConfig
 from finrl.errors import DataError, FinRLError
+from finrl.fileio import filesystem_errors, remove_quietly
 from finrl.log import get_logger
 from finrl.meta.env.market_arrays import MarketArrays
 from finrl.meta.env.rollout import run_policy
@@ -100,10 +102,6 @@ def train(job: TrainingJob) -> TrainingResult:
 
 
 def _train(job: TrainingJob) -> TrainingResult:
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
-    from stable_baselines3.common.vec_env import VecMonitor
-
     seed_everything(job.seed)
     train_frame = job.split.train.slice(job.features, what="training window")
     normalizer = FeatureNormalizer.fit(train_frame, job.feature_spec.observation_columns)
@@ -116,12 +114,40 @@ def _train(job: TrainingJob) -> TrainingResult:
     )
 
     check_run_name_free(job.models_dir, job.run_name)  # before minutes of training, not after
+    check_latest_movable(job.models_dir)
+    staging = staging_dir(job.models_dir, job.run_name)  # a models folder that refuses writes: one line, now
+    try:
+        with filesystem_errors():
+            wall, metrics, manifest = _train_in(
+                job, staging, train_frame, normalizer, train_market, env_config, validation_market
+            )
+            bundle = publish_bundle(staging, job.models_dir, manifest)
+    except BaseException:
+        remove_quietly(staging)  # gone after publishing; on any failure (a full disk too) nothing stays
+        raise
+    log.info("training_done", run=job.run_name, path=str(bundle.path), wall_s=round(wall, 1), **_headline(metrics))
+    return TrainingResult(bundle, metrics)
+
+
+def _train_in(
+    job: TrainingJob,
+    staging: Path,
+    train_frame: pd.DataFrame,
+    normalizer: FeatureNormalizer,
+    train_market: MarketArrays,
+    env_config: EnvConfig,
+    validation_market: MarketArrays | None,
+) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    """Learn into ``staging`` and fill it with the bundle's files: (wall seconds, metrics, manifest)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.vec_env import VecMonitor
+
     # VecMonitor: SB3's rollout/ep_rew_mean and ep_len_mean come from its "episode" infos
     envs = VecMonitor(training_envs(train_market, env_config, job.ppo.n_envs, job.vec_env))
     model = PPO(
         "MlpPolicy", envs, seed=job.seed, tensorboard_log=str(job.tensorboard_dir), verbose=0, **job.ppo.sb3_kwargs()
     )
-    staging = staging_dir(job.models_dir, job.run_name)
     validation = (
         ValidationCallback(validation_market, env_config, job.eval_freq, staging / "best_model.zip")
         if validation_market is not None and job.eval_freq > 0
@@ -143,13 +169,9 @@ def _train(job: TrainingJob) -> TrainingResult:
         n_envs=job.ppo.n_envs, source=job.data_info.get("source"),
     )  # fmt: skip
     started = time.perf_counter()
-    try:
-        with StopFlag().installed() as stop, unchecked_distributions():
-            callbacks.append(StopOnSignalCallback(stop))
-            model.learn(job.total_timesteps, callback=CallbackList(callbacks), tb_log_name=job.run_name)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with StopFlag().installed() as stop, unchecked_distributions():
+        callbacks.append(StopOnSignalCallback(stop))
+        model.learn(job.total_timesteps, callback=CallbackList(callbacks), tb_log_name=job.run_name)
     wall = time.perf_counter() - started
     if stop:
         _keep_interrupted(model, staging, job)
@@ -191,13 +213,7 @@ def _train(job: TrainingJob) -> TrainingResult:
         "settings": job.settings,
         "training": metrics,
     }
-    try:
-        bundle = publish_bundle(staging, job.models_dir, manifest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    log.info("training_done", run=job.run_name, path=str(bundle.path), wall_s=round(wall, 1), **_headline(metrics))
-    return TrainingResult(bundle, metrics)
+    return wall, metrics, manifest
 
 
 def training_envs(market: MarketArrays, config: EnvConfig, n_envs: int, kind: VecEnvKind = "batched") -> Any:
