@@ -16,7 +16,7 @@ from finrl.agents.ensemble_bundle import AnyBundle, load_any_bundle
 from finrl.applications.spy_rl_trading.settings import COST_FIELDS, Settings
 from finrl.backtest.engine import BacktestResult, default_test_window, run_backtest
 from finrl.backtest.report import write_report
-from finrl.fileio import atomic_write_json
+from finrl.fileio import atomic_write_json, filesystem_errors
 from finrl.meta.dataset import FeatureData, load_feature_data
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.meta.preprocessing import DateWindow
@@ -78,7 +78,8 @@ def run_backtests(settings: Settings, references: list[str]) -> list[BacktestRun
                 "the data differs from the training data (fingerprint mismatch): fine for new days, "
                 "check the source if the windows overlap"
             )
-        directory = write_report(result, settings.results_dir / f"{bundle.run_name}__{window.start}_{window.end}")
+        with filesystem_errors(flag="--results-dir"):
+            directory = write_report(result, settings.results_dir / f"{bundle.run_name}__{window.start}_{window.end}")
         runs.append(BacktestRun(result, directory))
     return runs
 
@@ -135,5 +136,6 @@ def write_multi_seed_summary(settings: Settings, runs: list[BacktestRun]) -> Pat
         "per_model": per_model,
         "reports": {run.result.bundle.run_name: str(run.directory) for run in runs},
     }
-    atomic_write_json(directory / "summary.json", document)
+    with filesystem_errors(flag="--results-dir"):
+        atomic_write_json(directory / "summary.json", document)
     return directory
