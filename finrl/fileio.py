@@ -100,21 +100,46 @@ def share_tree(root: Path) -> None:
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it over ``target`` only on success."""
+    """Yield a temporary path beside ``target``; rename it over ``target`` only on success. On failure the
+    temporary file and the folders made for it are removed."""
     target = Path(target)
+    made = missing_folders(target.parent)
     with filesystem_errors(target, name_path=True):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        tmp = Path(tmp_name)
         try:
-            os.close(fd)
-            tmp.chmod(FILE_MODE)  # mkstemp makes 0600
-            yield tmp
-            _fsync_file(tmp)
-            tmp.replace(target)
-            fsync_dir(target.parent)
-        finally:
-            remove_quietly(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            tmp = Path(tmp_name)
+            try:
+                os.close(fd)
+                tmp.chmod(FILE_MODE)  # mkstemp makes 0600
+                yield tmp
+                _fsync_file(tmp)
+                tmp.replace(target)
+                fsync_dir(target.parent)
+            finally:
+                remove_quietly(tmp)
+        except BaseException:
+            remove_empty_folders(made)
+            raise
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first: what a ``mkdir -p`` would make."""
+    missing = []
+    folder = Path(folder).absolute()
+    while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) where empty: undo a ``mkdir -p`` of a failed write."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def atomic_write(target: Path, write: Callable[[IO[Any]], object], *, binary: bool = False) -> None:
@@ -159,10 +184,15 @@ def replace_directory(directory: Path, fill: Callable[[Path], object]) -> Path:
     directory = Path(directory)
     staging = directory.with_name(f".staging-{directory.name}")
     retired = directory.with_name(f".retired-{directory.name}")
+    made = missing_folders(directory.parent)
     with filesystem_errors(directory, name_path=True):
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        remove_quietly(staging)  # a killed run's
-        staging.mkdir()
+        try:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            remove_quietly(staging)  # a killed run's
+            staging.mkdir()
+        except BaseException:
+            remove_empty_folders(made)
+            raise
         try:
             fill(staging)
             share_tree(staging)
@@ -181,6 +211,7 @@ def replace_directory(directory: Path, fill: Callable[[Path], object]) -> Path:
                 raise
         except BaseException:
             remove_quietly(staging)
+            remove_empty_folders(made)
             raise
         fsync_dir(directory.parent)
         remove_quietly(retired)

@@ -45,6 +45,8 @@ from finrl.fileio import (
     atomic_write_json,
     filesystem_errors,
     fsync_dir,
+    missing_folders,
+    remove_empty_folders,
     remove_quietly,
     share_tree,
 )
@@ -438,9 +440,14 @@ def sigterm_raises() -> Iterator[None]:
 def staging_dir(models_dir: Path, run_name: str) -> Path:
     """A fresh hidden folder for one run: never shared with, or polluted by, another run. Made readable
     by the group as ``mkdir`` would (``mkdtemp`` makes it private), so the published bundle is too."""
+    made = missing_folders(Path(models_dir))
     with filesystem_errors(models_dir, flag="--models-dir"):
-        Path(models_dir).mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".staging-{run_name}-", dir=models_dir))
+        try:
+            Path(models_dir).mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".staging-{run_name}-", dir=models_dir))
+        except BaseException:
+            remove_empty_folders(made)
+            raise
         try:
             staging.chmod(FOLDER_MODE)
         except BaseException:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from finrl.calendar import last_final_session, trading_sessions
 from finrl.errors import DataError, DataValidationError, FileSystemError
-from finrl.fileio import atomic_write, atomic_write_json, remove_quietly
+from finrl.fileio import atomic_write, atomic_write_json, missing_folders, remove_empty_folders, remove_quietly
 from finrl.http_retry import RetryPolicy
 from finrl.log import get_logger
 from finrl.meta.data.frames import fingerprint
@@ -316,11 +316,12 @@ def _write_cache(data: MarketData) -> None:
     """Cache the bars (metadata last, so its presence means complete). A cache that refuses writes (a
     read-only mount, as Compose gives the backtest, a full disk) only costs a fetch next time: a warning,
     and nothing half-written stays (a folder made here is removed again)."""
-    made = not data.directory.exists()
+    made = missing_folders(data.directory)
     try:
         atomic_write(data.directory / BARS_FILE, lambda f: data.bars.to_csv(f, index_label="date"))
         atomic_write_json(data.directory / METADATA_FILE, data.describe())
     except FileSystemError as exc:
         if made:
             remove_quietly(data.directory)
+            remove_empty_folders(made[1:])
         log.warning("data_cache_not_written", path=str(data.directory), error=str(exc), note="fetched again next time")
