@@ -47,9 +47,7 @@ def describe(exc: ValidationError, source: Path | str, *, top: str = "top level"
     return f"corrupt {source}: field {where or top!r}: {message}"
 
 
-def validate_file(
-    model: type[Model], document: Any, source: Path | str, error: type[FinRLError] = DataError
-) -> Model:
+def validate_file(model: type[Model], document: Any, source: Path | str, error: type[FinRLError] = DataError) -> Model:
     """``document`` (parsed from ``source``) as ``model``; a malformed field is one ``error`` line naming both."""
     if not isinstance(document, dict):
         raise error(f"corrupt {source}: expected a JSON object, got {_json_type(document)}")
@@ -65,6 +63,7 @@ def _json_type(value: Any) -> str:
 
 
 # ---------------------------------------------------------------- the files
+
 
 class SimulatedOrder(BaseModel):
     """An order of the simulated account; fills add their price, session and costs."""

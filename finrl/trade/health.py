@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from finrl.errors import DataError
 from finrl.fileio import atomic_write_json
+from finrl.schemas import HealthFile, validate_file
 
 
 def write_health(path: Path, status: str, **detail: Any) -> None:
@@ -20,12 +22,14 @@ def write_health(path: Path, status: str, **detail: Any) -> None:
 def health_ok(path: Path, max_age_seconds: float) -> tuple[bool, str]:
     """For the container health check: a fresh heartbeat and no fatal status."""
     try:
-        health = json.loads(Path(path).read_text())
-        age = (datetime.now(UTC) - datetime.fromisoformat(health["heartbeat"])).total_seconds()
-    except (OSError, ValueError, KeyError) as exc:
+        health = validate_file(HealthFile, json.loads(Path(path).read_text()), path)
+    except (OSError, ValueError) as exc:  # JSON and decoding errors are ValueErrors
         return False, f"no readable health file {path}: {exc}"
-    if health.get("status") == "fatal":
-        return False, f"fatal: {health.get('error', '?')}"
+    except DataError as exc:
+        return False, str(exc)
+    age = (datetime.now(UTC) - health.heartbeat).total_seconds()
+    if health.status == "fatal":
+        return False, f"fatal: {health.error or '?'}"
     if age > max_age_seconds:
         return False, f"stale heartbeat ({age:.0f} s old)"
-    return True, f"{health.get('status')} ({age:.0f} s ago)"
+    return True, f"{health.status} ({age:.0f} s ago)"

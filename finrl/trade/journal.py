@@ -1,4 +1,10 @@
-"""An append-only, fsync'd JSON-lines journal of decisions, orders, fills and errors."""
+"""An append-only, fsync'd JSON-lines journal of decisions, orders, fills and errors.
+
+A crash mid-write can leave the last line torn (no newline). The reader skips a line that is not
+JSON (such a torn line, or one an older version glued an entry onto); the writer starts on a fresh
+line after one, so the next entry stays readable. A line that is JSON but not an entry (no event)
+is refused in one line naming it: the journal is the trader's record of halts and orders.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,11 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
+
+from finrl.errors import DataError
+from finrl.schemas import JournalEntry, describe
 
 
 class Journal:
@@ -18,8 +29,12 @@ class Journal:
         entry = {"ts": datetime.now(UTC).isoformat(), "event": event, **fields}
         line = json.dumps(entry, default=str, sort_keys=True) + "\n"
         # one write of a whole line in append mode, then fsync: a crash loses at most this line
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(line)
+        with self.path.open("a+b") as f:
+            if f.tell() > 0:  # append mode: at the end
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a torn last line: end it, or this entry would be glued onto it
+                    line = "\n" + line
+            f.write(line.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         return entry
@@ -28,9 +43,16 @@ class Journal:
         if not self.path.is_file():
             return []
         out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(self.path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn last line from a crash mid-write
+                document = json.loads(line)
+            except json.JSONDecodeError:  # a torn line from a crash mid-write
                 continue
+            if not isinstance(document, dict):
+                raise DataError(f"corrupt {self.path}: line {number}: expected a JSON object")
+            try:
+                JournalEntry.model_validate(document)
+            except ValidationError as exc:
+                raise DataError(describe(exc, f"{self.path}: line {number}")) from None
+            out.append(document)
         return out

@@ -32,6 +32,7 @@ from finrl.meta.env.execution import (
     fill_order,
 )
 from finrl.meta.env.market_arrays import bars_liquidity
+from finrl.schemas import SimulatedAccount, validate_file
 from finrl.trade.broker import (
     AccountState,
     BrokerRejectedError,
@@ -175,10 +176,10 @@ class SimulatedBroker:
     def _load(self, initial_cash: float) -> dict[str, Any]:
         if self.state_path.is_file():
             try:
-                state: dict[str, Any] = json.loads(self.state_path.read_text())
-                return state
-            except json.JSONDecodeError as exc:
+                document = json.loads(self.state_path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise BrokerRejectedError(f"corrupt simulated account {self.state_path}: {exc}") from exc
+            return validate_file(SimulatedAccount, document, self.state_path, BrokerRejectedError).to_state()
         return {
             "cash": float(initial_cash),
             "shares": 0.0,

@@ -45,6 +45,7 @@ from finrl.log import get_logger
 from finrl.meta.env.actions import decide
 from finrl.meta.env.rollout import Policy
 from finrl.meta.env.spy_env import observed_portfolio
+from finrl.schemas import TraderStateFile, validate_file
 from finrl.trade.broker import (
     AccountState,
     Broker,
@@ -91,9 +92,10 @@ class TraderState:
         if not path.is_file():
             return cls()
         try:
-            return cls(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+            document = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DataError(f"corrupt trader state {path}: {exc}") from exc
+        return cls(**validate_file(TraderStateFile, document, path).model_dump(mode="json"))
 
     @classmethod
     def from_journal(cls, entries: list[dict[str, Any]]) -> TraderState:

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finrl.errors import ConfigError
 from finrl.meta.data.request import AlpacaCredentials, DataRequest
+from finrl.schemas import problems
 
 if TYPE_CHECKING:  # the views below import the library lazily: settings load on every command, even `health`
     import pandas as pd
@@ -517,13 +518,12 @@ def _field_of(location: str) -> str:
 
 
 def _one_line(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        field = _field_of(str(error["loc"][0])) if error["loc"] else ""
-        message = error["msg"].removeprefix("Value error, ")
+    found = []
+    for where, message, value in problems(exc):
+        field = _field_of(where.split(".")[0]) if where else ""
         if not field:  # a check across fields: its message names the variables, the input would hold secrets
-            problems.append(message)
+            found.append(message)
             continue
-        shown = "" if field in SECRET_FIELDS else f"={error.get('input')!r}"
-        problems.append(f"{env_name(field)}{shown}: {message}")
-    return "invalid setting " + "; ".join(problems)
+        shown = "" if field in SECRET_FIELDS else f"={value!r}"
+        found.append(f"{env_name(field)}{shown}: {message}")
+    return "invalid setting " + "; ".join(found)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from finrl.errors import ConfigError
+from finrl.schemas import first_problem
 
 if TYPE_CHECKING:
     import optuna
@@ -129,11 +130,8 @@ def parse_search_space(document: Any, source: str) -> SearchSpace:
     try:
         return SearchSpace.model_validate(document)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"] if part not in ("float", "int", "categorical"))
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"search space {source}: {where or 'top level'}: {message}{more}") from None
+        where, message = first_problem(exc, skip=("float", "int", "categorical"))  # the union's tags
+        raise ConfigError(f"search space {source}: {where or 'top level'}: {message}") from None
 
 
 def load_search_space(path: Path | None) -> SearchSpace:

@@ -33,6 +33,7 @@ from finrl.applications.spy_rl_trading.commands.research import (
 )
 from finrl.applications.spy_rl_trading.settings import SECRET_FIELDS, Settings, env_name
 from finrl.errors import ConfigError
+from finrl.schemas import problems
 
 if TYPE_CHECKING:
     import optuna
@@ -301,10 +302,9 @@ def _validated(values: dict[str, Any]) -> Settings:
     try:
         return Settings.model_validate(values)  # no environment read: the values are complete
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else ""
+        field, message, _ = problems(exc)[0]
         where = f"{env_name(field)}: " if field in Settings.model_fields else ""
-        raise ConfigError(f"invalid setting {where}{error['msg'].removeprefix('Value error, ')}") from None
+        raise ConfigError(f"invalid setting {where}{message}") from None
 
 
 def check_search_space(space: SearchSpace) -> None:
@@ -330,7 +330,7 @@ def check_search_space(space: SearchSpace) -> None:
             try:
                 alone.model_validate({"value": value})
             except ValidationError as exc:
-                raise ConfigError(f"search space: {name}={value!r}: {exc.errors()[0]['msg']}") from None
+                raise ConfigError(f"search space: {name}={value!r}: {problems(exc)[0][1]}") from None
 
 
 def _walkforward_config(definition: StudyDefinition, base: Settings, params: dict[str, Any]) -> WalkForwardConfig:
