@@ -68,22 +68,31 @@ def filesystem_errors(path: object = None, *, flag: str | None = None, name_path
     try:
         yield
     except FileSystemError as exc:
-        if flag and exc.hint.endswith(_CHOOSE):
+        if flag and exc.hint.endswith(_CHOOSE) and _within(exc.path, path):
             raise FileSystemError(exc.path, exc.problem, f"{exc.hint} with {flag}", exc.errno) from exc
         raise
     except (ConnectionError, TimeoutError, BlockingIOError):
         raise  # the network's or a lock's, not the file system's
     except OSError as exc:
-        raise filesystem_error(exc, path if name_path or exc.filename is None else None, flag) from exc
+        where = path if name_path or exc.filename is None else exc.filename
+        raise filesystem_error(exc, where, flag if _within(where, path) else None) from exc
+
+
+def _within(where: object, folder: object) -> bool:
+    """Whether the path ``where`` is ``folder`` or inside it (any path is inside no ``folder``): a flag
+    choosing ``folder`` is no help for a path elsewhere."""
+    if folder is None:
+        return True
+    return Path(str(where)).absolute().is_relative_to(Path(str(folder)).absolute())
 
 
 def remove_quietly(path: Path) -> None:
     """Remove a temporary file or staging folder; on a file system that refuses even that, leave it."""
     path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with suppress(OSError):
+    with suppress(OSError):  # a name too long, a read-only file system: nothing to remove, or nothing removable
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             path.unlink(missing_ok=True)
 
 
@@ -127,10 +136,17 @@ def missing_folders(folder: Path) -> list[Path]:
     """``folder`` and its ancestors that do not exist yet, deepest first: what a ``mkdir -p`` would make."""
     missing = []
     folder = Path(folder).absolute()
-    while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
+    while not _exists(folder) and folder != folder.parent:
         missing.append(folder)
         folder = folder.parent
     return missing
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError:  # a name too long, a folder it may not enter: mkdir will say so
+        return False
 
 
 def remove_empty_folders(folders: list[Path]) -> None:

@@ -117,7 +117,7 @@ def _train(job: TrainingJob) -> TrainingResult:
     check_latest_movable(job.models_dir)
     staging = staging_dir(job.models_dir, job.run_name)  # a models folder that refuses writes: one line, now
     try:
-        with filesystem_errors():
+        with filesystem_errors(job.models_dir, flag="--models-dir"):
             wall, metrics, manifest = _train_in(
                 job, staging, train_frame, normalizer, train_market, env_config, validation_market
             )

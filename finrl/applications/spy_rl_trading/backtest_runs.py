@@ -78,7 +78,7 @@ def run_backtests(settings: Settings, references: list[str]) -> list[BacktestRun
                 "the data differs from the training data (fingerprint mismatch): fine for new days, "
                 "check the source if the windows overlap"
             )
-        with filesystem_errors(flag="--results-dir"):
+        with filesystem_errors(settings.results_dir, flag="--results-dir"):
             directory = write_report(result, settings.results_dir / f"{bundle.run_name}__{window.start}_{window.end}")
         runs.append(BacktestRun(result, directory))
     return runs
@@ -136,6 +136,6 @@ def write_multi_seed_summary(settings: Settings, runs: list[BacktestRun]) -> Pat
         "per_model": per_model,
         "reports": {run.result.bundle.run_name: str(run.directory) for run in runs},
     }
-    with filesystem_errors(flag="--results-dir"):
+    with filesystem_errors(settings.results_dir, flag="--results-dir"):
         atomic_write_json(directory / "summary.json", document)
     return directory

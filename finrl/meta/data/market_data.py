@@ -296,7 +296,11 @@ def _final_only(
 
 def _read_cache(directory: Path) -> pd.DataFrame | None:
     meta_path, bars_path = directory / METADATA_FILE, directory / BARS_FILE
-    if not (meta_path.is_file() and bars_path.is_file()):
+    try:
+        if not (meta_path.is_file() and bars_path.is_file()):
+            return None
+    except OSError as exc:  # a name too long, a folder it may not enter: fetched, and caching it fails in one line
+        log.warning("data_cache_unreadable", path=str(directory), error=str(exc))
         return None
     try:
         meta = validate_file(CacheMetadata, json.loads(meta_path.read_text()), meta_path)
