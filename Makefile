@@ -6,6 +6,12 @@
 #   make run    train + backtest on the offline sample (spy-rl $(RUN_ARGS))
 #   make test   run pytest (PYTEST_ARGS)
 #   make test-fast    only the fast tests: pytest -m unit (PYTEST_ARGS)
+#   make test-cov     the whole suite with line coverage of finrl/ (PYTEST_ARGS); fails under the
+#               floor of pyproject.toml's [tool.coverage.report] (CI runs this one)
+#   make audit  bandit over finrl/: fails on any medium or high finding without a reasoned # nosec
+#   make sbom   CycloneDX SBOM (JSON) of the locked requirements into build/sbom.cdx.json
+#   make pip-audit    known vulnerabilities in the locked requirements (GitHub workflow; needs
+#               the package index's vulnerability data, so .ci/run does not run it)
 #   make lint   ruff check + ruff format --check + mypy (strict, over finrl/)
 #   make bench  benchmarks: env steps/s vs FinRL, PPO speed (prints ratios)
 #   make lock   regenerate poetry.lock and check it
@@ -49,7 +55,7 @@ endif
 CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))' \
 	|| { echo "error: $(PYTHON) must be Python 3.11 or 3.12 (set PYTHON=...)" >&2; exit 1; }
 
-.PHONY: venv run test test-fast lint lock clean bench wheelhouse docker-build
+.PHONY: venv run test test-fast test-cov lint audit sbom pip-audit lock clean bench wheelhouse docker-build
 
 # venv: project virtualenv; reinstalled only when poetry.lock or pyproject.toml change
 venv: $(VENV_STAMP)
@@ -95,6 +101,45 @@ test-fast: venv
 	@rc=0; $(VENV)/bin/python -m pytest -m unit $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
+
+# test-cov: make test with line coverage of finrl/ (report on the terminal and in build/coverage.xml);
+# pytest fails when the total is under [tool.coverage.report] fail_under (pyproject.toml)
+test-cov: venv
+	@mkdir -p build; rc=0; $(VENV)/bin/python -m pytest --cov --cov-report=term \
+		--cov-report=xml:build/coverage.xml $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$rc
+
+# audit: bandit's static security checks over the package, failing on medium or high severity
+# with medium or high confidence; a finding is fixed or carries `# nosec BXXX: <reason>`
+audit: venv
+	$(VENV)/bin/bandit --recursive finrl --severity-level medium --confidence-level medium --quiet
+
+# sbom: CycloneDX 1.6 JSON of the locked requirements of the training image and make venv (main
+# dependencies with the train and tune extras, torch included; not the dev group). The root
+# component comes from [project] alone: cyclonedx-py prefers [tool.poetry], which has no name here.
+SBOM := build/sbom.cdx.json
+sbom: venv
+	@mkdir -p build
+	$(POETRY) export --format requirements.txt --extras train --extras tune --output build/requirements.sbom.txt
+	$(VENV)/bin/python -c 'import json, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print("[project]", *(f"{k} = {json.dumps(p[k])}" for k in ("name", "version", "description", "license")), sep="\n")' \
+		>build/sbom-project.toml
+	$(VENV)/bin/python -W ignore::UserWarning -m cyclonedx_py requirements --pyproject build/sbom-project.toml \
+		--output-reproducible --spec-version 1.6 --output-format JSON --output-file $(SBOM) build/requirements.sbom.txt
+	@echo "sbom: $(SBOM)"
+
+# pip-audit: every locked requirement (main, train, tune, dev; torch included) against the index's
+# vulnerability data; fails on a known vulnerability unless .pip-audit-allowlist lists its ID (with a
+# reason), and (--strict) on a package it cannot look up. An index without per-release vulnerability
+# data answers "not found" for every package: that is a failure here, never a pass.
+PIP_AUDIT_ALLOWLIST := .pip-audit-allowlist
+pip-audit: venv
+	@mkdir -p build
+	$(POETRY) export --format requirements.txt --extras train --extras tune --with dev --output build/requirements.audit.txt
+	ignore=$$(sed -e 's/#.*//' $(PIP_AUDIT_ALLOWLIST) | awk 'NF { printf " --ignore-vuln %s", $$1 }'); \
+	$(VENV)/bin/pip-audit --strict --disable-pip --require-hashes --progress-spinner off \
+		--requirement build/requirements.audit.txt $$ignore
 
 # lint: ruff lint and formatting check
 lint: venv
