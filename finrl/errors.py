@@ -39,4 +39,7 @@ class FileSystemError(FinRLError):
         self.problem = problem
         self.hint = hint
         self.errno = errno
-        super().__init__(f"{path}: {problem}: {hint}")
+        shown = (
+            self.path if len(self.path) <= 160 else f"{self.path[:70]}...{self.path[-70:]}"
+        )  # error lines are capped
+        super().__init__(f"{shown}: {problem}: {hint}")

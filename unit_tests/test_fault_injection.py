@@ -159,13 +159,25 @@ class Faults:
         real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
         real_replace, real_rename, real_symlink = os.replace, os.rename, os.symlink
 
+        def room(path: Any, writes: bool) -> bool:
+            """A full disk still opens an existing file where nothing is written (a lock file)."""
+            return code == errno.ENOSPC and not writes and isinstance(path, (str, os.PathLike)) and Path(path).exists()
+
         def py_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-            if wants("open") and any(c in mode for c in "wax+") and _under(file, root):
+            writes = any(c in mode for c in "wa")
+            if wants("open") and any(c in mode for c in "wax+") and _under(file, root) and not room(file, writes):
                 fail(file)
             return real_open(file, mode, *args, **kwargs)
 
         def os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
-            if wants("open") and dir_fd is None and flags & _WRITE_FLAGS and _under(path, root):
+            writes = bool(flags & (os.O_APPEND | os.O_TRUNC))
+            if (
+                wants("open")
+                and dir_fd is None
+                and flags & _WRITE_FLAGS
+                and _under(path, root)
+                and not room(path, writes)
+            ):
                 fail(path)
             return real_os_open(path, flags, mode, dir_fd=dir_fd)
 
