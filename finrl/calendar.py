@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from finrl.errors import DataError
+
 if TYPE_CHECKING:
     from exchange_calendars import ExchangeCalendar
 
@@ -37,8 +39,21 @@ def nyse_calendar(first_year: int) -> ExchangeCalendar:
     return xc.get_calendar(CALENDAR, start=f"{min(first_year, 1990)}-01-01")
 
 
+def calendar_range(first_year: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last session the calendar knows (it ends about a year from today)."""
+    calendar = nyse_calendar(first_year)
+    return pd.Timestamp(calendar.first_session).tz_localize(None), pd.Timestamp(calendar.last_session).tz_localize(None)
+
+
 def trading_sessions(first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
-    """NYSE sessions between two dates inclusive (tz-naive midnights)."""
+    """NYSE sessions between two dates inclusive (tz-naive midnights); dates the calendar does not
+    cover (a file dated 2099) are one :class:`DataError` line."""
+    known_first, known_last = calendar_range(first.year)
+    if pd.Timestamp(first) < known_first or pd.Timestamp(last) > known_last:
+        raise DataError(
+            f"dates {pd.Timestamp(first):%Y-%m-%d}..{pd.Timestamp(last):%Y-%m-%d} reach outside the NYSE calendar "
+            f"({known_first:%Y-%m-%d}..{known_last:%Y-%m-%d}): check the data's dates"
+        )
     sessions = pd.DatetimeIndex(nyse_calendar(first.year).sessions_in_range(first, last))
     return pd.DatetimeIndex((sessions.tz_localize(None) if sessions.tz else sessions).astype("datetime64[ns]"))
 

@@ -10,33 +10,20 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from datetime import date, datetime
 from typing import Any
 
 import structlog
 
-MASK = "**********"
-_secrets: set[str] = set()
+from finrl.masking import MASK, _secrets, mask_registered, mask_text, register_secrets
 
-
-def register_secrets(values: Iterable[str | None]) -> None:
-    """Mask these strings wherever they would appear in a log line (keys, tokens)."""
-    _secrets.update(v for v in values if v and len(v) >= 4)
-
-
-def mask_text(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with each of ``secrets`` replaced by :data:`MASK`: for error messages, which no log
-    processor sees (the clients mask their own keys before raising)."""
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, MASK)
-    return text
+__all__ = ["MASK", "configure_logging", "get_logger", "mask_text", "register_secrets"]
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_text(value, _secrets)
+        return mask_registered(value)
     if isinstance(value, dict):
         return {_mask(k): _mask(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):

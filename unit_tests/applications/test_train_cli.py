@@ -172,7 +172,7 @@ def test_example_training_module_runs_as_a_process(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "env", "fragments"),
     [
-        (["--net-arch", "64,x"], {}, ["SPY_NET_ARCH='64,x'", "pattern"]),
+        (["--net-arch", "64,x"], {}, ["SPY_NET_ARCH='64,x'", "layer widths like 64,64"]),
         ([], {"SPY_NET_ARCH": "64,x"}, ["SPY_NET_ARCH='64,x'"]),
         (["--batch-size", "4096", "--n-steps", "64", "--n-envs", "2"], {}, ["SPY_BATCH_SIZE=4096 exceeds one rollout"]),
         ([], {"SPY_BATCH_SIZE": "4096", "SPY_N_STEPS": "64", "SPY_N_ENVS": "2"}, ["SPY_BATCH_SIZE=4096"]),

@@ -6,10 +6,14 @@ inside the command, so start-up costs what the chosen command needs and no more.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
+from finrl.applications.spy_rl_trading.cli_support import error_line
 from finrl.applications.spy_rl_trading.commands import (
     backtest,
     data,
@@ -22,8 +26,40 @@ from finrl.applications.spy_rl_trading.commands import (
     tune,
 )
 
+
+@contextmanager
+def _usage_errors() -> Iterator[None]:
+    """A usage error (``--timesteps abc``, an unknown flag) as the project's ``error:`` line, exit 2.
+
+    Typer's own exceptions (its bundled click's ``UsageError``, ``BadParameter``...) share one public base.
+    """
+    try:
+        yield
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise  # no arguments: the help, as asked for
+        ctx = getattr(exc, "ctx", None)
+        path = getattr(ctx, "command_path", "")
+        where, hint = (f"{path}: ", f" (see {path} --help)") if path else ("", "")
+        typer.echo(error_line(f"{where}{exc.format_message()}{hint}"), err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+class SpyRlGroup(TyperGroup):
+    """The root command: usage errors of it and of every subcommand end in one ``error:`` line."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        with _usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_errors():
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
     name="spy-rl",
+    cls=SpyRlGroup,
     help="Reinforcement-learning trading for SPY: data, training, backtests, paper trading.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

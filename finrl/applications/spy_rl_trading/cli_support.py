@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import traceback
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -23,6 +24,9 @@ from rich.markup import escape
 
 from finrl.applications.spy_rl_trading.settings import COST_FIELDS, Settings, env_name, load_settings
 from finrl.errors import FinRLError
+from finrl.masking import has_registered, mask_registered, register_secrets
+
+MAX_ERROR_CHARS = 300  # an error line longer than this ends in "..."
 
 
 @dataclass(frozen=True)
@@ -211,28 +215,46 @@ def start_command(ctx: typer.Context, *, logs: bool = True, **overrides: Any) ->
     """
     root = ctx.find_root().obj or {}
     settings = load_settings(**{**root, **{k: v for k, v in overrides.items() if v is not None}})
+    register_secrets(settings.secret_values())  # masked in error lines too, with or without logging
     if logs:
-        from finrl.log import configure_logging, register_secrets
+        from finrl.log import configure_logging
 
-        register_secrets(settings.secret_values())
         configure_logging(settings.log_level, json=settings.log_json)
     return settings
 
 
+def error_line(message: object) -> str:
+    """``error: <message>`` as one line: secrets masked, line breaks joined, at most
+    :data:`MAX_ERROR_CHARS` characters (a 230 KB line of a bad CSV quoted in a message, say)."""
+    text = " ".join(mask_registered(str(message)).split("\n")).replace("\r", " ")
+    line = f"error: {text}"
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a :class:`FinRLError` into one line on stderr and its exit code; Ctrl-C into 130."""
+    """Turn a :class:`FinRLError` into one line on stderr and its exit code; Ctrl-C into 130.
+
+    Anything else is a bug and keeps its traceback, but never with a secret in it: one that would
+    show a secret (an HTTP error echoing the request's headers, deep in a chain) is printed masked.
+    """
     try:
         yield
     except FinRLError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(error_line(exc), err=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    except Exception:
+        shown = traceback.format_exc()
+        if not has_registered(shown):
+            raise
+        print(mask_registered(shown), file=sys.stderr, end="")
+        raise typer.Exit(1) from None
 
 
 def echo_lines(lines: list[str], *, err: bool = False) -> None:
     stream = sys.stderr if err else sys.stdout
     for line in lines:
-        print(line, file=stream)
+        print(mask_registered(line), file=stream)

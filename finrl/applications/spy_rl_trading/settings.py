@@ -7,14 +7,15 @@ variables (``SPY_*``; Alpaca's under the deployment doc's names) > ``.env`` file
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finrl.errors import ConfigError
@@ -51,6 +52,22 @@ COST_FIELDS: tuple[str, ...] = (
 )
 
 # data settings a backtest or the paper trader takes from the model's training run unless the user sets them
+WINDOW_FIELDS = ("train_start", "train_end", "val_start", "val_end", "test_start", "test_end")  # in time order
+MAX_LAYER_WIDTH = 16_384  # a wider hidden layer than any policy here needs, and gigabytes of weights
+
+
+def _layer_widths(value: str) -> str:
+    """``64,64``: positive whole widths (a zero-width layer trains nothing), written without spaces."""
+    try:
+        widths = [int(w) for w in value.split(",")]
+    except ValueError:
+        raise ValueError(f"expected comma-separated layer widths like 64,64, got {value!r}") from None
+    if not all(1 <= w <= MAX_LAYER_WIDTH for w in widths):
+        raise ValueError(f"each layer width must be between 1 and {MAX_LAYER_WIDTH}, got {value}")
+    return ",".join(str(w) for w in widths)
+
+
+LayerWidths = Annotated[str, AfterValidator(_layer_widths)]
 INHERITED_DATA_FIELDS = ("data_source", "symbol", "csv_path", "vix_csv_path", "use_vix", "start_date")
 
 DataSource = Literal["yahoo", "csv", "alpaca", "sample"]
@@ -67,6 +84,7 @@ class Settings(BaseSettings):
         populate_by_name=True,
         validate_default=True,
         case_sensitive=False,
+        allow_inf_nan=False,  # no setting means anything at NaN or infinity (cash, costs, limits, rates)
     )
 
     # logging and reproducibility
@@ -106,7 +124,7 @@ class Settings(BaseSettings):
     clip_range: float = Field(0.2, gt=0, lt=1, description="PPO clip range")
     ent_coef: float = Field(0.01, ge=0, description="Entropy bonus coefficient")
     target_kl: float | None = Field(None, gt=0, description="Stop an update early above this KL divergence")
-    net_arch: str = Field("64,64", pattern=r"^\d+(,\d+)*$", description="Hidden layer sizes, comma-separated")
+    net_arch: LayerWidths = Field("64,64", description="Hidden layer sizes, comma-separated")
     episode_length: int = Field(252, ge=0, description="Trading days per training episode (0 = whole window)")
     eval_freq: int = Field(20_000, ge=0, description="Validate every N timesteps and keep the best (0 = off)")
     checkpoint_freq: int = Field(100_000, ge=0, description="Checkpoint every N timesteps (0 = off)")
@@ -265,6 +283,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{env_name('start_date')}={self.start_date} is after {env_name('end_date')}={self.end_date}"
             )
+        self._check_windows()
         if self.trading_mode == "live" and not self.live_trading_confirmed:
             raise ValueError(
                 f"{env_name('trading_mode')}=live needs {env_name('live_trading_confirmed')}=true as well: "
@@ -298,6 +317,30 @@ class Settings(BaseSettings):
                 f"({env_name('n_steps')} x {env_name('n_envs')} = {self.n_steps * self.n_envs})"
             )
         return self
+
+    def _check_windows(self) -> None:
+        """Explicit window dates in order: each window's start on or before its end, and train before
+        validation before test (a window's last day before the next one's first)."""
+        given = [(name, getattr(self, name)) for name in WINDOW_FIELDS if getattr(self, name) is not None]
+        for (first, a), (second, b) in itertools.pairwise(given):
+            same_window = first.split("_")[0] == second.split("_")[0]
+            if a > b or (a == b and not same_window):
+                order = "after" if a > b else "the same day as"
+                raise ValueError(f"{env_name(first)}={a} is {order} {env_name(second)}={b}")
+
+    def torch_device(self) -> str:
+        """The torch device to train on: ``cuda`` only where torch finds one (else one line), ``auto`` resolved."""
+        if self.device == "cpu":
+            return "cpu"
+        import torch
+
+        available = torch.cuda.is_available()
+        if self.device == "cuda" and not available:
+            raise ConfigError(
+                f"{env_name('device')}=cuda (--device cuda) but torch {torch.__version__} finds no CUDA device "
+                f"(built for CUDA {torch.version.cuda or 'none'}): use --device cpu, or auto to take one when present"
+            )
+        return "cuda" if available else "cpu"
 
     # ---- views used by the library layers
 
@@ -393,8 +436,17 @@ class Settings(BaseSettings):
             net_arch=tuple(int(n) for n in self.net_arch.split(",")),
             n_envs=self.n_envs,
             torch_threads=self.torch_threads,
-            device=self.device,
+            device=self._logged_device(),
         )
+
+    def _logged_device(self) -> str:
+        device = self.torch_device()
+        if self.device == "auto":  # say which one it took: a run on the CPU is slower, not wrong
+            from finrl.log import get_logger
+
+            log = get_logger(__name__)
+            (log.info if device == "cuda" else log.warning)("torch_device", requested="auto", device=device)
+        return device
 
     def walkforward_config(self, plan: FoldPlan, seeds: tuple[int, ...], workers: int) -> WalkForwardConfig:
         """A walk-forward of this agent (``spy-rl walkforward`` and every tuning trial); its cache is shared."""

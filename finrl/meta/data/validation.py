@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from finrl.calendar import trading_sessions
+from finrl.calendar import calendar_range, trading_sessions
 from finrl.meta.data.frames import BAR_COLUMNS
 
 MAX_DATES_SHOWN = 8
@@ -86,11 +86,19 @@ def validate_bars(bars: pd.DataFrame, *, check_calendar: bool = True) -> Validat
         err(f"open/close outside the low..high range on {_dates(outside)}")
 
     if check_calendar and index.is_unique:
-        sessions = trading_sessions(index.min(), index.max())
-        gaps = sessions.difference(index)
+        known_first, known_last = calendar_range(index.min().year)
+        outside_calendar = index[(index < known_first) | (index > known_last)]
+        if len(outside_calendar):  # a file dated 2099: the calendar cannot say which days should be there
+            err(
+                f"{len(outside_calendar)} date(s) outside the NYSE calendar "
+                f"({known_first:%Y-%m-%d}..{known_last:%Y-%m-%d}): {_dates(outside_calendar)}"
+            )
+        known = index.difference(outside_calendar)
+        sessions = trading_sessions(known.min(), known.max()) if len(known) else known
+        gaps = sessions.difference(known)
         if len(gaps):
             err(f"{len(gaps)} NYSE trading day(s) missing: {_dates(gaps)}")
-        extra = index.difference(sessions)
+        extra = known.difference(sessions)
         if len(extra):
             err(f"{len(extra)} date(s) that are not NYSE trading days: {_dates(extra)}")
 

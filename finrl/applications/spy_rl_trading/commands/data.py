@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import typer
 
-from finrl.applications.spy_rl_trading.cli_support import DATA_FLAGS, echo_lines, settings_command
+from finrl.applications.spy_rl_trading.cli_support import DATA_FLAGS, echo_lines, error_line, settings_command
 from finrl.applications.spy_rl_trading.settings import Settings
 
 data_app = typer.Typer(help="Fetch, cache and validate market data.", no_args_is_help=True)
@@ -57,7 +57,7 @@ def data_validate(ctx: typer.Context, settings: Settings) -> None:
     report = validate_bars(bars)
     echo_lines([f"{bar_source.label}: {report.summary()}", *(f"warning: {w}" for w in report.warnings)])
     if not report.ok:
-        echo_lines([f"error: {e}" for e in report.errors], err=True)
+        echo_lines([error_line(e) for e in report.errors], err=True)
         raise typer.Exit(1)
 
 

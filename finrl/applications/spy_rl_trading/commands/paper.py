@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from finrl.applications.spy_rl_trading.cli_support import LIVE_DATA_FLAGS, PAPER_FLAGS, echo_lines, settings_command
+from finrl.applications.spy_rl_trading.cli_support import (
+    LIVE_DATA_FLAGS,
+    PAPER_FLAGS,
+    echo_lines,
+    error_line,
+    settings_command,
+)
 from finrl.applications.spy_rl_trading.settings import Settings
 from finrl.trade.exit_codes import CycleExit, exit_code_help, exit_for_outcome
 
@@ -82,7 +88,7 @@ def _run_once(service: PaperTradingService) -> CycleExit:
     code = exit_for_outcome(result.outcome, halted=service.trader.state.halted)
     if code is not CycleExit.OK:
         detail = f": {result.detail}" if result.detail else ""
-        echo_lines([f"error: {result.session} outcome {result.outcome} (exit {int(code)}){detail}"], err=True)
+        echo_lines([error_line(f"{result.session} outcome {result.outcome} (exit {int(code)}){detail}")], err=True)
     return code
 
 

@@ -48,6 +48,7 @@ def _run_training(settings: Settings) -> TrainingResult:
         if exc.name in ("torch", "stable_baselines3", "tensorboard"):
             raise ConfigError(TRAIN_EXTRA_HINT) from None
         raise
+    settings.torch_device()  # --device cuda without CUDA: one line now, not after the data is loaded
     return run_training(settings)
 
 
