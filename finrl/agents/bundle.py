@@ -441,7 +441,7 @@ def staging_dir(models_dir: Path, run_name: str) -> Path:
     """A fresh hidden folder for one run: never shared with, or polluted by, another run. Made readable
     by the group as ``mkdir`` would (``mkdtemp`` makes it private), so the published bundle is too."""
     made = missing_folders(Path(models_dir))
-    with filesystem_errors(models_dir, flag="--models-dir"):
+    with filesystem_errors(models_dir, name_path=True, flag="--models-dir"):
         try:
             Path(models_dir).mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".staging-{run_name}-", dir=models_dir))
