@@ -355,7 +355,7 @@ def test_train_on_a_disk_that_fills_up_while_saving_removes_its_staging(ws: Path
     unchanged(before, models, ws / "datasets")
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.ENOENT])
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.ENOENT], ids=errno.errorcode.get)
 def test_train_publish_refused_at_the_rename_keeps_latest(ws: Path, faults: Faults, code: int) -> None:
     """The manifest's and the bundle's renames fail (full, read-only, the folder removed meanwhile)."""
     models = ws / "trained_models"
@@ -457,16 +457,19 @@ def test_train_beside_a_killed_runs_leftovers(ws: Path) -> None:
     assert not [k for k in after if k not in before and ".staging-" in k]
 
 
-def test_a_published_bundle_is_readable_by_the_group(ws: Path) -> None:
+def test_published_bundles_and_reports_are_readable_by_the_group(ws: Path) -> None:
+    """Under umask 022: folders 0755, files 0644 (mkdtemp's 0700 and mkstemp's 0600 widened), bundle and report."""
     old = os.umask(0o022)
     try:
         check(invoke(*train_args(ws)), 0)
+        check(invoke(*backtest_args(ws, "--model", "new")), 0)
     finally:
         os.umask(old)
-    bundle = ws / "trained_models" / "new"
-    assert stat.S_IMODE(bundle.stat().st_mode) & 0o050 == 0o050  # mkdtemp's 0700 made 0755 (umask 022)
-    for path in bundle.rglob("*"):
-        assert stat.S_IMODE(path.stat().st_mode) & 0o040, path
+    (report,) = list((ws / "results").iterdir())
+    for folder in (ws / "trained_models" / "new", report):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755, folder
+        for path in folder.rglob("*"):
+            assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
 
 
 # ---------------------------------------------------------------- backtest
@@ -496,7 +499,7 @@ def test_backtest_on_a_disk_that_fills_up_mid_report_keeps_the_old_report(report
     unchanged(before, results)
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES], ids=errno.errorcode.get)
 def test_backtest_swap_refused_keeps_the_old_report(reported: Path, faults: Faults, code: int) -> None:
     results = reported / "results"
     faults.refuse(results, code, only="rename")
