@@ -12,10 +12,12 @@ from typing import Any
 
 from finrl.errors import DataError
 from finrl.fileio import atomic_write_json
+from finrl.masking import mask_registered
 from finrl.schemas import HealthFile, validate_file
 
 
 def write_health(path: Path, status: str, **detail: Any) -> None:
+    detail = {key: mask_registered(value) if isinstance(value, str) else value for key, value in detail.items()}
     atomic_write_json(Path(path), {"status": status, "heartbeat": datetime.now(UTC).isoformat(), **detail})
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from finrl.errors import DataError
+from finrl.masking import mask_registered
 from finrl.schemas import JournalEntry, describe
 
 
@@ -27,7 +28,7 @@ class Journal:
 
     def record(self, event: str, **fields: Any) -> dict[str, Any]:
         entry = {"ts": datetime.now(UTC).isoformat(), "event": event, **fields}
-        line = json.dumps(entry, default=str, sort_keys=True) + "\n"
+        line = mask_registered(json.dumps(entry, default=str, sort_keys=True)) + "\n"  # an error may quote a key
         # one write of a whole line in append mode, then fsync: a crash loses at most this line
         with self.path.open("a+b") as f:
             if f.tell() > 0:  # append mode: at the end

@@ -30,6 +30,7 @@ from finrl.http_retry import (
     transient_from_requests,
 )
 from finrl.log import get_logger, mask_text
+from finrl.masking import mask_registered
 from finrl.meta.data.frames import canonical_bars, normalise_column_names, to_date_index
 
 if TYPE_CHECKING:
@@ -306,7 +307,7 @@ class YahooBarSource(_ObtainedNow):
         try:
             raw = _yahoo_download(symbol, start, end, timeout=self.timeout)
         except Exception as exc:  # yfinance raises many network/HTTP error types
-            raise DataError(f"Yahoo download of {symbol} failed: {exc}") from exc
+            raise DataError(mask_registered(f"Yahoo download of {symbol} failed: {exc}")) from exc
         return _between(parse_yahoo_frame(raw, symbol), start, end)
 
 
@@ -327,7 +328,7 @@ class YahooVixSource(_ObtainedNow):
         try:
             raw = _yahoo_download(self.ticker, start, end, timeout=self.timeout)
         except Exception as exc:  # yfinance raises many network/HTTP error types
-            raise DataError(f"Yahoo download of {self.ticker} failed: {exc}") from exc
+            raise DataError(mask_registered(f"Yahoo download of {self.ticker} failed: {exc}")) from exc
         frame = _flatten_yahoo(raw, self.ticker)
         if "close" not in frame.columns:
             raise DataError(f"Yahoo data for {self.ticker} has no Close column")
