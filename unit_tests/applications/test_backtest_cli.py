@@ -183,17 +183,20 @@ def test_no_vix_against_a_vix_bundle_fails_in_one_line(dirs: dict[str, Path]) ->
 
 
 @pytest.mark.parametrize(
-    ("window", "fragment"),
+    ("window", "fragment", "code"),
     [
-        (["--test-start", "2030-01-02", "--test-end", "2030-06-30"], "holds no trading days"),
-        (["--test-start", "2001-01-02", "--test-end", "2001-06-29"], "holds no trading days"),
-        (["--test-start", "2030-01-02"], "starts after it ends"),
-        (["--test-start", "2018-06-01", "--test-end", "2018-01-02"], "starts after it ends"),
+        (["--test-start", "2030-01-02", "--test-end", "2030-06-30"], "holds no trading days", 1),
+        (["--test-start", "2001-01-02", "--test-end", "2001-06-29"], "holds no trading days", 1),
+        (["--test-start", "2030-01-02"], "starts after it ends", 1),
+        # two dates given in the wrong order: a settings error, refused before any data is read
+        (["--test-start", "2018-06-01", "--test-end", "2018-01-02"], "SPY_TEST_START=2018-06-01 is after", 2),
     ],
 )
-def test_test_window_outside_the_data_is_one_line(dirs: dict[str, Path], window: list[str], fragment: str) -> None:
+def test_test_window_outside_the_data_is_one_line(
+    dirs: dict[str, Path], window: list[str], fragment: str, code: int
+) -> None:
     result = invoke("backtest", "--model", "r1", *window, *folder_args(dirs))
-    assert_one_line_failure(result, fragment)
+    assert_one_line_failure(result, fragment, code)
     assert not dirs["results"].exists()
 
 
