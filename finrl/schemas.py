@@ -3,7 +3,7 @@
 A file written by an older version, edited by hand or damaged by a crash must end in one line naming
 the file and the field (``corrupt <path>: field 'cash': Input should be a valid number``), never in a
 ``KeyError`` three calls later. Each reader validates its document here once; the model bundle and
-the ensemble manifest keep their richer models in :mod:`finrl.agents` and share :func:`problems`.
+the ensemble manifest keep their richer models in :mod:`finrl.agents` and share :func:`validate_file`.
 Only pydantic is imported: ``spy-rl health`` reads the health file with this module.
 """
 
@@ -74,7 +74,7 @@ class SimulatedOrder(BaseModel):
     client_order_id: str
     symbol: str
     side: Literal["buy", "sell"]
-    qty: float = Field(gt=0)
+    qty: float = Field(ge=0)
     status: str
     time_in_force: str
     filled_qty: float | None = None
