@@ -7,6 +7,7 @@ as a secret file, never in the URL."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -129,12 +130,20 @@ def test_sigterm_fails_the_trial_in_progress_and_exits_143(
     own stop), the trial ends FAIL with the reason and the worker exits 143."""
     init_study(tmp_path, "stopped", server, timesteps=10**9)
     study = load(server, "stopped")
-    process = worker(tmp_path, "stopped", server.url, 3, {**env, "JOB_COMPLETION_INDEX": "0"})
+    # PYTHONFAULTHANDLER: a worker that hangs after the signal is aborted with every thread's stack in its log
+    debug = {"JOB_COMPLETION_INDEX": "0", "PYTHONFAULTHANDLER": "1"}
+    process = worker(tmp_path, "stopped", server.url, 3, {**env, **debug})
     log = tmp_path / "worker-0.log"
     try:
         wait_for(lambda: running_trial_of(study, "0") is not None, 120, "the worker to start a trial")
         process.send_signal(signal.SIGTERM)
-        assert process.wait(120) == 143, log.read_text()
+        try:
+            code = process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            process.wait(30)
+            pytest.fail(f"the worker did not exit within 120 s of SIGTERM; its log ends:\n{log.read_text()[-6000:]}")
+        assert code == 143, log.read_text()
     finally:
         if process.poll() is None:  # it would train for hours
             process.kill()
