@@ -48,6 +48,11 @@ _PROBLEMS: dict[int, tuple[str, str]] = {
 }
 
 
+def is_filesystem_error(exc: OSError) -> bool:
+    """Whether ``exc`` is about a path (one the system names, or a file-system errno), not a socket."""
+    return exc.filename is not None or (isinstance(exc.errno, int) and exc.errno in _PROBLEMS)
+
+
 def filesystem_error(exc: OSError, path: object = None, flag: str | None = None) -> FileSystemError:
     """``exc`` as one line: the path (``path``, else the one the system names) and what to do."""
     where = path if path is not None else (exc.filename if exc.filename is not None else "?")

@@ -326,13 +326,6 @@ def paper_args(ws: Path, *extra: object) -> list[object]:
 
 LONG = "n" * 300  # longer than any file system's 255-byte name
 
-# OSErrors raised outside the write helpers, in code that is not theirs (the paper trader's lock and journal, the
-# ensemble's member copies and name check): cli_support.user_errors can turn any stray OSError into the same one
-# line (finrl.fileio.filesystem_error); strict, so that the fix shows here as XPASS and its marker goes
-needs_oserror_net = pytest.mark.xfail(
-    strict=True, reason="a stray OSError outside finrl.fileio's helpers still escapes cli_support.user_errors"
-)
-
 
 # ---------------------------------------------------------------- train
 
@@ -665,7 +658,7 @@ def test_paper_once_with_a_damaged_model(ws: Path) -> None:
     unchanged(before, ws / "trained_models")
 
 
-@pytest.mark.parametrize("fault", [pytest.param("read_only", marks=needs_oserror_net), "full"])
+@pytest.mark.parametrize("fault", ["read_only", "full"])
 def test_paper_once_with_a_state_folder_that_refuses_writes(ws: Path, faults: Faults, fault: str) -> None:
     logs = ws / "logs"
     check(invoke(*paper_args(ws)), 0)  # an earlier cycle's state and journal
@@ -720,7 +713,6 @@ def test_ensemble_into_a_models_folder_that_refuses_writes(ws: Path, faults: Fau
     unchanged(before, models)
 
 
-@needs_oserror_net
 def test_ensemble_on_a_full_disk(ws: Path, faults: Faults) -> None:
     models = ws / "trained_models"
     faults.full(models, free=100_000)
@@ -729,8 +721,24 @@ def test_ensemble_on_a_full_disk(ws: Path, faults: Faults) -> None:
     unchanged(before, models)
 
 
-@needs_oserror_net
 def test_ensemble_with_a_name_too_long(ws: Path) -> None:
     before = snapshot(ws / "trained_models")
     check(invoke(*ensemble_args(ws, "--name", LONG)), 1, "name too long")
     unchanged(before, ws / "trained_models")
+
+
+@pytest.mark.parametrize(
+    ("error", "about_a_path"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), True),
+        (PermissionError(errno.EACCES, "Permission denied", "/x"), True),
+        (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), False),  # a socket, not a path
+        (TimeoutError("timed out"), False),
+    ],
+)
+def test_only_path_errors_become_file_system_lines(error: OSError, about_a_path: bool) -> None:
+    """cli_support.user_errors renders an OSError as a file-system line only when it is about a path;
+    a network error (an OSError too) stays what it is."""
+    from finrl.fileio import is_filesystem_error
+
+    assert is_filesystem_error(error) is about_a_path

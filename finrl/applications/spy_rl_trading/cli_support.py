@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
 
 from finrl.applications.spy_rl_trading.settings import COST_FIELDS, Settings, env_name, load_settings
 from finrl.errors import FinRLError
+from finrl.fileio import filesystem_error, is_filesystem_error
 from finrl.masking import has_registered, mask_registered, register_secrets
 
 MAX_ERROR_CHARS = 300  # an error line longer than this ends in "..."
@@ -246,12 +247,23 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    except OSError as exc:
+        if not is_filesystem_error(exc):  # a network error is an OSError too: not a path problem
+            _report_bug()
+        error = filesystem_error(exc)  # a write outside the helpers that name their flag: still one line
+        typer.echo(error_line(error), err=True)
+        raise typer.Exit(error.exit_code) from None
     except Exception:
-        shown = traceback.format_exc()
-        if not has_registered(shown):
-            raise
-        print(mask_registered(shown), file=sys.stderr, end="")
-        raise typer.Exit(1) from None
+        _report_bug()
+
+
+def _report_bug() -> NoReturn:
+    """Re-raise the exception being handled (a bug keeps its traceback), printed masked if it shows a secret."""
+    shown = traceback.format_exc()
+    if not has_registered(shown):
+        raise  # called from an except block: re-raises the exception being handled
+    print(mask_registered(shown), file=sys.stderr, end="")
+    raise typer.Exit(1) from None
 
 
 def echo_lines(lines: list[str], *, err: bool = False) -> None:
