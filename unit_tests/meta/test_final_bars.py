@@ -160,3 +160,11 @@ def test_history_needs_no_calendar_cut(tmp_path: Path) -> None:
     request = replace(data_request(source="sample"), final_delay=DELAY)
     data = load_market_data(request, tmp_path, now=EVENING)
     assert data.bars.index[-1] == pd.Timestamp("2018-12-31")
+
+
+def test_a_file_dated_in_the_future_says_so(tmp_path: Path) -> None:
+    frame = make_bars(30, vix=False)
+    frame.index = pd.DatetimeIndex(pd.bdate_range("2099-01-02", periods=30), name="date")  # past the calendar
+    spy = write_csv(frame, tmp_path / "spy.csv")
+    with pytest.raises(DataError, match=r"CSV file spy.csv: no final bar: its rows run 2099-01-02\.\..*after the last"):
+        load_market_data(data_request(source="csv", csv_path=spy, use_vix=False), tmp_path / "ds", now=EVENING)

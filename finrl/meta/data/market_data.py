@@ -227,8 +227,14 @@ def _fetch(
     log.info("data_fetch", source=request.source, symbol=request.symbol, start=request.start, end=end)
     raw = bar_source.fetch(request.symbol, request.start, end)
     bars, dropped = _final_only(raw, bar_source, request, now)
+    if bars.empty and not raw.empty:  # every row after the last session that had closed (a date in the future?)
+        raise DataError(
+            f"{bar_source.label}: no final bar: its rows run {raw.index[0]:%Y-%m-%d}..{raw.index[-1]:%Y-%m-%d}, "
+            f"after the last session that had closed when it was obtained ({bar_source.obtained_at(now):%Y-%m-%d})"
+        )
     if bars.empty:
-        raise DataError(f"{bar_source.label}: no rows between {request.start} and {end}")
+        first, last = request.start or "the first day", end or "the last"
+        raise DataError(f"{bar_source.label}: no rows between {first} and {last}")
     complete = not bar_source.needs_network or _reaches(bars, end, bar_source.label)
     if vix_source is None:
         return bars, complete and not dropped
