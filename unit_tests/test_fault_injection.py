@@ -590,7 +590,9 @@ def test_fetch_into_a_datasets_folder_that_refuses_writes(ws: Path, faults: Faul
     datasets = ws / "datasets"
     getattr(faults, fault)(datasets)
     before = snapshot(datasets)
-    check(invoke(*fetch_args(ws)), 1, str(datasets))
+    result = invoke(*fetch_args(ws))
+    check(result, 1, str(datasets))
+    assert "--datasets-dir" in result.stderr  # the hint names the flag that chooses the folder
     unchanged(before, datasets)
 
 

@@ -16,11 +16,13 @@ data_app = typer.Typer(help="Fetch, cache and validate market data.", no_args_is
 @settings_command(DATA_FLAGS)
 def data_fetch(ctx: typer.Context, settings: Settings) -> None:
     """Download (or read from cache), validate and featurise daily bars into the datasets folder."""
+    from finrl.fileio import filesystem_errors
     from finrl.meta.dataset import write_feature_dataset
 
     data = settings.feature_data()
     market, spec, features = data.market, data.spec, data.features
-    path = write_feature_dataset(market, features, spec)
+    with filesystem_errors(settings.datasets_dir, flag="--datasets-dir"):
+        path = write_feature_dataset(market, features, spec)
     echo_lines(
         [
             f"dataset:  {path.parent}",
