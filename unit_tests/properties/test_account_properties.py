@@ -59,7 +59,7 @@ def random_actions(env: SpyTradingEnv, seed: int, n: int) -> list[object]:
     return [space.sample() for _ in range(n)]
 
 
-@examples(60)
+@examples(150)
 @given(frame=bars(), config=configs(), seed=st.integers(0, 2**16))
 def test_nav_is_cash_plus_shares_at_the_close_after_every_fill(
     frame: pd.DataFrame, config: EnvConfig, seed: int
@@ -96,7 +96,7 @@ def order_plans(draw: st.DrawFn, days: int, fractional: bool, allow_short: bool)
     return draw(st.lists(st.one_of(shares, st.none()), min_size=days, max_size=days))  # None: keep
 
 
-@examples(40)
+@examples(100)
 @given(frame=bars(), config=configs(), data=st.data())
 def test_simulated_broker_and_env_agree_on_random_orders(
     frame: pd.DataFrame, config: EnvConfig, data: st.DataObject

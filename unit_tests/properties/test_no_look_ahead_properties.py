@@ -81,7 +81,7 @@ configs = st.builds(
 )
 
 
-@examples(25)
+@examples(60)
 @given(
     data=st.data(),
     columns=st.lists(st.sampled_from(PERTURBABLE), min_size=1, unique=True),
