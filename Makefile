@@ -168,7 +168,7 @@ wheelhouse:
 docker-build: wheelhouse
 	docker compose build train backtest
 
-# clean: virtualenvs, exported requirements, build outputs and caches
+# clean: virtualenvs, exported requirements, build outputs (coverage, SBOM) and caches
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) $(REQUIREMENTS) .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(TOOLS_VENV) $(REQUIREMENTS) .pytest_cache .ruff_cache .hypothesis .coverage .coverage.* build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
