@@ -44,6 +44,7 @@ class TradingMetrics:
             registry=r,
         )  # fmt: skip
 
-    def serve(self, port: int, address: str = "0.0.0.0") -> Any:
+    # all interfaces: Prometheus scrapes the port from another container (Compose, Kubernetes)
+    def serve(self, port: int, address: str = "0.0.0.0") -> Any:  # nosec B104
         server, _thread = start_http_server(port, addr=address, registry=self.registry)
         return server

@@ -2,9 +2,9 @@
 the components sum to the cost, and the cash a fill moves is the reference notional plus exactly that cost.
 
 The domain is a market's: an order of at most one average day's volume, a daily volatility of at most 10%
-and an impact coefficient of at most 1, so the square-root impact stays under 10% of the price. (Far
-outside it, an order of 100 days' volume at 12% volatility, the impact passes 100% and a sell "fills" at
-a negative price.)"""
+and an impact coefficient of at most 1, so the square-root impact stays under 10% of the price. Far
+outside it (an order of 100 days' volume at 12% volatility) the impact is capped at
+``execution.MAX_IMPACT``, so a sell never fills at or below zero: tested over the wild domain below."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finrl.meta.env.execution import COST_COMPONENTS, CostModel, ExecutionConfig, fill_order
+from finrl.meta.env.execution import COST_COMPONENTS, MAX_IMPACT, CostModel, ExecutionConfig, fill_order
 from unit_tests.conftest import execution_config
 from unit_tests.properties.settings import examples
 
@@ -86,3 +86,24 @@ def test_costs_are_monotone_in_the_order_size(
 def test_no_order_costs_nothing(costs: CostModel, price: float, vol: float, adv: float) -> None:
     fill = fill_order(0.0, price, config(costs), vol, adv * 1_000.0)
     assert fill.cost == 0.0 and fill.shares == 0.0 and fill.charges == 0.0
+
+
+@examples(300)
+@given(
+    costs=cost_models,
+    price=prices,
+    size=sizes,
+    vol=st.floats(1e-4, 2.0),
+    participation=st.floats(1e-3, 1e6),  # the order as a multiple of a day's volume: far beyond any market
+    coef=st.floats(0.0, 10.0),
+)
+def test_no_order_fills_at_or_below_zero_however_illiquid(
+    costs: CostModel, price: float, size: float, vol: float, participation: float, coef: float
+) -> None:
+    from dataclasses import replace
+
+    wild = config(replace(costs, impact_coef=coef))
+    sell = fill_order(-size, price, wild, vol, size / participation)
+    assert sell.price > 0 and all(getattr(sell, name) >= 0 for name in COST_COMPONENTS), sell
+    buy = fill_order(size, price, wild, vol, size / participation)
+    assert buy.price <= price * (1 + MAX_IMPACT + costs.price_impact) * (1 + 1e-12)

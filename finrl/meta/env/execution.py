@@ -128,15 +128,20 @@ class Fill:
 NO_FILL = Fill(0.0, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
+MAX_IMPACT = 0.5  # the square-root law fits small participations; beyond it a sell would fill near or below 0
+
+
 def impact_fraction(size: float, volatility: float, adv: float, coef: float) -> float:
-    """The square-root law's price impact of ``size`` shares, a fraction of the price (>= 0).
+    """The square-root law's price impact of ``size`` shares, a fraction of the price (0..MAX_IMPACT).
 
     ``coef * volatility * sqrt(size / adv)``; 0 without a coefficient, a positive volatility or a
-    positive average daily volume (NaN included: the first days of a series have no history).
+    positive average daily volume (NaN included: the first days of a series have no history). Capped
+    at :data:`MAX_IMPACT`: an order of many days' volume in a wild market would otherwise sell at a
+    negative price (with negative fees), which no market does.
     """
     if not (coef > 0 and volatility > 0 and adv > 0):
         return 0.0
-    return coef * volatility * math.sqrt(size / adv)
+    return min(coef * volatility * math.sqrt(size / adv), MAX_IMPACT)
 
 
 def target_position(action: int, position: int, allow_short: bool) -> int:
