@@ -28,6 +28,10 @@ class DataValidationError(DataError):
         self.problems = problems
         shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
         super().__init__(f"{source}: {len(problems)} data problem(s): {shown}")
+        self._init_args = (source, problems)
+
+    def __reduce__(self) -> tuple[object, ...]:  # a spawn pool's worker sends it to the parent pickled
+        return (type(self), self._init_args, self.__dict__)
 
 
 class FileSystemError(FinRLError):
@@ -43,3 +47,6 @@ class FileSystemError(FinRLError):
             self.path if len(self.path) <= 160 else f"{self.path[:70]}...{self.path[-70:]}"
         )  # error lines are capped
         super().__init__(f"{shown}: {problem}: {hint}")
+
+    def __reduce__(self) -> tuple[object, ...]:  # a spawn pool's worker sends it to the parent pickled
+        return (type(self), (self.path, self.problem, self.hint, self.errno), self.__dict__)

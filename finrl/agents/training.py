@@ -59,6 +59,10 @@ class TrainingInterruptedError(FinRLError):
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum  # 130 for Ctrl-C, 143 for docker stop's SIGTERM
+        self.signum = signum
+
+    def __reduce__(self) -> tuple[object, ...]:  # a spawn pool's worker sends it to the parent pickled
+        return (type(self), (str(self), self.signum), self.__dict__)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,27 @@
+"""Errors with their own ``__init__`` survive a pickle round trip: a spawn process pool (walk-forward and tune
+with ``--workers`` > 1) sends a worker's error to the parent so, and one that cannot be rebuilt there ends in
+a ``BrokenProcessPool`` traceback instead of its one line."""
+
+import pickle
+
+import pytest
+
+from finrl.agents.training import TrainingInterruptedError
+from finrl.errors import DataValidationError, FileSystemError
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        FileSystemError("/models/run", "read-only file system", "mount it writable", 30),
+        DataValidationError("spy.csv", ["row 3: close is negative", "row 9: date repeated"]),
+        TrainingInterruptedError("training interrupted by SIGTERM", 15),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_errors_survive_a_pickle_round_trip(error: Exception) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)
+    assert getattr(copy, "exit_code", None) == getattr(error, "exit_code", None)
