@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote
 
 MASK = "**********"
@@ -36,6 +37,18 @@ def mask_text(text: str, secrets: Iterable[str | None]) -> str:
 def mask_registered(text: str) -> str:
     """``text`` without any registered secret."""
     return mask_text(text, _secrets) if _secrets else text
+
+
+def mask_strings(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings, numbers) with registered secrets masked inside its
+    strings only: masking a serialized document could cut a number or the syntax (a secret of digits)."""
+    if isinstance(value, str):
+        return mask_registered(value)
+    if isinstance(value, dict):
+        return {key: mask_strings(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_strings(item) for item in value]
+    return value
 
 
 def has_registered(text: str) -> bool:

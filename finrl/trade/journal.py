@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from finrl.errors import DataError
-from finrl.masking import mask_registered
+from finrl.masking import mask_strings
 from finrl.schemas import JournalEntry, describe
 
 
@@ -28,7 +28,9 @@ class Journal:
 
     def record(self, event: str, **fields: Any) -> dict[str, Any]:
         entry = {"ts": datetime.now(UTC).isoformat(), "event": event, **fields}
-        line = mask_registered(json.dumps(entry, default=str, sort_keys=True)) + "\n"  # an error may quote a key
+        # an error may quote a key: masked in the (JSON-ready) strings, never across numbers or syntax
+        document = mask_strings(json.loads(json.dumps(entry, default=str)))
+        line = json.dumps(document, sort_keys=True) + "\n"
         # one write of a whole line in append mode, then fsync: a crash loses at most this line
         with self.path.open("a+b") as f:
             if f.tell() > 0:  # append mode: at the end

@@ -196,3 +196,9 @@ def test_settings_errors_raise_config_errors_with_exit_code_2() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(train_start="2020-01-02", train_end="2020-01-01")
     assert caught.value.exit_code == 2
+
+
+def test_an_error_line_holds_no_control_characters() -> None:
+    """An echoed HTTP body may carry ESC sequences or line separators: none reaches the terminal."""
+    line = error_line("bad\x1b[31mred\nnext\r\x07bell\u2028sep\x7f")
+    assert line == "error: bad [31mred next  bell sep "

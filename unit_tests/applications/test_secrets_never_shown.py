@@ -117,6 +117,9 @@ def test_a_trading_error_echoing_the_keys_shows_neither(
         env=env_for(alpaca),
     )  # fmt: skip
     assert_one_line_and_nothing_leaks(result, tmp_path)
+    # the client did ask and got the echo, and the line shows it masked (not a failure before the call)
+    assert alpaca.requests_to("/v2/clock") or alpaca.requests_to("/v2/account"), result.output
+    assert MASK in result.stderr, result.stderr
 
 
 # ---------------------------------------------------------------- bars (alpaca-py's StockHistoricalDataClient)
@@ -178,6 +181,7 @@ def test_paper_trading_with_every_client_failing_shows_neither(
         env=env_for(alpaca),
     )  # fmt: skip
     assert_one_line_and_nothing_leaks(result, tmp_path)
+    assert alpaca.requests_to("/v2/stocks/bars"), result.output  # the bars client did ask
 
 
 # ---------------------------------------------------------------- the last resort: a bug's traceback

@@ -247,3 +247,19 @@ def test_paper_sets_a_malformed_trader_state_aside_and_rebuilds_it_from_the_jour
     assert aside.read_text() == text
     assert "field 'peak_equity'" in result.stderr and "trader_state_rebuilt" in result.stderr
     assert isinstance(json.loads((tmp_path / "trader_state.json").read_text())["peak_equity"], float)
+
+
+def test_a_secret_of_digits_is_masked_in_strings_and_never_cuts_a_number(tmp_path: Path) -> None:
+    """Masking the journal's serialized line would turn an equity of 101234.5 into 10**********.5 with a
+    registered secret "1234", and the entry would be lost: secrets are masked inside strings only."""
+    from finrl.masking import MASK, _secrets, register_secrets
+
+    register_secrets(["1234"])
+    try:
+        journal = Journal(tmp_path / "journal.jsonl")
+        journal.record("decision", equity=101234.5, error="HTTP 403: key 1234 refused", nested={"why": ["1234"]})
+        (entry,) = journal.entries()
+    finally:
+        _secrets.clear()
+    assert entry["equity"] == 101234.5
+    assert entry["error"] == f"HTTP 403: key {MASK} refused" and entry["nested"] == {"why": [MASK]}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import sys
 import traceback
 import types
@@ -224,10 +225,14 @@ def start_command(ctx: typer.Context, *, logs: bool = True, **overrides: Any) ->
     return settings
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def error_line(message: object) -> str:
     """``error: <message>`` as one line: secrets masked, line breaks joined, at most
     :data:`MAX_ERROR_CHARS` characters (a 230 KB line of a bad CSV quoted in a message, say)."""
-    text = " ".join(mask_registered(str(message)).split("\n")).replace("\r", " ")
+    # every control character (ESC sequences from an echoed HTTP body, line breaks) becomes a space
+    text = _CONTROL.sub(" ", mask_registered(str(message)))
     line = f"error: {text}"
     return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
 
