@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -20,16 +21,33 @@ from typing import IO, Any
 
 from finrl.errors import FileSystemError
 
+_UMASK_LOCK = threading.Lock()
+_PROC_STATUS = Path("/proc/self/status")
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+
+def current_umask() -> int:
+    """The process's umask now (it may change after import): Linux shows it in ``/proc/self/status``; elsewhere
+    it is read by setting a restrictive one and restoring it, under a lock (a file made meanwhile by another
+    thread is narrower than it would have been, never wider)."""
+    with suppress(OSError, ValueError), _PROC_STATUS.open(encoding="ascii") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
     return mask
 
 
-_UMASK = _current_umask()
-FOLDER_MODE = 0o777 & ~_UMASK  # what mkdir gives: artifacts are shared with other readers (containers)
-FILE_MODE = 0o666 & ~_UMASK
+def folder_mode() -> int:
+    """What ``mkdir`` gives under the current umask: artifacts are shared with other readers (containers)."""
+    return 0o777 & ~current_umask()
+
+
+def file_mode() -> int:
+    """What ``open`` gives under the current umask."""
+    return 0o666 & ~current_umask()
+
 
 _CHOOSE = "or choose another folder"
 _PROBLEMS: dict[int, tuple[str, str]] = {
@@ -106,10 +124,11 @@ def share_tree(root: Path) -> None:
     folders made private by ``mkdtemp`` or files by ``mkstemp``: a container running as another user of the
     group can read the artifacts."""
     root = Path(root)
-    root.chmod(FOLDER_MODE)
+    folders, files = folder_mode(), file_mode()
+    root.chmod(folders)
     for path in root.rglob("*"):
         if not path.is_symlink():
-            path.chmod(FOLDER_MODE if path.is_dir() else FILE_MODE)
+            path.chmod(folders if path.is_dir() else files)
 
 
 @contextmanager
@@ -125,7 +144,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
             tmp = Path(tmp_name)
             try:
                 os.close(fd)
-                tmp.chmod(FILE_MODE)  # mkstemp makes 0600
+                tmp.chmod(file_mode())  # mkstemp makes 0600
                 yield tmp
                 _fsync_file(tmp)
                 tmp.replace(target)

@@ -41,9 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidat
 from finrl.agents.numpy_policy import NumpyPolicy, PolicyError
 from finrl.errors import FileSystemError, FinRLError
 from finrl.fileio import (
-    FOLDER_MODE,
     atomic_write_json,
     filesystem_errors,
+    folder_mode,
     fsync_dir,
     missing_folders,
     remove_empty_folders,
@@ -449,7 +449,7 @@ def staging_dir(models_dir: Path, run_name: str) -> Path:
             remove_empty_folders(made)
             raise
         try:
-            staging.chmod(FOLDER_MODE)
+            staging.chmod(folder_mode())
         except BaseException:
             remove_quietly(staging)
             raise
