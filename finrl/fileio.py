@@ -40,13 +40,15 @@ def current_umask() -> int:
 
 
 def folder_mode() -> int:
-    """What ``mkdir`` gives under the current umask: artifacts are shared with other readers (containers)."""
-    return 0o777 & ~current_umask()
+    """What ``mkdir`` gives under the current umask (artifacts are shared with other readers: containers), but
+    never writable by others, even under umask 000: a model is loaded with pickle, so whoever can write a bundle
+    can run code as its reader."""
+    return 0o777 & ~(current_umask() | 0o002)
 
 
 def file_mode() -> int:
-    """What ``open`` gives under the current umask."""
-    return 0o666 & ~current_umask()
+    """What ``open`` gives under the current umask, never writable by others (see :func:`folder_mode`)."""
+    return 0o666 & ~(current_umask() | 0o002)
 
 
 _CHOOSE = "or choose another folder"
@@ -120,7 +122,8 @@ def remove_quietly(path: Path) -> None:
 
 
 def share_tree(root: Path) -> None:
-    """Folders ``0o777 & ~umask`` and files ``0o666 & ~umask`` (as ``mkdir`` and ``open`` make them), for
+    """Folders ``0o777 & ~(umask | 0o002)`` and files ``0o666 & ~(umask | 0o002)`` (as ``mkdir`` and ``open``
+    make them, never world-writable), for
     folders made private by ``mkdtemp`` or files by ``mkstemp``: a container running as another user of the
     group can read the artifacts."""
     root = Path(root)

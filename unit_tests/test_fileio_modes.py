@@ -43,3 +43,10 @@ def test_umask_without_proc_is_read_and_restored(umask, monkeypatch: pytest.Monk
     umask(0o027)
     assert current_umask() == 0o027
     assert os.umask(0o027) == 0o027  # restored
+
+
+def test_never_world_writable_even_under_umask_000(tmp_path: Path, umask) -> None:
+    """model.zip is loaded with pickle: another local user able to write a bundle could run code."""
+    umask(0o000)
+    report = replace_directory(tmp_path / "report", _fill)
+    assert _modes(report) == {"report": 0o775, "report/sub": 0o775, "report/sub/a.txt": 0o664, "report/b.json": 0o664}
