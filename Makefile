@@ -6,8 +6,8 @@
 #   make run    train + backtest on the offline sample (spy-rl $(RUN_ARGS))
 #   make test   run pytest (PYTEST_ARGS)
 #   make test-fast    only the fast tests: pytest -m unit (PYTEST_ARGS)
-#   make test-cov     the whole suite with line coverage of finrl/ (PYTEST_ARGS); fails under the
-#               floor of pyproject.toml's [tool.coverage.report] (CI runs this one)
+#   make test COVERAGE=1 (or make test-cov)   the same with line coverage of finrl/; fails under
+#               the floor of pyproject.toml's [tool.coverage.report] (.ci/run runs this)
 #   make audit  bandit over finrl/: fails on any medium or high finding without a reasoned # nosec
 #   make sbom   CycloneDX SBOM (JSON) of the locked requirements into build/sbom.cdx.json
 #   make pip-audit    known vulnerabilities in the locked requirements (GitHub workflow; needs
@@ -90,9 +90,12 @@ run: venv
 bench: venv
 	$(VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 
-# test: pytest; exit status 5 means no tests were collected, a failure here too
+# test: pytest; exit status 5 means no tests were collected, a failure here too. COVERAGE=1 (what
+# .ci/run runs) adds line coverage of finrl/ (terminal and build/coverage.xml) and fails under the
+# floor of pyproject.toml's [tool.coverage.report]
+COV_ARGS = $(if $(filter 1,$(COVERAGE)),--cov --cov-report=term --cov-report=xml:build/coverage.xml)
 test: venv
-	@rc=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	@mkdir -p build; rc=0; $(VENV)/bin/python -m pytest $(COV_ARGS) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
 
@@ -102,16 +105,12 @@ test-fast: venv
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
 
-# test-cov: make test with line coverage of finrl/ (report on the terminal and in build/coverage.xml);
-# pytest fails when the total is under [tool.coverage.report] fail_under (pyproject.toml)
-test-cov: venv
-	@mkdir -p build; rc=0; $(VENV)/bin/python -m pytest --cov --cov-report=term \
-		--cov-report=xml:build/coverage.xml $(PYTEST_ARGS) || rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
-	exit $$rc
+# test-cov: make test COVERAGE=1
+test-cov:
+	@$(MAKE) --no-print-directory test COVERAGE=1
 
 # audit: bandit's static security checks over the package, failing on medium or high severity
-# with medium or high confidence; a finding is fixed or carries `# nosec BXXX: <reason>`
+# with medium or high confidence; a finding is fixed or carries `# nosec BXXX`, its reason in a comment above
 audit: venv
 	$(VENV)/bin/bandit --recursive finrl --severity-level medium --confidence-level medium --quiet
 
