@@ -398,6 +398,29 @@ def test_train_refuses_a_latest_that_is_a_real_folder_before_training(ws: Path) 
     assert list((ws / "tensorboard").iterdir()) == []  # refused before training, not after
 
 
+def test_train_keeps_its_bundle_when_latest_became_a_real_folder_during_training(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``latest`` was a link when training started and a folder (a sync) when it ended: the finished run is
+    published all the same, ``latest`` is left alone and the line says so."""
+    import finrl.agents.training as training
+
+    models = ws / "trained_models"
+    export = training.export_policy
+
+    def sync_meanwhile(directory: Path) -> None:
+        (models / "latest").unlink()
+        shutil.copytree(models / "r1", models / "latest")
+        export(directory)
+
+    monkeypatch.setattr(training, "export_policy", sync_meanwhile)
+    line = check(invoke(*train_args(ws)), 1, str(models / "latest"), "not a symlink", "complete", "latest")
+    assert str(models / "new") in line
+    assert (models / "new" / MANIFEST_FILE).is_file()
+    assert (models / "latest").is_dir() and not (models / "latest").is_symlink()
+    assert leftovers(models) == []
+
+
 @pytest.mark.parametrize("kind", ["file", "dangling link"])
 def test_train_replaces_a_latest_that_is_a_file_or_a_dangling_link(ws: Path, kind: str) -> None:
     models = ws / "trained_models"

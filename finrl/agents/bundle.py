@@ -478,8 +478,7 @@ def publish_bundle(staging: Path, models_dir: Path, manifest: dict[str, Any]) ->
     """Hash the model files, write the manifest, move the run into place, then point ``latest`` at it."""
     run_name = str(manifest["run_name"])
     final = Path(models_dir) / run_name
-    check_run_name_free(models_dir, run_name)
-    check_latest_movable(models_dir)
+    check_run_name_free(models_dir, run_name)  # latest is checked after the rename: a finished run is kept
     with filesystem_errors(staging, flag="--models-dir"):
         full = Manifest.parse(
             {"format": BUNDLE_FORMAT, **manifest, "files": hash_files(staging), "versions": library_versions()},
@@ -503,6 +502,8 @@ def publish_bundle(staging: Path, models_dir: Path, manifest: dict[str, Any]) ->
             f"{exc.hint}; the bundle {final} is complete, {LATEST} still points where it did",
             exc.errno,
         ) from exc
+    except BundleError as exc:  # latest became a real folder during training: the run is published all the same
+        raise BundleError(f"the bundle {final} is complete, {LATEST} unchanged: {exc}") from exc
     return ModelBundle(final, full)
 
 
