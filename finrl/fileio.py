@@ -12,6 +12,8 @@ import errno
 import json
 import os
 import shutil
+import socket
+import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -65,12 +67,25 @@ _PROBLEMS: dict[int, tuple[str, str]] = {
     errno.ENOENT: ("a parent folder is missing (removed meanwhile, or a dangling link)", f"create it, {_CHOOSE}"),
     errno.ENAMETOOLONG: ("file name too long", "choose a shorter name or folder"),
     errno.ELOOP: ("too many levels of symbolic links", "fix the link"),
+    errno.EIO: ("input/output error", "check the disk and its file system"),
+    errno.EFBIG: ("file too large for the file system", f"use another file system, {_CHOOSE}"),
 }
 
 
+# the process's limits, not a path's: a fork out of memory, too many open files
+_NOT_ABOUT_A_PATH = frozenset({errno.ENOMEM, errno.EMFILE, errno.ENFILE})
+# a socket's or TLS's errors: an SSLError's errno 1 is not EPERM
+_NETWORK_ERRORS = (ssl.SSLError, ConnectionError, TimeoutError, socket.gaierror, socket.herror)
+
+
 def is_filesystem_error(exc: OSError) -> bool:
-    """Whether ``exc`` is about a path (one the system names, or a file-system errno), not a socket."""
-    return exc.filename is not None or (isinstance(exc.errno, int) and exc.errno in _PROBLEMS)
+    """Whether ``exc`` is about a path (one the system names, or a file-system errno), not a socket, TLS or the
+    process's own limits."""
+    if isinstance(exc.errno, int) and exc.errno in _NOT_ABOUT_A_PATH:
+        return False
+    if exc.filename is not None:
+        return True
+    return not isinstance(exc, _NETWORK_ERRORS) and isinstance(exc.errno, int) and exc.errno in _PROBLEMS
 
 
 def filesystem_error(exc: OSError, path: object = None, flag: str | None = None) -> FileSystemError:
@@ -99,6 +114,8 @@ def filesystem_errors(path: object = None, *, flag: str | None = None, name_path
     except (ConnectionError, TimeoutError, BlockingIOError):
         raise  # the network's or a lock's, not the file system's
     except OSError as exc:
+        if not is_filesystem_error(exc):
+            raise  # a fork out of memory, too many open files, TLS: not about the path
         where = path if name_path or exc.filename is None else exc.filename
         raise filesystem_error(exc, where, flag if _within(where, path) else None) from exc
 

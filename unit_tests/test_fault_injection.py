@@ -24,6 +24,8 @@ import io
 import json
 import os
 import shutil
+import socket
+import ssl
 import stat
 import subprocess
 import uuid
@@ -759,11 +761,33 @@ def test_ensemble_with_a_name_too_long(ws: Path) -> None:
         (PermissionError(errno.EACCES, "Permission denied", "/x"), True),
         (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), False),  # a socket, not a path
         (TimeoutError("timed out"), False),
+        (OSError(errno.ENOMEM, "Cannot allocate memory"), False),  # a fork's, not the models folder's
+        (OSError(errno.EMFILE, "Too many open files"), False),
+        (OSError(errno.EMFILE, "Too many open files", "/x/model.zip"), False),  # the process's limit, not the file
+        (ssl.SSLError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), False),  # errno 1 = EPERM
+        (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), False),
+        (OSError(errno.EIO, "Input/output error"), True),
+    ],
+    ids=[
+        "ENOSPC",
+        "EACCES-path",
+        "ECONNREFUSED",
+        "timeout",
+        "ENOMEM",
+        "EMFILE",
+        "EMFILE-path",
+        "ssl",
+        "gaierror",
+        "EIO",
     ],
 )
 def test_only_path_errors_become_file_system_lines(error: OSError, about_a_path: bool) -> None:
     """cli_support.user_errors renders an OSError as a file-system line only when it is about a path;
-    a network error (an OSError too) stays what it is."""
-    from finrl.fileio import is_filesystem_error
+    a network error (an OSError too) or the process's own limit stays what it is, inside a write's
+    ``filesystem_errors`` block too."""
+    from finrl.errors import FileSystemError
+    from finrl.fileio import filesystem_errors, is_filesystem_error
 
     assert is_filesystem_error(error) is about_a_path
+    with pytest.raises(FileSystemError if about_a_path else type(error)), filesystem_errors("/x", flag="--models-dir"):
+        raise error
