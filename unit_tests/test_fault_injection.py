@@ -385,7 +385,7 @@ def test_train_with_a_run_name_too_long_for_the_file_system(ws: Path) -> None:
 def test_train_into_a_read_only_tensorboard_folder(ws: Path, faults: Faults) -> None:
     faults.read_only(ws / "tensorboard")
     before = snapshot(ws / "trained_models", ws / "tensorboard")
-    check(invoke(*train_args(ws)), 1, "tensorboard", "read-only")
+    check(invoke(*train_args(ws)), 1, "tensorboard", "read-only", "with --tensorboard-dir")
     unchanged(before, ws / "trained_models", ws / "tensorboard")
 
 

@@ -173,7 +173,11 @@ def _train_in(
         n_envs=job.ppo.n_envs, source=job.data_info.get("source"),
     )  # fmt: skip
     started = time.perf_counter()
-    with StopFlag().installed() as stop, unchecked_distributions():
+    with (
+        StopFlag().installed() as stop,
+        unchecked_distributions(),
+        filesystem_errors(job.tensorboard_dir, flag="--tensorboard-dir"),  # its logs; the staging's keep theirs
+    ):
         callbacks.append(StopOnSignalCallback(stop))
         model.learn(job.total_timesteps, callback=CallbackList(callbacks), tb_log_name=job.run_name)
     wall = time.perf_counter() - started
