@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from finrl.errors import FileSystemError
+from finrl.log import get_logger
+
+log = get_logger(__name__)
 
 _UMASK_LOCK = threading.Lock()
 _PROC_STATUS = Path("/proc/self/status")
@@ -239,7 +242,9 @@ def replace_directory(directory: Path, fill: Callable[[Path], object]) -> Path:
     """Build a folder aside with ``fill(staging)``, fsync its files, then swap it in whole.
 
     Readers see the old folder or the new one, never a mix; a failure anywhere (in ``fill``, a full
-    disk, a refused rename) leaves the old folder as it was and removes the staging folder.
+    disk, a refused rename) leaves the old folder as it was and removes the staging folder. An old folder
+    that could not be put back after a failed swap stays in ``.retired-<name>`` (logged); the next call puts
+    it back first, never removes it unseen.
     """
     directory = Path(directory)
     staging = directory.with_name(f".staging-{directory.name}")
@@ -248,6 +253,7 @@ def replace_directory(directory: Path, fill: Callable[[Path], object]) -> Path:
     with filesystem_errors(directory, name_path=True):
         try:
             directory.parent.mkdir(parents=True, exist_ok=True)
+            _restore_retired(directory, retired)
             remove_quietly(staging)  # a killed run's
             staging.mkdir()
         except BaseException:
@@ -262,12 +268,12 @@ def replace_directory(directory: Path, fill: Callable[[Path], object]) -> Path:
             remove_quietly(retired)
             had_old = directory.exists() or directory.is_symlink()
             if had_old:
-                directory.rename(retired)
+                _retire(directory, retired)
             try:
                 staging.rename(directory)
             except BaseException:
                 if had_old:
-                    retired.rename(directory)
+                    _put_back(directory, retired)
                 raise
         except BaseException:
             remove_quietly(staging)
@@ -276,3 +282,45 @@ def replace_directory(directory: Path, fill: Callable[[Path], object]) -> Path:
         fsync_dir(directory.parent)
         remove_quietly(retired)
     return directory
+
+
+def _restore_retired(directory: Path, retired: Path) -> None:
+    """A ``.retired-<name>`` without ``<name>``: the only copy of the old folder, left by a swap whose undo
+    failed. Put it back (the new folder replaces it only when complete); where that fails, refuse."""
+    if not _exists(retired) or _exists(directory):
+        return
+    log.warning("restoring_retired_folder", path=str(directory), retired=str(retired))
+    try:
+        retired.rename(directory)
+    except OSError as exc:
+        raise FileSystemError(
+            retired, f"holds the only copy of {directory.name} and cannot be put back ({exc.strerror})",
+            f"move it to {directory} yourself",
+            exc.errno,
+        ) from exc  # fmt: skip
+
+
+def _retire(directory: Path, retired: Path) -> None:
+    """Move the old folder aside; a ``.retired-`` folder that could not be removed is named, not the old one."""
+    try:
+        directory.rename(retired)
+    except OSError as exc:
+        if not _exists(retired):
+            raise
+        raise FileSystemError(
+            retired,
+            "an earlier run's retired folder cannot be removed",
+            f"remove it ({directory} is intact and in use)",
+            exc.errno,
+        ) from exc
+
+
+def _put_back(directory: Path, retired: Path) -> None:
+    """Undo :func:`_retire` after a failed swap; where that fails too, say where the old folder is."""
+    try:
+        retired.rename(directory)
+    except OSError as exc:
+        log.warning(
+            "old_folder_left_aside", path=str(directory), left_in=str(retired), error=exc.strerror,
+            hint=f"move {retired} back to {directory}; the next write puts it back first",
+        )  # fmt: skip
