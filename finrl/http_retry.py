@@ -100,6 +100,9 @@ class RetriesExhaustedError(Exception):
         self.detail = detail
         self.attempts = attempts
 
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:  # a pool worker's error reaches its parent whole
+        return type(self), (self.detail, self.attempts)
+
 
 class TimeoutAdapter(HTTPAdapter):
     """requests' adapter with a default timeout: requests has none, and alpaca-py passes none."""

@@ -8,6 +8,8 @@ import pytest
 
 from finrl.agents.training import TrainingInterruptedError
 from finrl.errors import DataValidationError, FileSystemError
+from finrl.http_retry import RetriesExhaustedError
+from finrl.research.tune.stop import TuneInterruptedError
 
 
 @pytest.mark.parametrize(
@@ -16,6 +18,8 @@ from finrl.errors import DataValidationError, FileSystemError
         FileSystemError("/models/run", "read-only file system", "mount it writable", 30),
         DataValidationError("spy.csv", ["row 3: close is negative", "row 9: date repeated"]),
         TrainingInterruptedError("training interrupted by SIGTERM", 15),
+        TuneInterruptedError("trial 3 stopped in fold 1: stopped by SIGTERM", 15),
+        RetriesExhaustedError("HTTP 503: unavailable", 4),
     ],
     ids=lambda e: type(e).__name__,
 )

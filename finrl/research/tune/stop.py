@@ -27,7 +27,11 @@ class TuneInterruptedError(FinRLError):
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
+        self.message, self.signum = message, signum
         self.exit_code = 128 + signum  # 143 for SIGTERM (docker stop, Kubernetes), 130 for Ctrl-C
+
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:  # a pool worker's error reaches its parent whole
+        return type(self), (self.message, self.signum)
 
 
 class StopRequest:
