@@ -558,9 +558,34 @@ def resolve_bundle(reference: str | Path, models_dir: Path) -> Path:
     if not candidate.exists() and not candidate.is_absolute():
         candidate = Path(models_dir) / reference
     if not candidate.exists():
-        hint = " (no training run has finished yet: run spy-rl train)" if str(reference) == LATEST else ""
+        runs = bundle_names(models_dir)
+        shown = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+        if str(reference) == LATEST:
+            hint = (
+                " (no training run has finished yet: run spy-rl train)"
+                if not runs
+                else (
+                    f" ({models_dir}/latest points nowhere: pass --model with one of its runs, newest first: {shown}; "
+                    "or run spy-rl train)"
+                )
+            )
+        elif runs:
+            hint = f" in {models_dir} (its runs, newest first: {shown})"
+        else:
+            hint = f" (no model bundles in {models_dir}: run spy-rl train, or pass --models-dir)"
         raise BundleError(f"model bundle not found: {reference}{hint}")
     return candidate.resolve()
+
+
+def bundle_names(models_dir: Path) -> list[str]:
+    """The bundles (models and ensembles) in ``models_dir``, newest first: what a --model can name."""
+    try:
+        folders = [
+            p for p in Path(models_dir).iterdir() if p.is_dir() and not p.is_symlink() and (p / MANIFEST_FILE).is_file()
+        ]
+    except OSError:  # no such folder, or unreadable: nothing to offer
+        return []
+    return [p.name for p in sorted(folders, key=lambda p: (p / MANIFEST_FILE).stat().st_mtime, reverse=True)]
 
 
 def read_manifest(path: Path) -> Any:

@@ -88,8 +88,15 @@ def test_dangling_latest_is_reported_as_missing(copy: Path) -> None:
 
 
 def test_missing_run_name(tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match=r"model bundle not found: nope$"):
+    with pytest.raises(BundleError, match=r"model bundle not found: nope \(no model bundles in .*pass --models-dir\)$"):
         load_bundle("nope", tmp_path)
+
+
+def test_a_missing_run_name_lists_the_runs_there_are(copy: Path) -> None:
+    with pytest.raises(
+        BundleError, match=rf"model bundle not found: nope in .* \(its runs, newest first: {copy.name}\)$"
+    ):
+        load_bundle("nope", copy.parent)
 
 
 # ---------------------------------------------------------------- broken bundles
