@@ -219,3 +219,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ]
     if both:
         raise pytest.UsageError(f"marked unit and integration/slow/docker at once: {', '.join(both)}")
+
+
+# the folders the commands write by default: a test that forgets a --*-dir flag writes into the checkout
+DEFAULT_OUTPUT_FOLDERS = ("trained_models", "tensorboard_logs", "datasets", "results", "logs", "studies")
+_OUTPUTS_BEFORE = pytest.StashKey[set[str]]()
+
+
+def _default_outputs() -> set[str]:
+    found = set()
+    for name in DEFAULT_OUTPUT_FOLDERS:
+        folder = REPO_ROOT / name
+        if folder.is_dir():
+            found |= {name, *(f"{name}/{entry.name}" for entry in folder.iterdir())}
+    return found
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_OUTPUTS_BEFORE] = _default_outputs()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test wrote into the checkout's default output folders."""
+    before = session.config.stash.get(_OUTPUTS_BEFORE, None)
+    if before is None:
+        return
+    written = sorted(_default_outputs() - before)
+    if written:
+        shown = ", ".join(written[:10])
+        print(f"\nerror: tests wrote into the checkout (a missing --*-dir flag?): {shown}", flush=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
