@@ -167,8 +167,11 @@ def _train_in(
         save_freq = max(job.checkpoint_freq // job.ppo.n_envs, 1)
         callbacks.append(CheckpointCallback(save_freq, str(staging / "checkpoints"), name_prefix="ppo"))
 
+    if planned != job.total_timesteps:  # say so, rather than train more than the log claims
+        log.info("timesteps_rounded_up", requested=job.total_timesteps, trains=planned, rollout=rollout,
+                 note="PPO completes its last rollout: whole rollouts of n_steps x n_envs")  # fmt: skip
     log.info(
-        "training_start", run=job.run_name, timesteps=job.total_timesteps, seed=job.seed,
+        "training_start", run=job.run_name, timesteps=planned, seed=job.seed,
         train=f"{job.split.train.start}..{job.split.train.end}", train_days=len(train_market),
         n_envs=job.ppo.n_envs, source=job.data_info.get("source"),
     )  # fmt: skip

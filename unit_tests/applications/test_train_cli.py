@@ -149,6 +149,21 @@ def test_train_smoke_run_prints_the_model_path(tmp_path: Path, monkeypatch: pyte
     assert list((tmp_path / "tensorboard_logs").glob("ppo-spy-sample-seed42-*/events.out.tfevents.*"))
 
 
+def test_timesteps_rounded_up_to_whole_rollouts_are_said_and_recorded(tmp_path: Path) -> None:
+    """PPO completes its last rollout: 1000 steps of 2 envs x 64 steps train 1024, and the run says so."""
+    models = tmp_path / "models"
+    result = invoke("--log-json", "train", *TINY, "--timesteps", "1000", "--eval-freq", "0",
+                    "--models-dir", str(models), "--tensorboard-dir", str(tmp_path / "tb"),
+                    "--datasets-dir", str(tmp_path / "ds"))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    events = {
+        e["event"]: e for e in map(json.loads, (line for line in result.stderr.splitlines() if line.startswith("{")))
+    }
+    assert events["timesteps_rounded_up"]["requested"] == 1000 and events["timesteps_rounded_up"]["trains"] == 1024
+    assert events["training_start"]["timesteps"] == 1024
+    assert any(line.startswith("timesteps:  1024 in") for line in result.stdout.splitlines())
+
+
 @pytest.mark.slow
 def test_example_training_module_runs_as_a_process(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))

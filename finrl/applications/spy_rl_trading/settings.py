@@ -104,7 +104,11 @@ class Settings(BaseSettings):
     start_date: date | None = Field(None, description="First day of data to load (YYYY-MM-DD)")
     end_date: date | None = Field(None, description="Last day of data to load (YYYY-MM-DD)")
     train_start: date | None = Field(None, description="First training day (default: first day of data)")
-    train_end: date | None = Field(None, description="Last training day (default: 70% of the days)")
+    train_end: date | None = Field(
+        None,
+        description="Last day the model may see (default: 70% of the days); without validation dates its "
+        "window's last 15/85 becomes validation, so training ends before it",
+    )
     val_start: date | None = Field(None, description="First validation day (default: after training)")
     val_end: date | None = Field(None, description="Last validation day (default: 85% of the days)")
     test_start: date | None = Field(None, description="First test day (default: after validation)")
