@@ -193,6 +193,7 @@ def test_example_training_module_runs_as_a_process(tmp_path: Path) -> None:
         ([], {"SPY_BATCH_SIZE": "4096", "SPY_N_STEPS": "64", "SPY_N_ENVS": "2"}, ["SPY_BATCH_SIZE=4096"]),
         (["--learning-rate", "0"], {}, ["SPY_LEARNING_RATE=0.0", "greater than 0"]),
         ([], {"SPY_LEARNING_RATE": "0"}, ["SPY_LEARNING_RATE='0'", "greater than 0"]),
+        (["--train-end", "31/12/2020"], {}, ["SPY_TRAIN_END='31/12/2020'", "expected a date as YYYY-MM-DD"]),
     ],
 )
 def test_invalid_values_fail_in_one_line_exit_2(

@@ -8,6 +8,7 @@ variables (``SPY_*``; Alpaca's under the deployment doc's names) > ``.env`` file
 from __future__ import annotations
 
 import os
+import typing
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -577,5 +578,14 @@ def _one_line(exc: ValidationError) -> str:
             found.append(message)
             continue
         shown = "" if field in SECRET_FIELDS else f"={value!r}"
-        found.append(f"{env_name(field)}{shown}: {message}")
+        hint = f" (expected {DATE_FORMAT})" if _is_date(field) and "date" in message else ""
+        found.append(f"{env_name(field)}{shown}: {message}{hint}")
     return "invalid setting " + "; ".join(found)
+
+
+DATE_FORMAT = "a date as YYYY-MM-DD, e.g. 2020-12-31"
+
+
+def _is_date(field: str) -> bool:
+    info = Settings.model_fields.get(field)
+    return info is not None and (info.annotation is date or date in typing.get_args(info.annotation))
