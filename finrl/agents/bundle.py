@@ -457,10 +457,10 @@ def staging_dir(models_dir: Path, run_name: str) -> Path:
 
 
 def check_run_name_free(models_dir: Path, run_name: str) -> None:
-    with filesystem_errors(name_path=True, path=Path(models_dir) / run_name, flag="--run-name"):
+    with filesystem_errors(name_path=True, path=Path(models_dir) / run_name, flag="--name"):
         taken = (Path(models_dir) / run_name).exists()  # a name too long for the file system: one line
     if taken:
-        raise BundleError(f"a model named {run_name} already exists in {models_dir}: choose another --run-name")
+        raise BundleError(f"a model named {run_name} already exists in {models_dir}: choose another --name")
 
 
 def check_latest_movable(models_dir: Path) -> None:

@@ -226,7 +226,7 @@ def duplicate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_duplicate_run_name_fails_and_leaves_the_existing_bundle_untouched(duplicate: dict[str, Any]) -> None:
     root, models = duplicate["root"], duplicate["root"] / "models"
-    assert "taken already exists" in str(duplicate["error"]) and "--run-name" in str(duplicate["error"])
+    assert "taken already exists" in str(duplicate["error"]) and "--name" in str(duplicate["error"])
     after = {p.relative_to(root): p.read_bytes() for p in (models / "taken").rglob("*") if p.is_file()}
     assert after == {k: v for k, v in duplicate["before"].items() if k.parts[1] == "taken"}
     assert str((models / LATEST).readlink()) == "taken"

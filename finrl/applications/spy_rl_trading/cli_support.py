@@ -102,7 +102,6 @@ TRAINING_FLAGS: tuple[Flag, ...] = (
             "checkpoint_freq",
             "torch_threads",
             "device",
-            "run_name",
             "action_space",
             "weight_levels",
             "rebalance_band",
@@ -112,6 +111,7 @@ TRAINING_FLAGS: tuple[Flag, ...] = (
             "regime_features",  # a model's features: backtests and the trader read it from the bundle
         )
     ),
+    Flag("run_name", ("--name", "--run-name")),
     Flag("trained_models_dir", ("--models-dir",)),
     Flag("tensorboard_log_dir", ("--tensorboard-dir",)),
 )

@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, le=64, description="torch CPU threads (1 is fastest for small nets)")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="torch device for PPO")
     run_name: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9._-]+$", description="Model folder name (default: generated)"
+        None, pattern=r"^[A-Za-z0-9._-]+$", description="Run name: the model's folder and its TensorBoard run (default: ppo-<symbol>-<source>-seed<N>-<UTC time>)"
     )
 
     # what the agent decides and what it is rewarded for (recorded in the bundle, honoured by backtests and trading)
@@ -488,7 +488,7 @@ class Settings(BaseSettings):
         )
 
     def effective_run_name(self) -> str:
-        """--run-name, or a name from the symbol, source, seed and a millisecond UTC stamp."""
+        """--name, or a name from the symbol, source, seed and a millisecond UTC stamp."""
         if self.run_name:
             return self.run_name
         now = datetime.now(UTC)

@@ -12,7 +12,7 @@ from finrl.applications.spy_rl_trading.settings import Settings
 from finrl.errors import ConfigError
 
 ENSEMBLE_FLAGS = (
-    Flag("run_name", ("--name",)),  # a folder name, checked as training checks its --run-name
+    Flag("run_name", ("--name",)),  # a folder name, checked as training checks its --name
     Flag("trained_models_dir", ("--models-dir",)),
     Flag("rebalance_band"),
 )
