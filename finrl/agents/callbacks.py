@@ -13,17 +13,19 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import HParam
+from stable_baselines3.common.logger import HParam, Logger
 
 from finrl.agents.numpy_policy import NumpyPolicy
 from finrl.log import get_logger
+from finrl.meta.env.execution import Action
 from finrl.meta.env.market_arrays import MarketArrays
-from finrl.meta.env.rollout import run_policy
+from finrl.meta.env.rollout import run_policy, scheduled_policy
 from finrl.meta.env.spy_env import EnvConfig
 from finrl.performance import sharpe_ratio, total_return
 from finrl.signals import on_stop_signals
@@ -31,17 +33,36 @@ from finrl.signals import on_stop_signals
 log = get_logger(__name__)
 
 
+EPISODE_RETURN_TAG = "trading/episode_nav_return"
+KEPT_METRICS = ("sharpe", "total_return", "exposure")  # of the kept model on the validation window
+KEPT_TAG = "hparams/kept_validation_{}"  # written once, when training ends: see kept_validation_scalars
+BUY_AND_HOLD_TAG = "validation/buy_and_hold_{}"  # the reference over the same window, costs and fills
+
+
+def hparam_metric_tags(validation: bool) -> tuple[str, ...]:
+    """The scalars the HParams tab shows for a run: the kept model's validation metrics where it was validated.
+
+    TensorBoard's HParams table shows, for each declared metric, the *last* value of that scalar tag
+    in the run: declaring ``validation/sharpe`` showed the last evaluation, not the model kept.
+    """
+    kept = tuple(KEPT_TAG.format(name) for name in KEPT_METRICS)
+    reference = (BUY_AND_HOLD_TAG.format("sharpe"),)
+    return (*kept, *reference, EPISODE_RETURN_TAG) if validation else (EPISODE_RETURN_TAG,)
+
+
 class TradingMetricsCallback(BaseCallback):
     """Episode trading statistics (NAV return, Sharpe, turnover, costs, actions) and hyperparameters."""
 
-    def __init__(self, hparams: dict[str, Any]) -> None:
+    def __init__(self, hparams: dict[str, Any], metric_tags: tuple[str, ...] = (EPISODE_RETURN_TAG,)) -> None:
         super().__init__()
         self.hparams = hparams
+        self.metric_tags = metric_tags
         self._started = 0.0
 
     def _on_training_start(self) -> None:
         self._started = time.perf_counter()
-        metrics = {"validation/sharpe": 0.0, "trading/episode_nav_return": 0.0}
+        # only the names count: SB3 writes no value for them, the HParams tab reads each tag's last scalar
+        metrics = dict.fromkeys(self.metric_tags, 0.0)
         clean = {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in self.hparams.items()}
         self.logger.record("hparams", HParam(clean, metrics), exclude=("stdout", "log", "json", "csv"))
 
@@ -65,7 +86,11 @@ class TradingMetricsCallback(BaseCallback):
 
 class ValidationCallback(BaseCallback):
     """Every ``eval_freq`` timesteps, replay the deterministic policy over the validation window
-    and save the model when its Sharpe ratio is the best so far."""
+    and save the model when its Sharpe ratio is the best so far.
+
+    Each evaluation also logs buy-and-hold over the same window (``validation/buy_and_hold_*``), replayed
+    once as the backtest's baseline is: sell/hold/buy actions under the agent's execution and costs.
+    """
 
     def __init__(self, market: MarketArrays, config: EnvConfig, eval_freq: int, best_path: Path) -> None:
         super().__init__()
@@ -75,6 +100,16 @@ class ValidationCallback(BaseCallback):
         self.best_timesteps = 0
         self.history: list[dict[str, float]] = []
         self._next = eval_freq
+        self._buy_and_hold: dict[str, float] | None = None
+
+    @property
+    def buy_and_hold(self) -> dict[str, float]:
+        """Buy-and-hold's Sharpe and total return over the validation window (computed once: it never changes)."""
+        if self._buy_and_hold is None:
+            baseline = replace(self.config, action_space="discrete3")  # as the backtest replays its baselines
+            ledger = run_policy(self.market, baseline, scheduled_policy(np.full(len(self.market), Action.BUY)))
+            self._buy_and_hold = {"sharpe": sharpe_ratio(ledger.nav), "total_return": total_return(ledger.nav)}
+        return self._buy_and_hold
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:
@@ -99,11 +134,21 @@ class ValidationCallback(BaseCallback):
         self.history.append(result)
         for key in ("sharpe", "total_return", "exposure"):
             self.logger.record(f"validation/{key}", result[key])
+        for key, value in self.buy_and_hold.items():
+            self.logger.record(BUY_AND_HOLD_TAG.format(key), value)
         if result["sharpe"] > self.best_sharpe:
             self.best_sharpe, self.best_timesteps = result["sharpe"], self.num_timesteps
             self.model.save(self.best_path)
         log.info("validation", **{k: round(v, 4) for k, v in result.items()}, best_sharpe=round(self.best_sharpe, 4))
         return result
+
+
+def record_kept_validation(logger: Logger, kept: dict[str, float], timesteps: int) -> None:
+    """Write the kept model's validation metrics (the HParams tab's metrics) when training ends, and dump
+    what is pending: SB3 dumps once per rollout, so an evaluation run as training ends goes out with them."""
+    for name in KEPT_METRICS:
+        logger.record(KEPT_TAG.format(name), kept[name])
+    logger.dump(timesteps)
 
 
 class ProgressCallback(BaseCallback):

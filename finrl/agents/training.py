@@ -34,6 +34,8 @@ from finrl.agents.callbacks import (
     StopOnSignalCallback,
     TradingMetricsCallback,
     ValidationCallback,
+    hparam_metric_tags,
+    record_kept_validation,
     unchecked_distributions,
 )
 from finrl.agents.numpy_policy import NumpyPolicy
@@ -145,13 +147,12 @@ def _train_in(
     """Learn into ``staging`` and fill it with the bundle's files: (wall seconds, metrics, manifest)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecMonitor
 
     # VecMonitor: SB3's rollout/ep_rew_mean and ep_len_mean come from its "episode" infos
     envs = VecMonitor(training_envs(train_market, env_config, job.ppo.n_envs, job.vec_env))
-    model = PPO(
-        "MlpPolicy", envs, seed=job.seed, tensorboard_log=str(job.tensorboard_dir), verbose=0, **job.ppo.sb3_kwargs()
-    )
+    model = PPO("MlpPolicy", envs, seed=job.seed, verbose=0, **job.ppo.sb3_kwargs())
     validation = (
         ValidationCallback(validation_market, env_config, job.eval_freq, staging / "best_model.zip")
         if validation_market is not None and job.eval_freq > 0
@@ -160,7 +161,10 @@ def _train_in(
     hparams = {**job.ppo.to_dict(), "seed": job.seed, "total_timesteps": job.total_timesteps}
     rollout = job.ppo.n_steps * job.ppo.n_envs
     planned = -(-job.total_timesteps // rollout) * rollout  # SB3 always completes the last rollout
-    callbacks: list[Any] = [TradingMetricsCallback(hparams), ProgressCallback(planned, job.progress)]
+    callbacks: list[Any] = [
+        TradingMetricsCallback(hparams, hparam_metric_tags(validation is not None)),
+        ProgressCallback(planned, job.progress),
+    ]
     if validation is not None:
         callbacks.append(validation)
     if job.checkpoint_freq > 0:
@@ -181,8 +185,10 @@ def _train_in(
         unchecked_distributions(),
         filesystem_errors(job.tensorboard_dir, flag="--tensorboard-dir"),  # its logs; the staging's keep theirs
     ):
+        tensorboard_run = tensorboard_run_dir(job.tensorboard_dir, job.run_name)
+        model.set_logger(configure(str(tensorboard_run), ["tensorboard"]))  # SB3's own would add "_1" to the name
         callbacks.append(StopOnSignalCallback(stop))
-        model.learn(job.total_timesteps, callback=CallbackList(callbacks), tb_log_name=job.run_name)
+        model.learn(job.total_timesteps, callback=CallbackList(callbacks))
     wall = time.perf_counter() - started
     if stop:
         _keep_interrupted(model, staging, job)
@@ -198,6 +204,10 @@ def _train_in(
         shutil.move(staging / "best_model.zip", staging / MODEL_FILE)
     else:
         shutil.copyfile(staging / FINAL_MODEL_FILE, staging / MODEL_FILE)
+    kept = kept_validation(validation, use_best)
+    if validation is not None and kept is not None:
+        with filesystem_errors(job.tensorboard_dir, flag="--tensorboard-dir"):
+            record_kept_validation(model.logger, kept, model.num_timesteps)
     export_policy(staging)  # backtests and paper trading act from these arrays, without torch
     save_drift_reference(staging, train_frame, normalizer.columns, train_market, env_config)
     metrics = {
@@ -208,7 +218,9 @@ def _train_in(
         "validation_history": validation.history if validation else [],
         "best_validation_sharpe": validation.best_sharpe if validation and validation.history else None,
         "best_validation_timesteps": validation.best_timesteps if validation else None,
-        "tensorboard_run": str(Path(model.logger.dir)) if model.logger.dir else None,
+        "kept_validation": kept,  # the validation metrics of the model in model.zip (None: not validated)
+        "validation_buy_and_hold": validation.buy_and_hold if validation and validation.history else None,
+        "tensorboard_run": str(tensorboard_run),
     }
     manifest = {
         "run_name": job.run_name,
@@ -225,6 +237,26 @@ def _train_in(
         "training": metrics,
     }
     return wall, metrics, manifest
+
+
+def tensorboard_run_dir(tensorboard_dir: Path, run_name: str) -> Path:
+    """The run's TensorBoard folder, named as the run; ``<run>_2``, ``<run>_3``... where that folder is taken
+    (a run interrupted and retried under its name, a bundle removed but not its logs): one run per folder."""
+    folder, n = Path(tensorboard_dir) / run_name, 1
+    while folder.exists():
+        n += 1
+        folder = Path(tensorboard_dir) / f"{run_name}_{n}"
+    return folder
+
+
+def kept_validation(validation: ValidationCallback | None, use_best: bool) -> dict[str, float] | None:
+    """The validation metrics of the model kept in ``model.zip``: the best evaluation's, or the last one's
+    (the final model's, evaluated when training ended) where no best model was saved."""
+    if validation is None or not validation.history:
+        return None
+    if use_best:
+        return next(e for e in validation.history if e["timesteps"] == validation.best_timesteps)
+    return validation.history[-1]
 
 
 def training_envs(market: MarketArrays, config: EnvConfig, n_envs: int, kind: VecEnvKind = "batched") -> Any:

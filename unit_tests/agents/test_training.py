@@ -196,7 +196,7 @@ def test_tensorboard_holds_trading_validation_sb3_scalars_and_hparams(runs: dict
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run_dir = Path(runs["a1"].metrics["tensorboard_run"])
-    assert run_dir.parent == runs["root"] / "tensorboard" and run_dir.name.startswith("a1")
+    assert run_dir == runs["root"] / "tensorboard" / "a1"  # the run's name: what TensorBoard lists
     (events,) = run_dir.glob("events.out.tfevents.*")
     accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0, "tensors": 0})
     accumulator.Reload()
@@ -209,6 +209,75 @@ def test_tensorboard_holds_trading_validation_sb3_scalars_and_hparams(runs: dict
     assert any(t.startswith("train/") for t in scalars) and any(t.startswith("rollout/") for t in scalars)
     assert "_hparams_/experiment" in accumulator.PluginTagToContent("hparams")
     assert all(np.isfinite(e.value) for e in accumulator.Scalars("trading/episode_nav_return"))
+
+
+def run_events(run_dir: Path) -> Any:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = run_dir.glob("events.out.tfevents.*")
+    accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_hparams_tab_shows_the_kept_models_validation_metrics(runs: dict[str, Any]) -> None:
+    """The HParams table shows each declared metric's last scalar: the kept model's, not the last evaluation's."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    result = runs["a1"]
+    training = result.bundle.manifest.training
+    history = training["validation_history"]
+    assert training["model_choice"] == "best_validation_sharpe"
+    assert history[-1]["sharpe"] != training["best_validation_sharpe"]  # else this test proves nothing
+    events = run_events(Path(training["tensorboard_run"]))
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    metrics = [info.name.tag for info in experiment.metric_infos]
+    assert "validation/sharpe" not in metrics
+    kept = training["kept_validation"]
+    assert kept["sharpe"] == training["best_validation_sharpe"]
+    assert kept["timesteps"] == training["best_validation_timesteps"]
+    for name in ("sharpe", "total_return", "exposure"):
+        tag = f"hparams/kept_validation_{name}"
+        assert tag in metrics
+        (point,) = events.Scalars(tag)  # written once, as training ends: the table's value
+        assert point.value == pytest.approx(kept[name], rel=1e-6, abs=1e-7)  # stored as float32
+        assert point.step == training["timesteps"]
+    # the last evaluation's scalars reach the file too (SB3 dumps once per rollout)
+    assert [p.step for p in events.Scalars("validation/sharpe")] == [int(h["timesteps"]) for h in history]
+
+
+def test_validation_logs_buy_and_hold_over_the_same_window_as_the_backtest_replays_it(runs: dict[str, Any]) -> None:
+    from finrl.backtest.engine import run_backtest
+
+    result = runs["a1"]
+    training = result.bundle.manifest.training
+    reference = training["validation_buy_and_hold"]
+    events = run_events(Path(training["tensorboard_run"]))
+    assert "validation/buy_and_hold_sharpe" in [i.name.tag for i in _experiment(events).metric_infos]
+    points = events.Scalars("validation/buy_and_hold_sharpe")
+    assert len(points) == len(training["validation_history"])  # logged with every evaluation, the same value
+    assert [p.value for p in points] == [pytest.approx(reference["sharpe"], rel=1e-6)] * len(points)
+    _, features, _, split = generated_data()
+    assert split.validation is not None
+    backtest = run_backtest(result.bundle, split.validation.slice(features), split.validation, 0.0)
+    assert reference["sharpe"] == pytest.approx(backtest.metrics["buy_and_hold"]["sharpe"], rel=1e-9)
+    assert reference["total_return"] == pytest.approx(backtest.metrics["buy_and_hold"]["total_return"], rel=1e-9)
+
+
+def _experiment(events: Any) -> Any:
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = events.PluginTagToContent("hparams")["_hparams_/experiment"]
+    return plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+
+
+def test_a_taken_tensorboard_folder_gets_the_next_free_name(tmp_path: Path) -> None:
+    (tmp_path / "tensorboard" / "again").mkdir(parents=True)  # an interrupted run's logs, say
+    result = train(tiny_job(tmp_path, "again", total_timesteps=256, eval_freq=0, checkpoint_freq=0))
+    assert result.metrics["tensorboard_run"] == str(tmp_path / "tensorboard" / "again_2")
+    assert result.metrics["kept_validation"] is None
+    assert not list((tmp_path / "tensorboard" / "again").iterdir())
 
 
 # ---------------------------------------------------------------- a run name that already exists
@@ -237,7 +306,7 @@ def test_duplicate_run_name_fails_and_leaves_the_existing_bundle_untouched(dupli
 def test_duplicate_run_name_is_refused_before_training_and_leaves_nothing(duplicate: dict[str, Any]) -> None:
     root = duplicate["root"]
     assert not list((root / "models").glob(".staging-*"))
-    assert [p.name for p in (root / "tensorboard").iterdir()] == ["taken_1"]  # no second training run
+    assert [p.name for p in (root / "tensorboard").iterdir()] == ["taken"]  # no second training run
 
 
 def test_leftovers_of_an_earlier_staging_are_not_published(tmp_path: Path) -> None:
