@@ -63,12 +63,14 @@ def manifest_of(models: Path) -> dict:
 def test_help_lists_training_flags_with_their_variables() -> None:
     result = invoke("train", "--help", env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    options = result.output.split("Examples:")[0]
+    # each option: its names on a line, its help (default, variable) on the lines under it
+    blocks = re.split(r"\n(?=  -)", options)
 
     def line_of(flag: str) -> str:
-        found = [line for line in lines if re.search(rf"(^|[\s,]){re.escape(flag)}([\s,]|$)", line)]
+        found = [block for block in blocks if re.match(rf"\s*(\S+, )*{re.escape(flag)}[\s,]", block)]
         assert len(found) == 1, (flag, found)
-        return found[0]
+        return " ".join(found[0].split())
 
     expected = {
         "--timesteps": "SPY_TOTAL_TIMESTEPS", "--learning-rate": "SPY_LEARNING_RATE", "--seed": "SPY_RANDOM_SEED",

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from finrl.applications.spy_rl_trading.cli_support import error_line
+from finrl.applications.spy_rl_trading.cli_support import error_line, format_examples, format_options, plain_help
 from finrl.applications.spy_rl_trading.commands import (
     backtest,
     data,
@@ -56,12 +56,21 @@ class SpyRlGroup(TyperGroup):
         with _usage_errors():
             return super().invoke(ctx)
 
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        format_options(self, ctx, formatter)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        format_examples(self, ctx, formatter)
+
 
 app = typer.Typer(
     name="spy-rl",
     cls=SpyRlGroup,
     help="Reinforcement-learning trading for SPY: data, training, backtests, paper trading.",
+    epilog="spy-rl pipeline --source sample --timesteps 50000\nspy-rl data fetch --source yahoo\n"
+    "spy-rl --log-level DEBUG backtest --model latest",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: every option's names in full, its help under them (cli_support)
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -70,17 +79,33 @@ app = typer.Typer(
 @app.callback()
 def root(
     ctx: typer.Context,
-    log_level: Annotated[str | None, typer.Option(help="DEBUG | INFO | WARNING | ERROR  [env: SPY_LOG_LEVEL]")] = None,
-    log_json: Annotated[
-        bool | None, typer.Option("--log-json/--log-console", help="JSON log lines  [env: SPY_LOG_JSON]")
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            help="Log level: DEBUG, INFO, WARNING or ERROR; DEBUG also shows third-party libraries' logs  "
+            "[env: SPY_LOG_LEVEL]",
+            metavar="LEVEL",
+        ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed  [env: SPY_RANDOM_SEED]")] = None,
+    log_json: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-json/--log-console", help="JSON log lines (else readable console lines)  [env: SPY_LOG_JSON]"
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Random seed of training (Python, NumPy, torch, envs)  [env: SPY_RANDOM_SEED]", metavar="INTEGER"
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = {"log_level": log_level, "log_json": log_json, "random_seed": seed}
 
 
 for command_module in (health, data, train, backtest, ensemble, research, tune, paper, runs):
     command_module.register(app)
+plain_help(app)
 
 
 def main() -> None:

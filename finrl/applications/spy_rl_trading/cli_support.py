@@ -11,6 +11,7 @@ import functools
 import inspect
 import re
 import sys
+import textwrap
 import traceback
 import types
 import typing
@@ -21,9 +22,15 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
-from finrl.applications.spy_rl_trading.settings import COST_FIELDS, Settings, env_name, load_settings
+from finrl.applications.spy_rl_trading.settings import (
+    COST_FIELDS,
+    Settings,
+    env_name,
+    field_metavar,
+    load_settings,
+)
 from finrl.errors import FinRLError
 from finrl.fileio import filesystem_error, is_filesystem_error
 from finrl.masking import has_registered, mask_registered, register_secrets
@@ -153,6 +160,169 @@ PAPER_FLAGS: tuple[Flag, ...] = (
 )
 
 
+# the help's sections, in this order; a command's own options come first, under "Options"
+PANELS: tuple[str, ...] = (
+    "Options",
+    "Data",
+    "Windows",
+    "Training",
+    "Costs and execution",
+    "Backtest",
+    "Risk limits",
+    "Paper trading",
+    "Tuning",
+    "Folders",
+    "Logging",
+)
+_PANEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "Data": ("data_source", "symbol", "csv_path", "vix_csv_path", "use_vix", "start_date", "end_date", "offline",
+             "live_source", "live_csv_path", "live_vix_source", "live_vix_csv_path"),
+    "Windows": tuple(f.field for f in SPLIT_FLAGS),
+    "Training": tuple(f.field for f in TRAINING_FLAGS if not f.field.endswith("_dir")),
+    "Costs and execution": tuple(f.field for f in EXECUTION_FLAGS),
+    "Backtest": ("risk_free_rate", "backtest_risk_limits"),
+    "Risk limits": ("max_drawdown", "max_daily_loss", "max_position_fraction", "max_order_notional"),
+    "Paper trading": tuple(f.field for f in PAPER_FLAGS if f.field not in ("trained_models_dir", "logs_dir")
+                           and not f.field.startswith("max_")),
+    "Tuning": ("tune_storage", "tune_heartbeat_interval", "tune_grace_period"),
+    "Folders": ("datasets_dir", "trained_models_dir", "tensorboard_log_dir", "results_dir", "logs_dir"),
+    "Logging": ("log_level", "log_json"),
+}  # fmt: skip
+FIELD_PANELS: dict[str, str] = {field: panel for panel, names in _PANEL_FIELDS.items() for field in names}
+
+HELP_INDENT = 4  # an option's help sits under its names, this much further in
+
+
+def _wrap(text: str, width: int, indent: str, *, keep_words: bool = False) -> list[str]:
+    """``text`` in lines of at most ``width`` characters (a word longer than a line is split unless
+    ``keep_words``: option names are never cut, they break only between names)."""
+    return textwrap.wrap(
+        text,
+        width=max(width, len(indent) + 10),
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=not keep_words,
+        break_on_hyphens=False,
+    )
+
+
+def format_options(command: Any, ctx: Any, formatter: Any) -> None:
+    """Every option as its full names on a line and its help wrapped under them, in sections.
+
+    A two-column table cuts long names or squeezes the help into a narrow column at 80 columns;
+    this layout reads the same in a terminal of any width and in a pipe.
+    """
+    sections: dict[str, list[tuple[str, str]]] = {}
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        kind = "Arguments" if param.param_type_name == "argument" else "Options"
+        sections.setdefault(getattr(param, "rich_help_panel", None) or kind, []).append(record)
+    order = ("Arguments", *PANELS)
+    for name in sorted(sections, key=lambda s: order.index(s) if s in order else len(order)):
+        formatter.write_paragraph()
+        formatter.write_heading(name)
+        width, indent = formatter.width, " " * (formatter.current_indent + 2)
+        for names, help_text in sections[name]:
+            formatter.write("\n".join(_wrap(names, width, indent, keep_words=True)) + "\n")
+            # "[env: NAME]" stays on one line: what a reader greps for and copies
+            kept = help_text.replace("[env: ", "[env:\0")
+            lines = _wrap(kept, width, indent + " " * HELP_INDENT) if help_text else []
+            formatter.write("".join(f"{line}\n".replace("\0", " ") for line in lines))
+    if isinstance(command, TyperGroup):
+        command.format_commands(ctx, formatter)
+
+
+def format_examples(command: Any, ctx: Any, formatter: Any) -> None:
+    """The epilog: one example command per line, a long one continued with a backslash."""
+    if not command.epilog:
+        return
+    formatter.write_paragraph()
+    formatter.write_heading("Examples")
+    width, indent = formatter.width, " " * (formatter.current_indent + 2)
+    for example in inspect.cleandoc(command.epilog).splitlines():
+        if not example.strip():
+            continue
+        formatter.write(" \\\n".join(_command_lines(example.split(), width - 2, indent)) + "\n")
+
+
+def _command_lines(words: list[str], width: int, indent: str) -> list[str]:
+    """A command line in lines of at most ``width``, broken between options (a flag keeps its value)."""
+    chunks: list[str] = []
+    for word in words:
+        if chunks and chunks[-1].startswith("-") and " " not in chunks[-1] and not word.startswith("-"):
+            chunks[-1] += f" {word}"
+        else:
+            chunks.append(word)
+    lines = [indent + chunks[0]]
+    for chunk in chunks[1:]:
+        if len(lines[-1]) + 1 + len(chunk) <= width:
+            lines[-1] += f" {chunk}"
+        else:
+            lines.append(f"{indent}{' ' * HELP_INDENT}{chunk}")
+    return lines
+
+
+def format_help_text(command: Any, ctx: Any, formatter: Any) -> None:
+    """The command's docstring; a ``\\b`` block (kept as written) wraps a line too wide for the
+    terminal under its own text, so a table of codes stays readable in 60 columns."""
+    text = inspect.cleandoc(command.help or "").partition("\f")[0]
+    if not text:
+        return
+    width = formatter.width - formatter.current_indent - 2
+    paragraphs = []
+    for paragraph in text.split("\n\n"):
+        if paragraph.startswith("\b\n"):
+            lines = []
+            for line in paragraph.splitlines()[1:]:
+                hanging = re.match(r"\s*\S+\s+", line)
+                indent = " " * (hanging.end() if hanging and hanging.end() < width // 2 else 0)
+                lines += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+            paragraph = "\n".join(["\b", *lines])
+        paragraphs.append(paragraph)
+    formatter.write_paragraph()
+    with formatter.indentation():
+        formatter.write_text("\n\n".join(paragraphs))
+
+
+class SpyRlCommand(TyperCommand):
+    """A command whose help lists each option in full with its help under it (see :func:`format_options`)."""
+
+    def format_help_text(self, ctx: Any, formatter: Any) -> None:
+        format_help_text(self, ctx, formatter)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        format_options(self, ctx, formatter)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        format_examples(self, ctx, formatter)
+
+
+class SpyRlSubGroup(TyperGroup):
+    """A command group (``data``, ``tune``, ``runs``) laid out as :class:`SpyRlCommand`."""
+
+    def format_help_text(self, ctx: Any, formatter: Any) -> None:
+        format_help_text(self, ctx, formatter)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        format_options(self, ctx, formatter)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        format_examples(self, ctx, formatter)
+
+
+def plain_help(app: typer.Typer) -> None:
+    """Give every command and group under ``app`` the layout of :class:`SpyRlCommand`."""
+    for command in app.registered_commands:
+        if command.cls in (None, TyperCommand):  # typer's default: a command's own class stays
+            command.cls = SpyRlCommand
+    for group in app.registered_groups:
+        group.cls = SpyRlSubGroup
+        if group.typer_instance is not None:
+            plain_help(group.typer_instance)
+
+
 def _cli_type(field: str) -> type:
     """The plain type typer parses for ``field``; dates and choices stay strings for pydantic."""
     annotation = Settings.model_fields[field].annotation
@@ -167,8 +337,12 @@ def _option_parameter(flag: Flag) -> inspect.Parameter:
     info = Settings.model_fields[flag.field]
     default = info.default if info.default is not None else ""
     shown = f" (default: {default})" if default not in ("", None) else ""
-    help_text = escape(f"{info.description or flag.field}{shown}  [env: {env_name(flag.field)}]")
-    option = typer.Option(*flag.option_names(), help=help_text)
+    option = typer.Option(
+        *flag.option_names(),
+        help=f"{info.description}{shown}  [env: {env_name(flag.field)}]",
+        metavar=field_metavar(flag.field),
+        rich_help_panel=FIELD_PANELS.get(flag.field),
+    )
     annotation = Annotated[_cli_type(flag.field) | None, option]  # type: ignore[valid-type]  # built at run time
     return inspect.Parameter(flag.field, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 

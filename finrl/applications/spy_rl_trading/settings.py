@@ -8,6 +8,7 @@ variables (``SPY_*``; Alpaca's under the deployment doc's names) > ``.env`` file
 from __future__ import annotations
 
 import os
+import types
 import typing
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
@@ -92,23 +93,30 @@ class Settings(BaseSettings):
     random_seed: int = Field(42, ge=0, lt=2**32, description="Seed for Python, NumPy, torch and the envs")
 
     # market data
-    symbol: str = Field("SPY", min_length=1, max_length=12, pattern=r"^[A-Za-z.^-]+$", description="Ticker")
+    symbol: str = Field(
+        "SPY", min_length=1, max_length=12, pattern=r"^[A-Za-z.^-]+$", description="Ticker symbol to trade"
+    )
     data_source: DataSource = Field("sample", description="yahoo, csv, alpaca or sample (offline S&P 500 stand-in)")
-    csv_path: Path | None = Field(None, description="Daily bars CSV for the csv source")
-    vix_csv_path: Path | None = Field(None, description="VIX daily CSV")
-    use_vix: bool = Field(True, description="Use VIX as a feature")
+    csv_path: Path | None = Field(
+        None, description="Daily bars CSV (date, open, high, low, close, volume) for --source csv"
+    )
+    vix_csv_path: Path | None = Field(
+        None, description="VIX daily closes CSV (date, close); needed with --source csv and --vix"
+    )
+    use_vix: bool = Field(True, description="Use the VIX close as an observation feature")
     regime_features: bool = Field(
         False,
         description="Add regime features: realised-vol ratio, drawdown from the trailing peak, VIX change (with VIX)",
     )
-    offline: bool = Field(False, description="Use cached data only, never download")
+    offline: bool = Field(False, description="Use cached data only, never download (fails if nothing is cached)")
     start_date: date | None = Field(None, description="First day of data to load (YYYY-MM-DD)")
     end_date: date | None = Field(None, description="Last day of data to load (YYYY-MM-DD)")
     train_start: date | None = Field(None, description="First training day (default: first day of data)")
     train_end: date | None = Field(
         None,
-        description="Last day the model may see (default: 70% of the days); without validation dates its "
-        "window's last 15/85 becomes validation, so training ends before it",
+        description="Last day the model may see (default: the day 70% into the data). Without --val-start/"
+        "--val-end, the last 15/85 of the days up to it are held out for validation, so training itself ends "
+        "earlier",
     )
     val_start: date | None = Field(None, description="First validation day (default: after training)")
     val_end: date | None = Field(None, description="Last validation day (default: 85% of the days)")
@@ -116,25 +124,34 @@ class Settings(BaseSettings):
     test_end: date | None = Field(None, description="Last test day (default: last day of data)")
 
     # PPO training (defaults measured for throughput on 2 CPU cores: benchmarks/)
-    total_timesteps: int = Field(200_000, gt=0, description="PPO environment steps")
+    total_timesteps: int = Field(
+        200_000, gt=0, description="PPO environment steps to train, rounded up to whole rollouts (n-envs x n-steps)"
+    )
     learning_rate: float = Field(3e-4, gt=0, lt=1, description="PPO learning rate")
     n_envs: int = Field(16, ge=1, le=256, description="Environments stepped together in one process")
     n_steps: int = Field(256, ge=8, description="Steps per environment per rollout")
-    batch_size: int = Field(1024, ge=8, description="PPO minibatch size")
+    batch_size: int = Field(1024, ge=8, description="PPO minibatch size (at most n-envs x n-steps)")
     n_epochs: int = Field(5, ge=1, description="PPO epochs per rollout")
-    gamma: float = Field(0.99, gt=0, le=1, description="Discount factor")
-    gae_lambda: float = Field(0.95, gt=0, le=1, description="GAE lambda")
-    clip_range: float = Field(0.2, gt=0, lt=1, description="PPO clip range")
+    gamma: float = Field(0.99, gt=0, le=1, description="Discount factor per trading day (0..1)")
+    gae_lambda: float = Field(
+        0.95, gt=0, le=1, description="GAE lambda: bias/variance trade-off of the advantage estimate (0..1)"
+    )
+    clip_range: float = Field(0.2, gt=0, lt=1, description="PPO clip range of the policy ratio (0..1)")
     ent_coef: float = Field(0.01, ge=0, description="Entropy bonus coefficient")
     target_kl: float | None = Field(None, gt=0, description="Stop an update early above this KL divergence")
-    net_arch: LayerWidths = Field("64,64", description="Hidden layer sizes, comma-separated")
+    net_arch: LayerWidths = Field(
+        "64,64", description="Hidden layer widths of the policy and value nets, comma-separated (e.g. 64,64)"
+    )
     episode_length: int = Field(252, ge=0, description="Trading days per training episode (0 = whole window)")
     eval_freq: int = Field(20_000, ge=0, description="Validate every N timesteps and keep the best (0 = off)")
     checkpoint_freq: int = Field(100_000, ge=0, description="Checkpoint every N timesteps (0 = off)")
     torch_threads: int = Field(1, ge=1, le=64, description="torch CPU threads (1 is fastest for small nets)")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="torch device for PPO")
     run_name: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9._-]+$", description="Run name: the model's folder and its TensorBoard run (default: ppo-<symbol>-<source>-seed<N>-<UTC time>)"
+        None,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Run name: the model's folder and its TensorBoard run "
+        "(default: ppo-<symbol>-<source>-seed<N>-<UTC time>)",
     )
 
     # what the agent decides and what it is rewarded for (recorded in the bundle, honoured by backtests and trading)
@@ -160,7 +177,7 @@ class Settings(BaseSettings):
     )
 
     # execution and costs: one model for training, backtests and paper trading
-    initial_cash: float = Field(100_000.0, gt=0, description="Starting cash")
+    initial_cash: float = Field(100_000.0, gt=0, description="Starting cash of the simulated account, in dollars")
     commission_bps: float = Field(1.0, ge=0, description="Commission in basis points of notional")
     spread_bps: float = Field(1.0, ge=0, description="Quoted spread in basis points (half paid per fill)")
     slippage_bps: float = Field(2.0, ge=0, description="Slippage in basis points per fill")
@@ -181,16 +198,21 @@ class Settings(BaseSettings):
     impact_coef: float = Field(
         1.0, ge=0, description="Square-root impact coefficient: coef x daily vol x sqrt(shares/ADV) of price"
     )
-    position_fraction: float = Field(1.0, gt=0, le=1, description="Position size as a fraction of equity")
+    position_fraction: float = Field(1.0, gt=0, le=1, description="Position size as a fraction of equity (0..1)")
     allow_short: bool = Field(False, description="Allow short positions (sell goes short)")
-    fractional_shares: bool = Field(False, description="Trade fractional shares")
-    fill_at: Literal["next_open", "next_close"] = Field("next_open", description="When a decision fills")
+    fractional_shares: bool = Field(False, description="Trade fractional shares (else whole shares only)")
+    fill_at: Literal["next_open", "next_close"] = Field(
+        "next_open", description="When a decision made after day t's close fills: next_open or next_close (of t+1)"
+    )
 
     # evaluation
     risk_free_rate: float = Field(0.0, ge=-0.05, le=0.5, description="Annual risk-free rate for Sharpe/Sortino/alpha")
 
     # trading
-    trading_mode: Literal["paper", "live"] = Field("paper", description="paper or live")
+    trading_mode: Literal["paper", "live"] = Field(
+        "paper",
+        description="paper (Alpaca paper account or simulated) or live (real money; needs --confirm-live-trading)",
+    )
     live_trading_confirmed: bool = Field(False, description="Second confirmation required for live trading")
     broker: Literal["simulated", "alpaca"] = Field("simulated", description="simulated (no keys) or alpaca")
     model: str = Field("latest", min_length=1, description="Model bundle to trade: a folder, run name or latest")
@@ -218,7 +240,7 @@ class Settings(BaseSettings):
     max_drawdown: float = Field(0.25, gt=0, le=1, description="Flatten and stop below this drawdown from the peak")
     max_daily_loss: float = Field(0.05, gt=0, le=1, description="No new exposure after this loss since the last close")
     max_position_fraction: float = Field(1.05, gt=0, le=4, description="Largest position as a fraction of equity")
-    max_order_notional: float = Field(1_000_000.0, gt=0, description="Largest single order in currency")
+    max_order_notional: float = Field(1_000_000.0, gt=0, description="Largest single order, in dollars")
     backtest_risk_limits: bool = Field(
         True, description="spy-rl backtest applies these risk limits to the agent, as the paper trader does"
     )
@@ -241,24 +263,39 @@ class Settings(BaseSettings):
     )
 
     # directories
-    trained_models_dir: Path = Field(Path("trained_models"), description="Model bundles")
-    tensorboard_log_dir: Path = Field(Path("tensorboard_logs"), description="TensorBoard runs")
-    datasets_dir: Path = Field(Path("datasets"), description="Dataset cache")
-    results_dir: Path = Field(Path("results"), description="Backtest reports")
-    logs_dir: Path = Field(Path("logs"), description="Logs and trading journal")
+    trained_models_dir: Path = Field(
+        Path("trained_models"), description="Folder of trained model bundles (and the latest link)"
+    )
+    tensorboard_log_dir: Path = Field(Path("tensorboard_logs"), description="Folder of TensorBoard runs")
+    datasets_dir: Path = Field(
+        Path("datasets"), description="Folder of the dataset cache (bars and features per source and range)"
+    )
+    results_dir: Path = Field(Path("results"), description="Folder of backtest and research reports")
+    logs_dir: Path = Field(Path("logs"), description="Folder of logs, the trading journal and the health file")
 
     # Alpaca, under the names the deployment doc and Alpaca's own tools use
-    alpaca_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("ALPACA_API_KEY", "alpaca_api_key"))
+    alpaca_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("ALPACA_API_KEY", "alpaca_api_key"),
+        description="Alpaca API key id (environment or secret file only, never a flag)",
+    )
     alpaca_api_secret: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("ALPACA_API_SECRET", "alpaca_api_secret")
+        None,
+        validation_alias=AliasChoices("ALPACA_API_SECRET", "alpaca_api_secret"),
+        description="Alpaca API secret key (environment or secret file only, never a flag)",
     )
     alpaca_base_url: str = Field(
         ALPACA_PAPER_URL,
         validation_alias=AliasChoices("ALPACA_BASE_URL", "alpaca_base_url"),
         pattern=r"^https?://",
+        description="Alpaca trading API URL: the paper endpoint unless --trading-mode live",
     )
-    alpaca_data_url: str | None = Field(None, pattern=r"^https?://")
-    alpaca_data_feed: Literal["iex", "sip", "delayed_sip"] = "iex"
+    alpaca_data_url: str | None = Field(
+        None, pattern=r"^https?://", description="Alpaca market-data API URL (default: Alpaca's own)"
+    )
+    alpaca_data_feed: Literal["iex", "sip", "delayed_sip"] = Field(
+        "iex", description="Alpaca bars feed: iex (free), sip (paid, all exchanges) or delayed_sip"
+    )
     # market-data requests (Alpaca bars, Yahoo): the trading client's read timeout and retries
     # (finrl.http_retry's policy; a test keeps them equal; literals: settings load without requests)
     data_timeout: float = Field(
@@ -528,6 +565,20 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         secrets = (self.alpaca_api_key, self.alpaca_api_secret, self.tune_storage_password)
         return [s.get_secret_value() for s in secrets if s is not None]
+
+
+def field_metavar(field: str) -> str:
+    """How the help shows a field's value: its format (a date), its choices, or its kind."""
+    annotation = Settings.model_fields[field].annotation
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):  # X | None
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is Literal:
+        choices = "|".join(str(choice) for choice in typing.get_args(annotation))
+        return choices if len(choices) <= 30 else "CHOICE"  # the description names them
+    if annotation is date:
+        return "YYYY-MM-DD"
+    kinds: dict[Any, str] = {bool: "", int: "INTEGER", float: "NUMBER", Path: "PATH"}
+    return kinds.get(annotation, "TEXT")
 
 
 def env_name(field: str) -> str:

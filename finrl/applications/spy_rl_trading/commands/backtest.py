@@ -21,6 +21,11 @@ ModelOption = Annotated[
         "bundles (a seed sweep). Repeat for several models.",
     ),
 ]
+BACKTEST_EXAMPLES = """
+spy-rl backtest
+spy-rl backtest --model ppo-spy-sample-seed42-20240101T000000.000Z --test-start 2021-01-04
+spy-rl backtest --model trained_models/sweep --commission-bps 5 --no-risk-limits
+"""
 MODEL_ONLY_FLAGS = (Flag("trained_models_dir", ("--models-dir",)),)
 
 
@@ -86,4 +91,6 @@ def print_multi_seed(directory: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("backtest")(settings_command(DATA_FLAGS, BACKTEST_FLAGS, MODEL_ONLY_FLAGS)(backtest_command))
+    app.command("backtest", epilog=BACKTEST_EXAMPLES)(
+        settings_command(DATA_FLAGS, BACKTEST_FLAGS, MODEL_ONLY_FLAGS)(backtest_command)
+    )

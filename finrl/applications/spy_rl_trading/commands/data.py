@@ -12,7 +12,14 @@ from finrl.applications.spy_rl_trading.settings import Settings
 data_app = typer.Typer(help="Fetch, cache and validate market data.", no_args_is_help=True)
 
 
-@data_app.command("fetch")
+@data_app.command(
+    "fetch",
+    epilog="""
+spy-rl data fetch --source sample
+spy-rl data fetch --source yahoo --start 2005-01-03 --end 2023-12-29
+spy-rl data fetch --source csv --csv data/spy.csv --vix-csv data/vix.csv
+""",
+)
 @settings_command(DATA_FLAGS)
 def data_fetch(ctx: typer.Context, settings: Settings) -> None:
     """Download (or read from cache), validate and featurise daily bars into the datasets folder."""
@@ -36,7 +43,13 @@ def data_fetch(ctx: typer.Context, settings: Settings) -> None:
     )
 
 
-@data_app.command("validate")
+@data_app.command(
+    "validate",
+    epilog="""
+spy-rl data validate --csv data/spy.csv --no-vix
+spy-rl data validate --source yahoo --start 2005-01-03
+""",
+)
 @settings_command(DATA_FLAGS)
 def data_validate(ctx: typer.Context, settings: Settings) -> None:
     """Check daily bars: NYSE calendar, duplicates, OHLC consistency, prices, volume, NaN, jumps.

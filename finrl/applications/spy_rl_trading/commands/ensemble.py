@@ -16,6 +16,10 @@ ENSEMBLE_FLAGS = (
     Flag("trained_models_dir", ("--models-dir",)),
     Flag("rebalance_band"),
 )
+ENSEMBLE_EXAMPLES = """
+spy-rl ensemble --model seed1 --model seed2 --model seed3 --rule mean_weight --name trio
+spy-rl ensemble --model seed1 --model seed2 --rule majority --anchor 2021-01-04
+"""
 
 
 def ensemble_command(
@@ -64,4 +68,4 @@ def _date(text: str) -> date:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ensemble")(settings_command(ENSEMBLE_FLAGS)(ensemble_command))
+    app.command("ensemble", epilog=ENSEMBLE_EXAMPLES)(settings_command(ENSEMBLE_FLAGS)(ensemble_command))

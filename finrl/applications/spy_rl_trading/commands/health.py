@@ -33,5 +33,7 @@ def version_command() -> None:
 
 def register(app: typer.Typer) -> None:
     # the liveness probe logs nothing: no structlog import, a faster start
-    app.command("health")(settings_command((Flag("logs_dir"),), logs=False)(health_command))
-    app.command("version")(version_command)
+    app.command("health", epilog="spy-rl health --logs-dir logs --max-age 600")(
+        settings_command((Flag("logs_dir"),), logs=False)(health_command)
+    )
+    app.command("version", epilog="spy-rl version")(version_command)

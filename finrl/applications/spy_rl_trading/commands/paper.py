@@ -99,6 +99,14 @@ Exit codes of --once:
 {exit_code_help()}
 """
 
+PAPER_EXAMPLES = """
+spy-rl paper --once --dry-run --live-source sample
+spy-rl paper --check --broker alpaca
+spy-rl paper --broker alpaca --model latest --logs-dir logs
+"""
+
 
 def register(app: typer.Typer) -> None:
-    app.command("paper", help=PAPER_HELP)(settings_command(LIVE_DATA_FLAGS, PAPER_FLAGS)(paper_command))
+    app.command("paper", help=PAPER_HELP, epilog=PAPER_EXAMPLES)(
+        settings_command(LIVE_DATA_FLAGS, PAPER_FLAGS)(paper_command)
+    )

@@ -108,5 +108,13 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+WALKFORWARD_EXAMPLES = """
+spy-rl walkforward --source sample --seeds 1,2,3 --timesteps 50000
+spy-rl walkforward --source yahoo --scheme anchored --train-years 8 --workers 2
+"""
+
+
 def register(app: typer.Typer) -> None:
-    app.command("walkforward")(settings_command(DATA_FLAGS, WALKFORWARD_FLAGS, EXECUTION_FLAGS)(walkforward_command))
+    app.command("walkforward", epilog=WALKFORWARD_EXAMPLES)(
+        settings_command(DATA_FLAGS, WALKFORWARD_FLAGS, EXECUTION_FLAGS)(walkforward_command)
+    )

@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 TRAIN_EXTRA_HINT = "training needs the train extra (torch, stable-baselines3, tensorboard): pip install 'finrl[train]'"
 
 
+TRAIN_EXAMPLES = """
+spy-rl train --source sample --timesteps 50000
+spy-rl train --source csv --csv data/spy.csv --vix-csv data/vix.csv --train-end 2020-12-31
+spy-rl train --source yahoo --start 2005-01-03 --seed 7 --name yahoo-seed7
+"""
+PIPELINE_EXAMPLES = """
+spy-rl pipeline --source sample --timesteps 50000
+spy-rl pipeline --source yahoo --start 2005-01-03 --test-start 2021-01-04 --results-dir results
+"""
+
+
 def train_command(ctx: typer.Context, settings: Settings) -> None:
     """Train a PPO agent on the training window and save a model bundle (also: models_dir/latest)."""
     result = _run_training(settings)
@@ -69,7 +80,9 @@ def training_summary(result: TrainingResult) -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(settings_command(DATA_FLAGS, SPLIT_FLAGS, TRAINING_FLAGS, EXECUTION_FLAGS)(train_command))
-    app.command("pipeline")(
+    app.command("train", epilog=TRAIN_EXAMPLES)(
+        settings_command(DATA_FLAGS, SPLIT_FLAGS, TRAINING_FLAGS, EXECUTION_FLAGS)(train_command)
+    )
+    app.command("pipeline", epilog=PIPELINE_EXAMPLES)(
         settings_command(DATA_FLAGS, SPLIT_FLAGS, TRAINING_FLAGS, EXECUTION_FLAGS, BACKTEST_FLAGS)(pipeline_command)
     )

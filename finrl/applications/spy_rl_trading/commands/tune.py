@@ -338,13 +338,30 @@ def _walkforward_config(definition: StudyDefinition, base: Settings, params: dic
     return settings.walkforward_config(definition.plan, definition.seeds, workers=1)  # parallel trials: workers
 
 
+TUNE_EXAMPLES = {
+    "init": "spy-rl tune init --study spy --source sample --seeds 1,2,3\n"
+    "spy-rl tune init --study spy --storage postgresql+psycopg://optuna@db/optuna --source yahoo",
+    "run": "spy-rl tune run --study spy --n-trials 50\nspy-rl tune run --study spy --n-trials 50 --timeout 3600",
+    "best": "spy-rl tune best --study spy --seeds 1,2,3 --models-dir trained_models",
+    "report": "spy-rl tune report --study spy --output results/tune-spy.html",
+}
+
+
 def register(app: typer.Typer) -> None:
     decorate = settings_command
-    tune_app.command("init")(decorate(STORAGE_FLAGS, DATA_FLAGS, TRAINING_FLAGS, EXECUTION_FLAGS,
-                                      (Flag("risk_free_rate"), Flag("results_dir")))(init_command))  # fmt: skip
-    tune_app.command("run")(decorate(STORAGE_FLAGS, WORKER_FLAGS)(run_command))
-    tune_app.command("best")(
+    init_flags = (
+        STORAGE_FLAGS,
+        DATA_FLAGS,
+        TRAINING_FLAGS,
+        EXECUTION_FLAGS,
+        (Flag("risk_free_rate"), Flag("results_dir")),
+    )
+    tune_app.command("init", epilog=TUNE_EXAMPLES["init"])(decorate(*init_flags)(init_command))
+    tune_app.command("run", epilog=TUNE_EXAMPLES["run"])(decorate(STORAGE_FLAGS, WORKER_FLAGS)(run_command))
+    tune_app.command("best", epilog=TUNE_EXAMPLES["best"])(
         decorate(STORAGE_FLAGS, (Flag("trained_models_dir", ("--models-dir",)), *WORKER_FLAGS))(best_command)
     )
-    tune_app.command("report")(decorate(STORAGE_FLAGS, (Flag("results_dir"),))(report_command))
+    tune_app.command("report", epilog=TUNE_EXAMPLES["report"])(
+        decorate(STORAGE_FLAGS, (Flag("results_dir"),))(report_command)
+    )
     app.add_typer(tune_app, name="tune")
