@@ -189,7 +189,11 @@ def test_no_vix_against_a_vix_bundle_fails_in_one_line(dirs: dict[str, Path]) ->
         (["--test-start", "2001-01-02", "--test-end", "2001-06-29"], "holds no trading days", 1),
         (["--test-start", "2030-01-02"], "starts after it ends", 1),
         # two dates given in the wrong order: a settings error, refused before any data is read
-        (["--test-start", "2018-06-01", "--test-end", "2018-01-02"], "SPY_TEST_START=2018-06-01 is after", 2),
+        (
+            ["--test-start", "2018-06-01", "--test-end", "2018-01-02"],
+            "--test-start 2018-06-01 is after --test-end 2018-01-02",
+            2,
+        ),
     ],
 )
 def test_test_window_outside_the_data_is_one_line(

@@ -74,9 +74,11 @@ def test_flags_beat_environment(tmp_path: Path) -> None:
 
 def test_invalid_setting_is_one_line_exit_2(tmp_path: Path) -> None:
     result = invoke("data", "fetch", env={"SPY_LEARNING_RATE": "abc", "SPY_DATASETS_DIR": str(tmp_path)})
-    assert_one_line_failure(result, 2, "invalid setting SPY_LEARNING_RATE='abc'")
+    assert_one_line_failure(result, 2, "error: SPY_LEARNING_RATE: expected a number in (0, 1), got 'abc'")
     result = invoke("data", "fetch", "--start", "2020-13-45", "--datasets-dir", str(tmp_path))
-    assert_one_line_failure(result, 2, "SPY_START_DATE")
+    assert_one_line_failure(
+        result, 2, "error: --start: expected a date as YYYY-MM-DD (e.g. 2020-12-31), got '2020-13-45'"
+    )
 
 
 def test_offline_without_cache_is_one_line(tmp_path: Path) -> None:

@@ -213,6 +213,29 @@ def test_invalid_cli_value_names_the_variable() -> None:
     assert "SPY_TOTAL_TIMESTEPS" in message
 
 
+@pytest.mark.parametrize(
+    ("field", "flag", "value", "expected"),
+    [
+        ("train_end", "--train-end", "31/12/2020",
+         "--train-end: expected a date as YYYY-MM-DD (e.g. 2020-12-31), got '31/12/2020'"),
+        ("data_source", "--source", "bogus", "--source: expected 'yahoo', 'csv', 'alpaca' or 'sample', got 'bogus'"),
+        ("learning_rate", "--learning-rate", 2.0, "--learning-rate: expected a number in (0, 1), got 2.0"),
+        ("total_timesteps", "--timesteps", -5, "--timesteps: expected a whole number greater than 0, got -5"),
+        ("risk_free_rate", "--risk-free-rate", 0.9, "--risk-free-rate: expected a number in [-0.05, 0.5], got 0.9"),
+        ("symbol", "--symbol", "S P Y",
+         "--symbol: expected a ticker of letters, '.', '^' or '-' (e.g. SPY), got 'S P Y'"),
+    ],
+)  # fmt: skip
+def test_invalid_flag_value_names_the_flag_and_the_format(field: str, flag: str, value: object, expected: str) -> None:
+    assert config_error(flag_names={field: flag}, **{field: value}) == expected
+
+
+def test_a_flag_is_named_only_for_the_value_it_gave(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPY_END_DATE", "2019-01-01")
+    message = config_error(flag_names={"start_date": "--start", "end_date": "--end"}, start_date=date(2020, 1, 1))
+    assert message == "--start 2020-01-01 is after SPY_END_DATE=2019-01-01"
+
+
 def test_invalid_dotenv_value_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_env_file(tmp_path, monkeypatch, SPY_DATA_SOURCE="bogus")
     assert "SPY_DATA_SOURCE" in config_error()

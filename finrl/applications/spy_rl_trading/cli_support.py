@@ -52,6 +52,8 @@ class Flag:
         return (f"--{dashed}/--no-{dashed}",) if _cli_type(self.field) is bool else (f"--{dashed}",)
 
 
+# the root command's settings flags (spy-rl --log-level ... COMMAND): errors name them as typed
+ROOT_FLAG_NAMES = {"log_level": "--log-level", "log_json": "--log-json", "random_seed": "--seed"}
 LOG_FLAGS: tuple[Flag, ...] = (Flag("log_level"), Flag("log_json", ("--log-json/--log-console",)))
 DATA_FLAGS: tuple[Flag, ...] = (
     Flag("data_source", ("--source", "--data-source")),
@@ -358,6 +360,7 @@ def settings_command(
     """
     groups = (*flag_groups, LOG_FLAGS)  # every command takes the logging flags (entry modules have no root)
     flags = list({flag.field: flag for group in reversed(groups) for flag in reversed(group)}.values())[::-1]
+    names = {flag.field: flag.option_names()[0].split("/")[0] for flag in flags}  # errors name the flag typed
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(func, include_extras=True)
@@ -373,7 +376,7 @@ def settings_command(
         def wrapper(ctx: typer.Context, **kwargs: Any) -> Any:
             overrides = {f.field: kwargs.pop(f.field) for f in flags}
             with user_errors():
-                settings = start_command(ctx, logs=logs, **overrides)
+                settings = start_command(ctx, logs=logs, flag_names=names, **overrides)
                 return func(ctx, settings, **kwargs)
 
         wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # typer reads it
@@ -383,14 +386,18 @@ def settings_command(
     return decorate
 
 
-def start_command(ctx: typer.Context, *, logs: bool = True, **overrides: Any) -> Settings:
+def start_command(
+    ctx: typer.Context, *, logs: bool = True, flag_names: dict[str, str] | None = None, **overrides: Any
+) -> Settings:
     """Load settings (root flags + command flags), then set up logging and secrets masking.
 
     Nothing is seeded here: only training draws random numbers, and it seeds Python, NumPy and
     torch itself from ``--seed`` (so commands that never train never import NumPy or torch for it).
     """
     root = ctx.find_root().obj or {}
-    settings = load_settings(**{**root, **{k: v for k, v in overrides.items() if v is not None}})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    names = {**ROOT_FLAG_NAMES, **{f: n for f, n in (flag_names or {}).items() if f in given}}
+    settings = load_settings(flag_names=names, **{**root, **given})
     register_secrets(settings.secret_values())  # masked in error lines too, with or without logging
     if logs:
         from finrl.log import configure_logging

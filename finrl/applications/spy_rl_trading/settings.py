@@ -8,6 +8,7 @@ variables (``SPY_*``; Alpaca's under the deployment doc's names) > ``.env`` file
 from __future__ import annotations
 
 import os
+import re
 import types
 import typing
 from dataclasses import fields, replace
@@ -21,7 +22,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finrl.errors import ConfigError
 from finrl.meta.data.request import AlpacaCredentials, DataRequest
-from finrl.schemas import problems
 
 if TYPE_CHECKING:  # the views below import the library lazily: settings load on every command, even `health`
     import pandas as pd
@@ -326,7 +326,8 @@ class Settings(BaseSettings):
         self._check_windows()
         if self.trading_mode == "live" and not self.live_trading_confirmed:
             raise ValueError(
-                f"{env_name('trading_mode')}=live needs {env_name('live_trading_confirmed')}=true as well: "
+                f"{env_name('trading_mode')}=live needs {env_name('live_trading_confirmed')}=true "
+                "(--confirm-live-trading) as well: "
                 "live trading moves real money"
             )
         live_url = urlsplit(self.alpaca_base_url).hostname == ALPACA_LIVE_HOST
@@ -590,10 +591,11 @@ def env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(*, flag_names: dict[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from every source; ``overrides`` are command-line values (None = not given).
 
-    Invalid values raise :class:`ConfigError` with one line naming the variable.
+    Invalid values raise :class:`ConfigError` with one line naming what the user typed: the flag
+    (``flag_names`` maps a field to it) when the value came from the command line, else the variable.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     secrets_dir = Path(os.environ.get(f"{ENV_PREFIX}SECRETS_DIR", DEFAULT_SECRETS_DIR))
@@ -605,7 +607,8 @@ def load_settings(**overrides: Any) -> Settings:
             **given,
         )
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
+        flags = {field: name for field, name in (flag_names or {}).items() if field in given}
+        raise ConfigError(_one_line(exc, flags)) from None
 
 
 # never recorded (snapshots, bundles, studies) nor shown in errors; a storage URL may hold a password
@@ -621,20 +624,74 @@ def _field_of(location: str) -> str:
     return location
 
 
-def _one_line(exc: ValidationError) -> str:
+def _one_line(exc: ValidationError, flags: dict[str, str] | None = None) -> str:
+    """``--flag: expected ..., got 'value'`` (or the variable's name) per problem, joined by "; "."""
+    flags = flags or {}
     found = []
-    for where, message, value in problems(exc):
-        field = _field_of(where.split(".")[0]) if where else ""
+    for error in exc.errors():
+        where = str(error["loc"][0]) if error["loc"] else ""
+        field = _field_of(where) if where else ""
         if not field:  # a check across fields: its message names the variables, the input would hold secrets
-            found.append(message)
+            found.append(_named_as_typed(error["msg"].removeprefix("Value error, "), flags))
             continue
-        shown = "" if field in SECRET_FIELDS else f"={value!r}"
-        hint = f" (expected {DATE_FORMAT})" if _is_date(field) and "date" in message else ""
-        found.append(f"{env_name(field)}{shown}: {message}{hint}")
-    return "invalid setting " + "; ".join(found)
+        expected = _expected(field, error)
+        shown = "" if field in SECRET_FIELDS or ", got " in expected else f", got {error.get('input')!r}"
+        found.append(f"{flags.get(field, env_name(field))}: {expected}{shown}")
+    return "; ".join(found)
 
 
-DATE_FORMAT = "a date as YYYY-MM-DD, e.g. 2020-12-31"
+def _named_as_typed(message: str, flags: dict[str, str]) -> str:
+    """A message naming variables (``SPY_BATCH_SIZE=4096``), with the flags given instead (``--batch-size 4096``)."""
+    names = {env_name(field): flag for field, flag in flags.items()}
+    if not names:
+        return message
+    pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    return re.sub(rf"\b({pattern})(=|\b)", lambda m: names[m[1]] + (" " if m[2] else ""), message)
+
+
+DATE_FORMAT = "a date as YYYY-MM-DD (e.g. 2020-12-31)"
+_URL = "a URL starting with https:// (or http://)"
+PATTERN_WORDS = {  # a field's pattern, as its error says it
+    "symbol": "a ticker of letters, '.', '^' or '-' (e.g. SPY)",
+    "run_name": "a folder name of letters, digits, '.', '_' or '-'",
+    "strategy_name": "1 to 40 letters, digits or '_'",
+    "weight_levels": "two or more comma-separated numbers like 0,0.5,1",
+    "tune_storage": "sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB",
+    "alpaca_base_url": _URL,
+    "alpaca_data_url": _URL,
+}
+
+
+def _expected(field: str, error: Any) -> str:
+    """What ``field`` takes, in words, for a pydantic error on it."""
+    kind, context = error["type"], error.get("ctx") or {}
+    if _is_date(field) and kind.startswith(("date", "datetime")):
+        return f"expected {DATE_FORMAT}"
+    if kind == "literal_error":
+        return f"expected {context['expected']}"
+    if kind == "bool_parsing":
+        return "expected true or false"
+    if kind.startswith(("int_", "float_", "greater_than", "less_than", "finite_number")):
+        number = _number_range(field)  # "a number ...": NaN and infinity are no number here
+        return f"expected {'a finite ' + number.removeprefix('a ') if kind == 'finite_number' else number}"
+    if kind == "string_pattern_mismatch":
+        return f"expected {PATTERN_WORDS.get(field, 'text matching ' + str(context['pattern']))}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _number_range(field: str) -> str:
+    """``a number in (0, 1)``, ``a whole number of at least 0``: the field's kind and bounds."""
+    info = Settings.model_fields[field]
+    whole = info.annotation is int or int in typing.get_args(info.annotation)
+    kind = "a whole number" if whole else "a number"
+    low = next(((f"({m.gt}", f"greater than {m.gt}") for m in info.metadata if hasattr(m, "gt")), None)
+    low = low or next(((f"[{m.ge}", f"of at least {m.ge}") for m in info.metadata if hasattr(m, "ge")), None)
+    high = next(((f"{m.lt})", f"below {m.lt}") for m in info.metadata if hasattr(m, "lt")), None)
+    high = high or next(((f"{m.le}]", f"of at most {m.le}") for m in info.metadata if hasattr(m, "le")), None)
+    if low and high:
+        return f"{kind} in {low[0]}, {high[0]}"
+    bound = low or high
+    return f"{kind} {bound[1]}" if bound else kind
 
 
 def _is_date(field: str) -> bool:
