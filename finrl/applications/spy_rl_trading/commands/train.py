@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -71,12 +71,22 @@ def training_summary(result: TrainingResult) -> list[str]:
         f"model:      {bundle.path}",
         f"train:      {split.train.start}..{split.train.end}",
         f"validation: {split.validation.start}..{split.validation.end}" if split.validation else "validation: none",
-        f"timesteps:  {metrics['timesteps']} in {metrics['wall_seconds']:.1f}s ({metrics['steps_per_second']:.0f}/s)",
+        f"timesteps:  {metrics['timesteps']}{_rounding(bundle.manifest.settings, metrics['timesteps'])} "
+        f"in {metrics['wall_seconds']:.1f}s ({metrics['steps_per_second']:.0f}/s)",
         f"chosen:     {metrics['model_choice']}" + (f" (validation Sharpe {best:.2f})" if best is not None else ""),
     ]
     if metrics.get("tensorboard_run"):
         lines.append(f"tensorboard: {metrics['tensorboard_run']}")
     return lines
+
+
+def _rounding(settings: dict[str, Any], trained: int) -> str:
+    """`` (asked N: whole rollouts of n_envs x n_steps)`` when PPO trained more steps than --timesteps asked."""
+    asked = settings.get("total_timesteps")
+    if asked is None or asked == trained:
+        return ""
+    n_envs, n_steps = settings.get("n_envs"), settings.get("n_steps")
+    return f" (asked {asked}; PPO trains whole rollouts of --n-envs {n_envs} x --n-steps {n_steps})"
 
 
 def register(app: typer.Typer) -> None:
