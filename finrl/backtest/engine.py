@@ -60,6 +60,7 @@ class BacktestResult:
     warnings: list[str] = field(default_factory=list)
     risk_limits: RiskLimits | None = None  # the agent's limits; None: unconstrained
     risk_events: list[RiskEvent] = field(default_factory=list)  # the agent's halts and blocked orders
+    risk_free_rate: float = 0.0  # annual: what Sharpe, Sortino and alpha were computed with (the report says it)
 
     @property
     def policy(self) -> NumpyPolicy:
@@ -76,6 +77,7 @@ class BacktestResult:
             "test_start": self.window.start.isoformat(),
             "test_end": self.window.end.isoformat(),
             "days": len(self.prices),
+            "risk_free_rate": self.risk_free_rate,
             "train_window": split.train.to_dict(),
             "validation_window": split.validation.to_dict() if split.validation else None,
             "data": self.bundle.manifest.data,
@@ -192,7 +194,7 @@ def run_backtest(
     )  # fmt: skip
     return BacktestResult(
         bundle, window, frame[["open", "close"]], ledgers, metrics, config, market, agent, warnings,
-        risk_limits, list(book.events) if book else [],
+        risk_limits, list(book.events) if book else [], risk_free_rate,
     )  # fmt: skip
 
 
