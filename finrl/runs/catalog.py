@@ -154,6 +154,16 @@ class Catalog:
     results_dir: Path
     runs: tuple[Run, ...]
     interrupted: tuple[str, ...] = ()
+    latest: str | None = None  # the run the ``latest`` link names
+
+
+def latest_name(models_dir: Path) -> str | None:
+    """The folder ``<models_dir>/latest`` points at (None: no link, or it points nowhere)."""
+    link = Path(models_dir) / LATEST
+    try:
+        return link.resolve(strict=True).name if link.is_symlink() else None
+    except OSError:
+        return None
 
 
 def list_runs(models_dir: Path, results_dir: Path) -> Catalog:
@@ -166,7 +176,9 @@ def list_runs(models_dir: Path, results_dir: Path) -> Catalog:
         else:
             runs.append(read_run(folder, reports.get(folder.name, [])))
     runs.sort(key=_age, reverse=True)
-    return Catalog(Path(models_dir), Path(results_dir), tuple(runs), tuple(sorted(interrupted)))
+    return Catalog(
+        Path(models_dir), Path(results_dir), tuple(runs), tuple(sorted(interrupted)), latest_name(models_dir)
+    )
 
 
 def find_run(reference: str | Path, models_dir: Path, results_dir: Path) -> Run:

@@ -120,6 +120,7 @@ def test_list_shows_each_run_newest_first_with_the_kept_models_validation_sharpe
     assert last["agent"]["sharpe"] == metrics["agent"]["sharpe"]
     assert last["buy_and_hold"]["sharpe"] == metrics["buy_and_hold"]["sharpe"]
     assert runs["r2"]["validation_sharpe"] is None  # trained without validation
+    assert [name for name, run in runs.items() if run["latest"]] == ["r2"]
     assert runs["ens"]["kind"] == "ensemble" and runs["ens"]["last_backtest"] is None
     assert [m["seed"] for m in runs["ens"]["members"]] == [1, 2]
     assert runs["broken"]["problem"].startswith("corrupt bundle.json")
@@ -129,7 +130,7 @@ def test_list_shows_each_run_newest_first_with_the_kept_models_validation_sharpe
     lines = table.stdout.splitlines()
     notes = [line for line in lines if line.startswith(("broken: ", "interrupted"))]  # prose: the terminal wraps it
     assert max(len(line) for line in lines if line not in notes) <= 80, table.stdout
-    for name in ("ens (ensemble)", "r1 ", "r2 ", "broken "):
+    for name in ("ens (ensemble)", "r1 ", "r2 (latest)", "broken "):
         assert any(line.startswith(name) for line in lines), name
     assert f"{KEPT_SHARPE:.3f}" in table.stdout and f"{LAST_SHARPE:.3f}" not in table.stdout
     assert "broken: unreadable: corrupt bundle.json" in table.stdout

@@ -24,13 +24,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 LIST_EXAMPLES = "spy-rl runs list\nspy-rl runs list --models-dir trained_models --results-dir results --json"
 SHOW_EXAMPLES = "spy-rl runs show latest\nspy-rl runs show ppo_20240101_120000 --json"
+CONVERT_EXAMPLES = "spy-rl runs convert latest\nspy-rl runs convert old_run --models-dir /srv/models"
 COMPARE_EXAMPLES = (
     "spy-rl backtest --model seed1 --model seed2\nspy-rl runs compare seed1 seed2\n"
     "spy-rl runs compare seed1 seed2 seed3 --output results/seeds.html"
 )
 
 
-@runs_app.command("list", epilog=LIST_EXAMPLES)
+@runs_app.command("list", epilog=LIST_EXAMPLES, short_help="The runs in the models folder, newest first")
 @settings_command(CATALOG_FLAGS, logs=False)
 def list_command(ctx: typer.Context, settings: Settings, as_json: JsonOption = False) -> None:
     """Every run in the models folder, newest first: its seed, data, windows, timesteps, the kept model's
@@ -39,17 +40,19 @@ def list_command(ctx: typer.Context, settings: Settings, as_json: JsonOption = F
 
     catalog = list_runs(settings.trained_models_dir, settings.results_dir)
     if as_json:
-        print(json.dumps([run.to_json() for run in catalog.runs], indent=2))
+        print(json.dumps([run.to_json() | {"latest": run.name == catalog.latest} for run in catalog.runs], indent=2))
         return
     print_catalog(catalog)
 
 
-@runs_app.command("show", epilog=SHOW_EXAMPLES)
+@runs_app.command("show", epilog=SHOW_EXAMPLES, short_help="Everything about one run and its backtests")
 @settings_command(CATALOG_FLAGS, logs=False)
 def show_command(
     ctx: typer.Context,
     settings: Settings,
-    name: Annotated[str, typer.Argument(help="Run name in the models folder, bundle folder, or 'latest'")],
+    name: Annotated[
+        str, typer.Argument(help="Run name in the models folder, bundle folder, or 'latest'", metavar="RUN")
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Everything about one run: its manifest (windows, seed, data, PPO settings, action space, reward,
@@ -65,17 +68,20 @@ def show_command(
     echo_lines(show_lines(run, details))
 
 
-@runs_app.command("compare", epilog=COMPARE_EXAMPLES)
+@runs_app.command("compare", epilog=COMPARE_EXAMPLES, short_help="Runs side by side: a table and an equity chart")
 @settings_command(CATALOG_FLAGS, logs=False)
 def compare_command(
     ctx: typer.Context,
     settings: Settings,
-    names: Annotated[list[str], typer.Argument(help="Two runs or more: names, bundle folders or 'latest'")],
+    names: Annotated[
+        list[str], typer.Argument(help="Two runs or more: names, bundle folders or 'latest'", metavar="RUN")
+    ],
     output: Annotated[
         Path | None,
         typer.Option(
             "--output",
             help="The HTML page to write (default: <results-dir>/compare__<digest of the names>/compare.html)",
+            metavar="PATH",
         ),
     ] = None,
 ) -> None:
@@ -92,7 +98,7 @@ def compare_command(
     echo_lines([f"page: {written}"])
 
 
-@runs_app.command("convert")
+@runs_app.command("convert", epilog=CONVERT_EXAMPLES, short_help="Add policy.npz to a bundle from before it existed")
 @settings_command(MODELS_FLAGS)
 def convert_command(
     ctx: typer.Context,
@@ -148,7 +154,7 @@ def print_catalog(catalog: Catalog) -> None:
         for header in ("steps", "val\nSharpe", "last test\nSharpe"):
             table.add_column(header, overflow="fold", justify="right")
         for run in catalog.runs:
-            table.add_row(*_catalog_row(run))
+            table.add_row(*_catalog_row(run, latest=run.name == catalog.latest))
         console.print(table)
     for run in catalog.runs:
         if run.problem:
@@ -169,8 +175,8 @@ def _table(title: str) -> Any:
     return Table(box=box.SIMPLE_HEAD, show_edge=False, padding=0, leading=1, title=title, title_justify="left")
 
 
-def _catalog_row(run: Run) -> list[str]:
-    name = run.name + (" (ensemble)" if run.kind == "ensemble" else "")
+def _catalog_row(run: Run, *, latest: bool = False) -> list[str]:
+    name = run.name + (" (ensemble)" if run.kind == "ensemble" else "") + (" (latest)" if latest else "")
     if run.problem:
         return [f"{name}\nunreadable", *["—"] * 7]  # the reason follows the table, in full
     last = run.last_report
