@@ -21,6 +21,13 @@ class DataError(FinRLError):
     """Market data cannot be obtained or is unusable."""
 
 
+class DownloadError(DataError):
+    """A market-data download failed: no network, a blocked host, a provider down or silent.
+
+    The data loader adds the flags that work offline to its message (it knows which command's they are).
+    """
+
+
 class DataValidationError(DataError):
     """Market data failed validation; ``problems`` holds one line per problem."""
 

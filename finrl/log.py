@@ -3,15 +3,19 @@
 ``configure_logging(json=True)`` emits one JSON object per line with ``timestamp``, ``level``
 (lower-case), ``event`` and ``logger``, so ``jq 'select(.level == "error")'`` works on container
 logs. Standard-library loggers (stable-baselines3, alpaca-py, urllib3) go through the same
-renderer. Registered secrets are masked in every line, whatever field they hide in.
+renderer; below ``DEBUG`` only their errors show (yfinance's not even those: it logs each failed
+download, which the project reports in one line), and Python warnings raised inside dependencies
+are hidden. Registered secrets are masked in every line, whatever field they hide in.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import MutableMapping
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -75,8 +79,12 @@ def configure_logging(level: str = "INFO", *, json: bool = False, stream: Any = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("urllib3", "matplotlib", "PIL", "peewee", "yfinance"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    debug = root.level <= logging.DEBUG
+    for noisy in NOISY_LOGGERS:  # their debug chatter is not even formatted, unless asked for
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+    if not debug:  # what a dependency says, the project says better in its own line: DEBUG shows it
+        handler.addFilter(_own_or_severe)
+        _hide_dependency_warnings()
 
     structlog.configure(
         processors=[
@@ -89,6 +97,42 @@ def configure_logging(level: str = "INFO", *, json: bool = False, stream: Any = 
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+# third-party loggers that talk at INFO or DEBUG on every request; all others are filtered alike
+NOISY_LOGGERS = ("urllib3", "matplotlib", "PIL", "peewee", "yfinance", "curl_cffi", "alpaca", "websockets")
+# libraries that log each failure at ERROR and then return nothing: the project reports it, with what to do
+SILENT_UNLESS_DEBUG = ("yfinance",)
+OWN_LOGGERS = ("finrl", "__main__", "unit_tests")
+
+
+def _own_or_severe(record: logging.LogRecord) -> bool:
+    """A log record the user sees below DEBUG: the project's own, or a dependency's ERROR or worse."""
+    top = record.name.split(".")[0]
+    if top in OWN_LOGGERS:
+        return True
+    return top not in SILENT_UNLESS_DEBUG and record.levelno >= logging.ERROR
+
+
+def _hide_dependency_warnings() -> None:
+    """Python warnings raised inside dependencies (a pandas deprecation in yfinance, say) are theirs to fix;
+    the project's own warnings, and those its calls cause, still show.
+
+    The display hook, not a filter: a library adds its own filters when it is imported, later.
+    """
+    if getattr(warnings.showwarning, "_finrl", False):
+        return
+    show = warnings.showwarning
+
+    def show_own(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if Path(filename).resolve().is_relative_to(_PACKAGE):
+            show(message, category, filename, lineno, file, line)
+
+    show_own._finrl = True  # type: ignore[attr-defined]  # installed once
+    warnings.showwarning = show_own
+
+
+_PACKAGE = Path(__file__).resolve().parent
 
 
 def _is_tty(stream: Any) -> bool:

@@ -68,7 +68,7 @@ def test_dates_render_as_iso_8601_not_their_repr() -> None:
 
 
 def test_stdlib_logger_goes_through_json_renderer() -> None:
-    stream = json_logging()
+    stream = json_logging("debug")
     logging.getLogger("some.lib").error("connection %s refused", "db")
     logging.getLogger("some.lib").warning("retrying")
     records = json_lines(stream)
@@ -80,21 +80,36 @@ def test_stdlib_logger_goes_through_json_renderer() -> None:
     assert all(r.keys() >= KEYS for r in records)
 
 
-def test_debug_filtered_at_info_level() -> None:
+def test_dependencies_show_only_their_errors_below_debug() -> None:
+    """yfinance logs each failed download (DNS, HTTP) and returns nothing: the project says it in one line."""
     stream = json_logging("INFO")
-    get_logger("finrl.test").debug("hidden-structlog")
-    logging.getLogger("some.lib").debug("hidden-stdlib")
-    get_logger("finrl.test").info("shown")
-    assert [r["event"] for r in json_lines(stream)] == ["shown"]
+    logging.getLogger("some.lib").warning("retrying")
+    logging.getLogger("urllib3.connectionpool").warning("Retrying (Retry(total=2))")
+    logging.getLogger("yfinance").error("1 Failed download: DNSError")
+    logging.getLogger("some.lib").error("connection refused")
+    get_logger("finrl.meta.data").info("data_fetch")
+    get_logger("finrl.meta.data").warning("data_warning")
+    assert [r["event"] for r in json_lines(stream)] == ["connection refused", "data_fetch", "data_warning"]
 
 
-def test_debug_shown_at_debug_level() -> None:
-    stream = json_logging("debug")
-    get_logger("finrl.test").debug("visible")
-    logging.getLogger("some.lib").debug("visible-stdlib")
-    records = json_lines(stream)
-    assert [r["event"] for r in records] == ["visible", "visible-stdlib"]
-    assert {r["level"] for r in records} == {"debug"}
+def test_debug_shows_the_dependencies_too() -> None:
+    stream = json_logging("DEBUG")
+    logging.getLogger("yfinance").error("1 Failed download: DNSError")
+    logging.getLogger("urllib3.connectionpool").debug("Starting new HTTPS connection")
+    assert [r["event"] for r in json_lines(stream)] == ["1 Failed download: DNSError", "Starting new HTTPS connection"]
+
+
+def test_python_warnings_of_dependencies_are_hidden_ours_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    shown: list[str] = []
+    monkeypatch.setattr(warnings, "showwarning", lambda message, *args, **kwargs: shown.append(str(message)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        json_logging("INFO")
+        warnings.warn_explicit("inplace is deprecated", FutureWarning, "/site-packages/yfinance/multi.py", 220)
+        warnings.warn_explicit("our own", UserWarning, flog.__file__, 1)
+    assert shown == ["our own"]
 
 
 # ---------------------------------------------------------------- secret masking
@@ -219,7 +234,7 @@ def test_console_mode_is_human_readable() -> None:
     stream = io.StringIO()
     configure_logging("INFO", json=False, stream=stream)
     get_logger("finrl.test.console").info("model_saved", path="x.zip")
-    logging.getLogger("some.lib").warning("stdlib_warning")
+    logging.getLogger("some.lib").error("stdlib_error")
     output = stream.getvalue()
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 2
@@ -229,7 +244,7 @@ def test_console_mode_is_human_readable() -> None:
     assert "model_saved" in lines[0]
     assert "finrl.test.console" in lines[0]
     assert "path=x.zip" in lines[0]
-    assert "stdlib_warning" in lines[1]
+    assert "stdlib_error" in lines[1]
     assert "\x1b[" not in output  # no colour codes on a non-tty stream
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from finrl.errors import DataError, DataValidationError
+from finrl.errors import DataError, DataValidationError, DownloadError
 from finrl.meta.data import sources
 from finrl.meta.data.market_data import BARS_FILE, load_market_data
 from unit_tests.conftest import data_request, make_bars, write_csv
@@ -98,6 +98,36 @@ def test_network_failure_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(sources, "_yahoo_download", fail)
     with pytest.raises(DataError, match="Yahoo download of SPY failed: Failed to resolve host"):
         load_market_data(data_request(source="yahoo"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "hint"),
+    [
+        ({}, "(offline? use --source csv --csv FILE or --source sample)"),
+        ({"flag_prefix": "live-"}, "(offline? use --live-source csv --live-csv FILE)"),
+        ({"use_vix": True, "vix_source": "yahoo", "source": "sample"}, "(offline? use --vix-csv FILE or --no-vix)"),
+        ({"use_vix": True, "vix_source": "yahoo", "source": "sample", "flag_prefix": "live-"},
+         "(offline? use --live-vix-csv FILE)"),
+    ],
+)  # fmt: skip
+def test_a_failed_download_ends_with_the_offline_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict[str, object], hint: str
+) -> None:
+    def fail(*_: object, **__: object) -> None:
+        raise ConnectionError("curl: (6) Could not resolve host: query2.finance.yahoo.com " + "x" * 400)
+
+    monkeypatch.setattr(sources, "_yahoo_download", fail)
+    request = data_request(**{"source": "yahoo", "use_vix": False, **changes})
+    with pytest.raises(DownloadError) as excinfo:
+        load_market_data(request, tmp_path)
+    message = str(excinfo.value)
+    assert message.endswith(hint) and len(message) < 300, message  # the hint survives the error line's cap
+
+
+def test_yahoo_returning_nothing_ends_with_the_offline_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "_yahoo_download", lambda *_, **__: pd.DataFrame())  # yfinance's way to fail
+    with pytest.raises(DownloadError, match=r"no network\) \(offline\? use --source csv --csv FILE"):
+        load_market_data(data_request(source="yahoo", use_vix=False), tmp_path)
 
 
 def test_csv_with_vix_csv(tmp_path: Path) -> None:

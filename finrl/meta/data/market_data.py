@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from finrl.calendar import last_final_session, trading_sessions
-from finrl.errors import DataError, DataValidationError, FileSystemError
+from finrl.errors import DataError, DataValidationError, DownloadError, FileSystemError
 from finrl.fileio import atomic_write, atomic_write_json, missing_folders, remove_empty_folders, remove_quietly
 from finrl.http_retry import RetryPolicy
 from finrl.log import get_logger
@@ -225,7 +227,8 @@ def _fetch(
     network source reached the last session it was asked for (a provider may publish late)."""
     end = _network_end(request, final_day) if bar_source.needs_network else request.end
     log.info("data_fetch", source=request.source, symbol=request.symbol, start=request.start, end=end)
-    raw = bar_source.fetch(request.symbol, request.start, end)
+    with _offline_hint(request, "bars"):
+        raw = bar_source.fetch(request.symbol, request.start, end)
     bars, dropped = _final_only(raw, bar_source, request, now)
     if bars.empty and not raw.empty:  # every row after the last session that had closed (a date in the future?)
         raise DataError(
@@ -239,7 +242,8 @@ def _fetch(
     if vix_source is None:
         return bars, complete and not dropped
     vix_end = _network_end(request, final_day) if vix_source.needs_network else request.end
-    raw_vix = vix_source.fetch_vix(request.start, vix_end).dropna()
+    with _offline_hint(request, "vix"):
+        raw_vix = vix_source.fetch_vix(request.start, vix_end).dropna()
     vix, vix_dropped = _final_only(raw_vix, vix_source, request, now, lag=VIX_CLOSE_LAG)
     if vix.empty:
         raise DataError(f"no VIX data from {vix_source.label} between {request.start} and {vix_end}")
@@ -261,6 +265,21 @@ def _fetch(
         )
     vix = vix[~vix.index.duplicated(keep="last")]
     return bars.join(vix.rename("vix"), how="left"), complete and not (dropped or vix_dropped)
+
+
+@contextmanager
+def _offline_hint(request: DataRequest, what: str) -> Iterator[None]:
+    """A failed download's line ends with the flags that need no network (the paper trader's are --live-*)."""
+    try:
+        yield
+    except DownloadError as exc:
+        if what == "vix":
+            ways = f"{_flag(request, 'vix-csv')} FILE" + ("" if request.flag_prefix else " or --no-vix")
+        elif request.flag_prefix:
+            ways = f"{_flag(request, 'source')} csv {_flag(request, 'csv')} FILE"
+        else:
+            ways = "--source csv --csv FILE or --source sample"
+        raise DownloadError(f"{exc} (offline? use {ways})") from exc
 
 
 def _reaches(frame: pd.DataFrame | pd.Series, end: date | None, label: str) -> bool:

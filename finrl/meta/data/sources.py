@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, cast
 
 import pandas as pd
 
-from finrl.errors import DataError
+from finrl.errors import DataError, DownloadError
 from finrl.http_retry import (
     RetriesExhaustedError,
     RetryPolicy,
@@ -237,7 +237,7 @@ def _flatten_yahoo(raw: pd.DataFrame | None, symbol: str) -> pd.DataFrame:
     or with ``multi_level_index=False``; both shapes are accepted.
     """
     if raw is None or raw.empty:
-        raise DataError(f"Yahoo returned no data for {symbol} (unknown ticker, empty range or no network)")
+        raise DownloadError(f"Yahoo returned no data for {symbol} (unknown ticker, empty range or no network)")
     frame = raw.copy()
     if isinstance(frame.columns, pd.MultiIndex):
         tickers = set(frame.columns.get_level_values(-1))
@@ -307,7 +307,7 @@ class YahooBarSource(_ObtainedNow):
         try:
             raw = _yahoo_download(symbol, start, end, timeout=self.timeout)
         except Exception as exc:  # yfinance raises many network/HTTP error types
-            raise DataError(mask_registered(f"Yahoo download of {symbol} failed: {exc}")) from exc
+            raise DownloadError(mask_registered(f"Yahoo download of {symbol} failed: {short(exc, 120)}")) from exc
         return _between(parse_yahoo_frame(raw, symbol), start, end)
 
 
@@ -328,7 +328,7 @@ class YahooVixSource(_ObtainedNow):
         try:
             raw = _yahoo_download(self.ticker, start, end, timeout=self.timeout)
         except Exception as exc:  # yfinance raises many network/HTTP error types
-            raise DataError(mask_registered(f"Yahoo download of {self.ticker} failed: {exc}")) from exc
+            raise DownloadError(mask_registered(f"Yahoo download of {self.ticker} failed: {short(exc, 120)}")) from exc
         frame = _flatten_yahoo(raw, self.ticker)
         if "close" not in frame.columns:
             raise DataError(f"Yahoo data for {self.ticker} has no Close column")
@@ -406,8 +406,9 @@ class AlpacaBarSource(_ObtainedNow):
                 scrub=self._scrub,
             )
         except RetriesExhaustedError as exc:
-            raise DataError(
-                f"Alpaca bars request failed after {exc.attempts} attempts ({self.feed} feed, {what}): {exc.detail}"
+            raise DownloadError(
+                f"Alpaca bars request failed after {exc.attempts} attempts ({self.feed} feed, {what}): "
+                f"{short(exc.detail, 120)}"
             ) from None
         rows = barset.data.get(symbol, [])
         if not rows:
@@ -441,7 +442,7 @@ class AlpacaBarSource(_ObtainedNow):
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise TransientError(self._scrub(transient_from_requests(exc).detail)) from None
         except Exception as exc:  # anything else alpaca-py raises: final, one line
-            raise DataError(self._scrub(f"Alpaca bars request failed: {short(exc)}")) from exc
+            raise DownloadError(self._scrub(f"Alpaca bars request failed: {short(exc, 120)}")) from exc
 
     def _scrub(self, text: str) -> str:
         return mask_text(text, (self.api_key, self.api_secret))
