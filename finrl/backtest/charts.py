@@ -111,7 +111,14 @@ def equity_figure(result: BacktestResult) -> Figure:
             row=2, col=1,
         )  # fmt: skip
     fig.update_yaxes(title_text="NAV ($)", row=1, col=1, secondary_y=False)
-    fig.update_yaxes(title_text="position (%)", row=1, col=1, secondary_y=True, showgrid=False, rangemode="tozero")
+    # the band keeps to the lower part of the chart (100% at 40% of its height): the curves stay readable
+    low = min(0.0, float(np.nanmin(held.to_numpy(dtype=float))) * 100)
+    ticks = [t for t in (-100, -50, 0, 50, 100) if t >= low - 1e-9]
+    fig.update_yaxes(
+        title_text="position (% of equity)", row=1, col=1, secondary_y=True, showgrid=False,
+        range=[low, max(100.0, float(np.nanmax(held.to_numpy(dtype=float))) * 100) * 2.5], tickvals=ticks,
+        ticksuffix="%",
+    )  # fmt: skip
     fig.update_yaxes(title_text="drawdown (%)", row=2, col=1)
     fig.update_layout(
         height=720, hovermode="closest", legend={"orientation": "h", "y": -0.08},
@@ -128,7 +135,9 @@ def equity_figure(result: BacktestResult) -> Figure:
 
 
 def _pnl_text(value: float) -> str:
-    return "—" if not np.isfinite(value) else f"${value:,.2f}"
+    if not np.isfinite(value):
+        return "\N{EM DASH}"
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def rolling_figure(result: BacktestResult) -> Figure | None:

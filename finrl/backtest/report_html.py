@@ -82,6 +82,11 @@ def format_metric(name: str, value: float) -> str:
     return f"{value:,.3f}"
 
 
+def dollars(value: float) -> str:
+    """-$75.57, not $-75.57."""
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+
+
 def _percent(value: float, digits: int = 2) -> str:
     return "" if not math.isfinite(value) else f"{value * 100:.{digits}f}%"
 
@@ -127,7 +132,7 @@ def yearly_section(result: BacktestResult) -> str:
          _td(f"{(float(table.loc[year, AGENT]) - float(table.loc[year, 'buy_and_hold'])) * 100:+.2f}")]
         for year in table.index
     ]  # fmt: skip
-    return _table(["Year", *(f"{label(n)} (%)" for n in COMPARED), "Agent - buy and hold (pp)"], rows, "returns")
+    return _table(["Year", *(label(n) for n in COMPARED), "Agent - buy and hold (pp)"], rows, "returns")
 
 
 def monthly_section(result: BacktestResult) -> str:
@@ -149,8 +154,8 @@ def drawdown_section(result: BacktestResult) -> str:
         table = worst_drawdowns(result.ledgers[name].nav)
         rows = [
             [_td(i + 1), _td(_day(row["peak"])), _td(_day(row["trough"])),
-             _td(_day(row["recovery"]) if row["recovered"] else "not recovered"), _td(_percent(float(row["depth"]))),
-             _td(int(row["length_days"]))]
+             _td(_day(row["recovery"]) if row["recovered"] else "not recovered"),
+             _td(f"{float(row['depth']) * 100:.2f}"), _td(int(row["length_days"]))]
             for i, row in enumerate(table.to_dict("records"))
         ]  # fmt: skip
         body = (
@@ -183,7 +188,7 @@ def trades_section(result: BacktestResult) -> str:
     closed = trades["round_trip_pnl"].dropna()
     summary = (
         f"<p>{len(trades):,d} fills in {int(trades['round_trip'].max()):,d} round trips ({len(closed):,d} closed"
-        + (f", {(closed > 0).mean():.0%} profitable, average ${closed.mean():,.2f}" if len(closed) else "")
+        + (f", {(closed > 0).mean():.0%} profitable, average {dollars(float(closed.mean()))}" if len(closed) else "")
         + ").</p>"
     )
 

@@ -93,7 +93,6 @@ def unavailable_page(result: BacktestResult, error: Exception) -> str:
 def _quantstats_page(result: BacktestResult, path: Path) -> None:
     returns = daily_returns(result.ledgers[AGENT].nav).rename("Agent")
     benchmark = daily_returns(result.ledgers["buy_and_hold"].nav).rename("Buy and hold")
-    window = f"{result.window.start} \N{EN DASH} {result.window.end}"
     with quiet_matplotlib():
         import quantstats
 
@@ -102,7 +101,7 @@ def _quantstats_page(result: BacktestResult, path: Path) -> None:
             benchmark=benchmark,
             rf=result.risk_free_rate,
             output=str(path),
-            title=f"{result.bundle.run_name}: agent vs buy-and-hold, {window}",
+            title=f"{result.bundle.run_name}: agent vs buy-and-hold",  # quantstats adds the dates
             strategy_title="Agent",
             benchmark_title="Buy and hold",
             figfmt="svg",

@@ -279,7 +279,7 @@ def test_worst_drawdowns_section(written: Path, result: BacktestResult) -> None:
     section = text[text.index('<section id="drawdowns">') : text.index('<section id="distribution">')]
     nav = result.ledgers["buy_and_hold"].nav
     deepest = (nav / nav.cummax() - 1).min()
-    assert f"<td>{deepest * 100:.2f}%</td>" in section
+    assert f"<td>{deepest * 100:.2f}</td>" in section
     assert section.count("<h3>") == 2 and "Length (trading days)" in section
 
 
