@@ -80,7 +80,7 @@ def equity_figure(result: BacktestResult) -> Figure:
     for side, symbol, colour in (("buy", "triangle-up", "#1a9641"), ("sell", "triangle-down", "#d7191c")):
         fills = trades[trades["side"] == side]
         custom = [
-            [f"{p:,.0f}", f"{s:,.4g}", f"{f:,.2f}", f"{c:,.2f}", _pnl_text(r), _pnl_text(t)]
+            [share_count(p), share_count(s), f"{f:,.2f}", f"{c:,.2f}", _pnl_text(r), _pnl_text(t)]
             for p, s, f, c, r, t in zip(
                 fills["position_shares"], fills["shares"], fills["fill_price"], fills["costs"],
                 fills["realized_pnl"], fills["round_trip_pnl"], strict=True,
@@ -132,6 +132,13 @@ def equity_figure(result: BacktestResult) -> Figure:
         }],
     )  # fmt: skip
     return fig
+
+
+def share_count(value: float) -> str:
+    """Whole shares as 1,234; fractional ones to four places (12.3457), never in exponent notation."""
+    if float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.4f}".rstrip("0")
 
 
 def _pnl_text(value: float) -> str:

@@ -24,6 +24,7 @@ from finrl.backtest.charts import (
     label,
     plotly_js,
     rolling_figure,
+    share_count,
 )
 from finrl.backtest.engine import AGENT, BacktestResult
 from finrl.backtest.tables import (
@@ -196,8 +197,8 @@ def trades_section(result: BacktestResult) -> str:
         return "" if not np.isfinite(value) else f"{value:,.2f}"
 
     rows = [
-        [_td(_day(row["date"])), _td(row["side"]), _td(f"{row['shares']:,.4g}"), _td(money(row["fill_price"])),
-         _td(money(row["notional"])), _td(money(row["costs"])), _td(f"{row['position_shares']:,.4g}"),
+        [_td(_day(row["date"])), _td(row["side"]), _td(share_count(row["shares"])), _td(money(row["fill_price"])),
+         _td(money(row["notional"])), _td(money(row["costs"])), _td(share_count(row["position_shares"])),
          _td(money(row["realized_pnl"])), _td(int(row["round_trip"])), _td(money(row["round_trip_pnl"]))]
         for row in trades.reset_index().to_dict("records")
     ]  # fmt: skip

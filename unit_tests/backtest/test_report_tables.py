@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from finrl.backtest.charts import share_count
 from finrl.backtest.tables import monthly_table, rolling_risk, trade_ledger, worst_drawdowns, yearly_table
 from finrl.backtest.tearsheet import offline
 
@@ -186,3 +187,10 @@ def test_the_tearsheet_loses_its_network_references() -> None:
         offline('<img src="https://example.com/x.png">')
     with pytest.raises(ValueError, match="references a URL"):
         offline('<script src="//cdn.example.com/x.js"></script>')
+
+
+@pytest.mark.parametrize(
+    ("shares", "shown"), [(12345.0, "12,345"), (-250.0, "-250"), (12.345678, "12.3457"), (0.5, "0.5"), (0.0, "0")]
+)
+def test_share_counts_read_plainly(shares: float, shown: str) -> None:
+    assert share_count(shares) == shown
