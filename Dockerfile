@@ -9,7 +9,7 @@
 #   make wheelhouse && docker compose build                   # both; CPU torch from ./wheelhouse
 #   docker build --target inference -t finrl-inference .      # needs no torch wheel
 #   docker build --build-arg TORCH_INDEX_URL=<pytorch cpu index> -t finrl .
-#   docker build --build-arg TORCH_FLAVOUR=cuda -t finrl:cuda .   # torch + CUDA wheels from the lock
+#   docker build --build-arg TORCH_FLAVOUR=cuda -t finrl-cuda .   # torch + CUDA wheels from the lock (GPU)
 #
 # requirements       Poetry (from pip) exports poetry.lock to hash-pinned requirements files: main
 #                    dependencies (inference), main + `train` and `tune` extras (training), dev group
@@ -84,20 +84,22 @@ RUN if [ "$TORCH_FLAVOUR" = cuda ]; then \
         cp /build/requirements-cpu.txt /build/requirements.txt; \
     fi
 
-# torch first, on its own: a wheel in ./wheelhouse wins, else TORCH_INDEX_URL (PyTorch's CPU index)
+# torch first, on its own: a wheel in ./wheelhouse for this machine (x86_64, aarch64: a Buildx build for
+# both platforms needs both; make docker-buildx fetches them) wins, else TORCH_INDEX_URL (PyTorch's CPU index)
 RUN --mount=type=bind,source=wheelhouse,target=/wheelhouse \
     --mount=type=cache,target=/root/.cache/pip \
     torch_version="$(python tools/export_requirements.py torch-version poetry.lock)"; \
+    arch="$(uname -m)"; \
     if [ "$TORCH_FLAVOUR" = cuda ]; then \
         echo "torch ${torch_version} (CUDA) comes with the locked requirements"; \
-    elif compgen -G "/wheelhouse/torch-${torch_version}[+-]*.whl" >/dev/null; then \
+    elif compgen -G "/wheelhouse/torch-${torch_version}[+-]*_${arch}.whl" >/dev/null; then \
         python -m pip --python /app/.venv/bin/python install --no-deps --no-index --find-links /wheelhouse \
             "torch==${torch_version}"; \
     elif [ -n "$TORCH_INDEX_URL" ]; then \
         python -m pip --python /app/.venv/bin/python install --no-deps --index-url "$TORCH_INDEX_URL" \
             "torch==${torch_version}"; \
     else \
-        echo "error: CPU torch ${torch_version} needs a wheel in ./wheelhouse (make wheelhouse)," \
+        echo "error: CPU torch ${torch_version} for ${arch} needs a wheel in ./wheelhouse (make wheelhouse)," \
             "--build-arg TORCH_INDEX_URL=<PyTorch CPU index>, or --build-arg TORCH_FLAVOUR=cuda" >&2; \
         exit 1; \
     fi; \

@@ -19,6 +19,8 @@
 #   make wheelhouse   CPU torch wheel into wheelhouse/ for the Docker build
 #   make docker-build build both images with docker compose: finrl:latest (training, full)
 #               and finrl-inference:latest (backtests, paper trading; no torch)
+#   make docker-buildx   both images for linux/amd64 and linux/arm64 with Buildx; pushed only
+#               with REGISTRY=<registry>/<owner> (IMAGE_TAG, BUILDX_PLATFORMS, BUILDX_IMAGES)
 #
 # Torch: installed first, as `torch==<version in poetry.lock>`, so that pip never
 # pulls the CUDA build and its nvidia-* wheels. Where your default index only
@@ -166,6 +168,44 @@ wheelhouse:
 # docker-build: both images, as docker compose builds them (train: full, backtest: inference)
 docker-build: wheelhouse
 	docker compose build train backtest
+
+# docker-buildx: the images of BUILDX_IMAGES (app: finrl, inference: finrl-inference) for every
+# platform of BUILDX_PLATFORMS, in the Buildx builder BUILDX_BUILDER (a docker-container builder,
+# created if missing: the docker driver builds one platform at a time). The other architecture runs
+# under QEMU (once per host: docker run --privileged --rm tonistiigi/binfmt --install arm64). With
+# REGISTRY set, both are pushed as REGISTRY/finrl[-inference]:IMAGE_TAG (multi-platform manifests
+# with an SBOM and provenance attestation); without it they are built into the build cache only.
+# A CPU torch wheel per architecture goes to wheelhouse/ first (PIP_TORCH_ARGS: PyTorch's CPU index;
+# PyPI's aarch64 wheel needs CUDA libraries). `make -n docker-buildx` prints the commands.
+comma := ,
+BUILDX_PLATFORMS ?= linux/amd64,linux/arm64
+BUILDX_IMAGES ?= app inference
+BUILDX_BUILDER ?= finrl-multiarch
+BUILDX_ARGS ?=
+REGISTRY ?=
+IMAGE_TAG ?= latest
+BUILDX_OUTPUT = $(if $(REGISTRY),--push --sbom=true --provenance=mode=max,--output type=cacheonly)
+BUILDX = docker buildx build --builder $(BUILDX_BUILDER) --platform $(BUILDX_PLATFORMS) $(BUILDX_OUTPUT) $(BUILDX_ARGS)
+.PHONY: docker-buildx
+docker-buildx:
+	@if [ -n "$(filter app,$(BUILDX_IMAGES))" ]; then \
+		torch_version=$$($(PYTHON) tools/export_requirements.py torch-version poetry.lock); \
+		for platform in $(subst $(comma), ,$(BUILDX_PLATFORMS)); do \
+			case $$platform in (linux/amd64) arch=x86_64 ;; (linux/arm64) arch=aarch64 ;; \
+				(*) echo "error: no torch wheel platform for $$platform" >&2; exit 1 ;; esac; \
+			if compgen -G "wheelhouse/torch-$$torch_version[+-]*_$$arch.whl" >/dev/null; then \
+				echo "wheelhouse: torch $$torch_version for $$arch already present"; \
+			else \
+				echo "wheelhouse: torch $$torch_version for $$arch"; \
+				$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version $(WHEELHOUSE_PYTHON) \
+					--platform manylinux_2_28_$$arch $(PIP_TORCH_ARGS) -d wheelhouse "torch==$$torch_version"; \
+			fi; \
+		done; \
+	fi
+	docker buildx inspect $(BUILDX_BUILDER) >/dev/null 2>&1 \
+		|| docker buildx create --name $(BUILDX_BUILDER) --driver docker-container
+	$(if $(filter inference,$(BUILDX_IMAGES)),$(BUILDX) --target inference -t $(if $(REGISTRY),$(REGISTRY)/)finrl-inference:$(IMAGE_TAG) .)
+	$(if $(filter app,$(BUILDX_IMAGES)),$(BUILDX) --target app -t $(if $(REGISTRY),$(REGISTRY)/)finrl:$(IMAGE_TAG) .)
 
 # clean: virtualenvs, exported requirements, build outputs (coverage, SBOM) and caches
 clean:

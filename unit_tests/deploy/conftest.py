@@ -19,6 +19,7 @@ K8S_DIR = REPO_ROOT / "k8s"
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PARALLEL_FILE = REPO_ROOT / "docker-compose.parallel.yml"
 MONITORING_FILE = REPO_ROOT / "docker-compose.monitoring.yml"
+GPU_FILE = REPO_ROOT / "docker-compose.gpu.yml"
 PAPER_TRADING_MODULE = "finrl.applications.spy_rl_trading.paper_trading"
 PAPER_TRADING_FILE = REPO_ROOT / "finrl" / "applications" / "spy_rl_trading" / "paper_trading.py"
 # the artifact folders: settings defaults, Dockerfile directories, Compose volumes, k8s claims

@@ -15,6 +15,8 @@ import yaml
 from unit_tests.deploy.conftest import (
     ARTIFACT_DIRS,
     COMPOSE_FILE,
+    GPU_FILE,
+    K8S_DIR,
     METRICS_PORT,
     MONITORING_FILE,
     PAPER_TRADING_MODULE,
@@ -22,6 +24,7 @@ from unit_tests.deploy.conftest import (
     REPO_ROOT,
     assert_entry_module,
     check,
+    load_yaml_documents,
     module_of,
     tool,
 )
@@ -83,8 +86,21 @@ def mounts(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
             ("paper-trading", "grafana"),
             APP_SERVICES | {"paper-trading", "prometheus", "grafana"},
         ),
+        ([COMPOSE_FILE, GPU_FILE], (), APP_SERVICES),
+        ([COMPOSE_FILE, GPU_FILE, MONITORING_FILE], ("paper-trading",), APP_SERVICES | {"paper-trading", "prometheus"}),
     ],
-    ids=["base", "paper", "parallel-alone", "parallel", "monitoring", "monitoring-paper", "grafana", "all"],
+    ids=[
+        "base",
+        "paper",
+        "parallel-alone",
+        "parallel",
+        "monitoring",
+        "monitoring-paper",
+        "grafana",
+        "all",
+        "gpu",
+        "gpu-monitoring-paper",
+    ],
 )
 def test_every_file_and_profile_is_valid_compose(tmp_path, files, profiles, expected) -> None:
     config = compose_config(tmp_path, files, profiles)
@@ -260,3 +276,52 @@ def test_prometheus_scrapes_the_paper_trading_metrics_port(tmp_path) -> None:
     sources = {Path(v["source"]).name for v in prometheus["volumes"] if v["type"] == "bind"}
     assert "prometheus.yml" in sources
     assert "finrl-network" in prometheus["networks"]
+
+
+def test_gpu_override_trains_the_cuda_image_on_a_reserved_gpu(tmp_path, base) -> None:
+    """docker-compose.gpu.yml: only `train` changes: the CUDA build of the full image, SPY_DEVICE=cuda
+    (one line instead of a silent CPU run where no GPU is seen), one NVIDIA GPU reserved (TRAIN_GPUS)."""
+    config = compose_config(tmp_path, [COMPOSE_FILE, GPU_FILE])
+    train, cpu_train = config["services"]["train"], base["services"]["train"]
+    assert train["image"] == "finrl-cuda:latest" and train["build"]["target"] == FULL[1]
+    assert train["build"]["args"]["TORCH_FLAVOUR"] == "cuda"
+    assert train["environment"]["SPY_DEVICE"] == "cuda"
+    (device,) = train["deploy"]["resources"]["reservations"]["devices"]
+    assert device == {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
+    assert int(train["deploy"]["resources"]["limits"]["memory"]) > int(
+        cpu_train["deploy"]["resources"]["limits"]["memory"]
+    )
+    assert {k: v for k, v in train.items() if k not in {"image", "build", "environment", "deploy"}} == {
+        k: v for k, v in cpu_train.items() if k not in {"image", "build", "environment", "deploy"}
+    }, "volumes, command, read-only root: as the CPU training"
+    assert {k: v for k, v in train["environment"].items() if k != "SPY_DEVICE"} == cpu_train["environment"]
+    for name in set(base["services"]) - {"train"}:
+        assert config["services"][name] == base["services"][name], f"{name} needs no GPU"
+    every = compose_config(tmp_path, [COMPOSE_FILE, GPU_FILE], env={"TRAIN_GPUS": "all", "SPY_DEVICE": "auto"})
+    train = every["services"]["train"]
+    assert train["deploy"]["resources"]["reservations"]["devices"][0]["count"] == -1, "all GPUs"
+    assert train["environment"]["SPY_DEVICE"] == "auto"
+
+
+def k8s_quantity(text: str) -> int:
+    """A Kubernetes memory quantity (Mi, Gi) in bytes."""
+    units = {"Mi": 2**20, "Gi": 2**30}
+    return int(text[:-2]) * units[text[-2:]]
+
+
+def test_train_resources_match_kubernetes_and_the_measured_peak(base) -> None:
+    """The memory limit and reservation of `train` are the k8s Job's limit and request, and leave room
+    over the measured peak RSS of a training run (0.57 GB, noted beside the values)."""
+    resources = base["services"]["train"]["deploy"]["resources"]
+    (job,) = [d for d in load_yaml_documents(K8S_DIR / "30-train-job.yaml") if d["kind"] == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    k8s = container["resources"]
+    assert int(resources["limits"]["memory"]) == k8s_quantity(k8s["limits"]["memory"])
+    assert int(resources["reservations"]["memory"]) == k8s_quantity(k8s["requests"]["memory"])
+    assert float(resources["limits"]["cpus"]) == float(k8s["limits"]["cpu"])
+    assert float(resources["reservations"]["cpus"]) == float(k8s["requests"]["cpu"])
+    measured_peak = 0.57e9
+    assert int(resources["reservations"]["memory"]) >= 1.5 * measured_peak
+    assert int(resources["limits"]["memory"]) >= 3 * measured_peak
+    for text in (COMPOSE_FILE.read_text(), (K8S_DIR / "30-train-job.yaml").read_text()):
+        assert "0.57 GB" in text, "the measurement stands beside the values"

@@ -57,6 +57,10 @@ OVERRIDES: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"alpaca"}),
         "the paper-trading service trades Alpaca's paper account; simulated is for local runs",
     ),
+    "SPY_DEVICE": (
+        frozenset({"cuda"}),
+        "docker-compose.gpu.yml and k8s/components/gpu-train train on the GPU, or end in one line without one",
+    ),
     "SPY_LEARNING_RATE": (
         frozenset({"0.0001", "0.001"}),
         "docker-compose.parallel.yml sweeps the learning rate around the default",

@@ -12,12 +12,21 @@ Skips where no engine answers (`docker info`); .ci/run starts a private one with
 failure. The first build of both images takes about 3 minutes (the torch wheel comes from
 wheelhouse/, filled by `make wheelhouse`); later builds are cached. The image sizes are printed
 (`pytest -rA` or `-s`) and written to image-sizes.txt in the test's temporary folder.
+
+linux/arm64: the inference image (no torch: PyPI's aarch64 torch wheel needs CUDA libraries, the CPU one
+comes from PyTorch's index, unreachable offline) is built for arm64 under QEMU user emulation and runs
+`spy-rl version` there, where the machine can emulate arm64 (binfmt_misc's qemu-aarch64 entry, e.g. from
+Debian's qemu-user-static, or an arm64 host) and an arm64 base image is at hand: the registry's
+python:3.11-slim, or FINRL_ARM64_BASE_IMAGE (docker-sandbox's stand-in is amd64 only; an arm64 one is
+`debootstrap --arch=arm64` of the same packages, imported with `FROM scratch` + `ADD rootfs.tar /`,
+built with --platform linux/arm64). Elsewhere it skips with what is missing.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -42,6 +51,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 IMAGE = "finrl:e2e"  # full: training, TensorBoard
 INFERENCE_IMAGE = "finrl-inference:e2e"  # no torch: backtests, paper trading
+ARM64_INFERENCE_IMAGE = "finrl-inference:e2e-arm64"
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 FINRL_UID = 1000
 # the shell's variables that the Compose files read: a developer's values must not change the tests
 ENV_PREFIXES = ("SPY_", "ALPACA_", "COMPOSE_", "TUNE_", "OPTUNA_DASHBOARD_")
@@ -486,3 +497,77 @@ def test_paper_trading_once_against_fake_alpaca(stack: Stack) -> None:
     assert {entry["client_order_id"] for entry in orders} == {"finrl-SPY-20190102"}
     assert orders[0]["time_in_force"] == "opg" and orders[0]["order_id"] == order["id"]
     assert [entry["event"] for entry in journal].count("decision") == 2
+
+
+def _arm64_problem() -> tuple[str | None, str]:
+    """What keeps this machine from building and running a linux/arm64 image (None: nothing), and the
+    arm64 base image to build on."""
+    base = os.environ.get("FINRL_ARM64_BASE_IMAGE", "python:3.11-slim")
+    if platform.machine() not in {"aarch64", "arm64"}:
+        if not (BINFMT_DIR / "status").exists():
+            return f"no binfmt_misc at {BINFMT_DIR} (mount -t binfmt_misc binfmt_misc {BINFMT_DIR}, as root)", base
+        entry = BINFMT_DIR / "qemu-aarch64"
+        if not entry.exists():
+            return (
+                f"no QEMU user emulation of arm64: {entry} is not registered (apt-get install qemu-user-static, "
+                "or docker run --privileged --rm tonistiigi/binfmt --install arm64)"
+            ), base
+        lines = entry.read_text().splitlines()
+        if lines[0] != "enabled" or not any(line.startswith("flags:") and "F" in line for line in lines):
+            return f"{entry} is disabled or lacks the F flag (containers cannot reach the interpreter)", base
+    seen = subprocess.run(
+        [
+            "docker",
+            "image",
+            "inspect",
+            base,
+            "--format",
+            '{{.Architecture}} {{index .Config.Labels "docker-sandbox.base"}}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    architecture, _, sandbox = seen.stdout.strip().partition(" ")
+    if seen.returncode == 0 and architecture != "arm64" and sandbox:
+        return (
+            f"{base} is docker-sandbox's {architecture} stand-in and no registry is reachable: "
+            "set FINRL_ARM64_BASE_IMAGE to an arm64 base image"
+        ), base
+    return None, base
+
+
+def test_arm64_inference_image_builds_and_runs_under_emulation() -> None:
+    problem = _engine_problem()
+    if problem:
+        if os.environ.get("FINRL_DOCKER_REQUIRED") == "1":
+            pytest.fail(f"FINRL_DOCKER_REQUIRED=1 but {problem}")
+        pytest.skip(problem)
+    problem, base = _arm64_problem()
+    if problem:
+        pytest.skip(f"linux/arm64 not checked here: {problem}")
+    started = time.monotonic()
+    build = subprocess.run(
+        ["docker", "build", "--platform", "linux/arm64", "--target", "inference", "--build-arg", f"BASE_IMAGE={base}",
+         "-t", ARM64_INFERENCE_IMAGE, "."],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1400, check=False,
+    )  # fmt: skip
+    try:
+        assert build.returncode == 0, build.stderr[-6000:]
+        print(f"arm64 inference image build (QEMU): {time.monotonic() - started:.0f}s")
+        image = _image(ARM64_INFERENCE_IMAGE)
+        assert (image["Os"], image["Architecture"]) == ("linux", "arm64")
+        assert image["Config"]["User"] == f"{FINRL_UID}:{FINRL_UID}"
+        run = ["docker", "run", "--rm", "--platform", "linux/arm64", ARM64_INFERENCE_IMAGE]
+        version = subprocess.run([*run, "spy-rl", "version"], capture_output=True, text=True, timeout=300, check=False)
+        assert version.returncode == 0 and "finrl" in version.stdout, version.stdout + version.stderr[-3000:]
+        machine = subprocess.run(
+            [*run, "python", "-c", "import platform; print(platform.machine())"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert machine.stdout.strip() == "aarch64", machine.stdout + machine.stderr
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", ARM64_INFERENCE_IMAGE], capture_output=True, check=False)

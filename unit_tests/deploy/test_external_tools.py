@@ -16,7 +16,15 @@ import yaml
 
 from unit_tests.deploy.conftest import K8S_DIR, REPO_ROOT, check, tool
 from unit_tests.deploy.test_dockerfile import DOCKERFILE
-from unit_tests.deploy.test_k8s import SECRET_TEMPLATE, applied_files, containers, resources
+from unit_tests.deploy.test_k8s import (
+    COMPONENTS_DIR,
+    SECRET_TEMPLATE,
+    applied_files,
+    components,
+    containers,
+    rendered,
+    resources,
+)
 from unit_tests.deploy.test_k8s_tune import EXTERNAL_DB, TUNE_DIR, tune_files, tune_resources
 from unit_tests.deploy.test_k8s_tune import SECRET_TEMPLATE as TUNE_SECRET_TEMPLATE
 from unit_tests.deploy.test_workflows_and_yaml import WORKFLOWS
@@ -34,6 +42,7 @@ def test_hadolint_passes(dockerfile: Path) -> None:
 
 def test_kubernetes_validate_strict() -> None:
     files = [*applied_files(), SECRET_TEMPLATE, *tune_files(), TUNE_SECRET_TEMPLATE, EXTERNAL_DB / "storage.yaml"]
+    files += sorted(COMPONENTS_DIR.glob("*/*.yaml"))  # the components' patches
     check([tool("kubernetes-validate"), "--strict", "--quiet", *map(str, files)])
 
 
@@ -85,6 +94,40 @@ def test_kubectl_kustomize_external_db_component(tmp_path) -> None:
     check([tool("kubernetes-validate"), "--strict", "--quiet", str(tmp_path / "external.yaml")])
 
 
+@pytest.mark.parametrize("name", sorted(components()))
+def test_kubectl_kustomize_every_component(tmp_path, name: str) -> None:
+    """Each component in an overlay of the user's own (as its comment shows), and enabled in a copy of
+    k8s/Kustomization (the commented switch): the same objects as the unit test's strategic merge,
+    the images retagged as the base's `images:` says, valid for the API server."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed (the kustomize build is checked where it is)")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    base = os.path.relpath(K8S_DIR, overlay)  # kustomize takes relative paths only
+    (overlay / "kustomization.yaml").write_text(f"resources: [{base}]\ncomponents: [{base}/components/{name}]\n")
+    switched = tmp_path / "k8s"
+    shutil.copytree(K8S_DIR, switched)
+    text = (switched / "Kustomization").read_text()
+    (switched / "Kustomization").write_text(
+        text.replace("# components:\n", "components:\n").replace(
+            f"#   - components/{name}\n", f"  - components/{name}\n"
+        )
+    )
+    expected = rendered(name)
+    for directory in (overlay, switched):
+        built = check([kubectl, "kustomize", str(directory)]).stdout
+        docs = [d for d in yaml.safe_load_all(built) if d]
+        for doc in docs:
+            doc["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
+            for template in (doc.get("spec", {}).get("template", {}).get("metadata", {}),):
+                template.get("labels", {}).pop("app.kubernetes.io/managed-by", None)
+        key = lambda d: (d["kind"], d["metadata"]["name"])  # noqa: E731
+        assert sorted(docs, key=key) == sorted(expected, key=key), f"{name} in {directory.name}"
+        (tmp_path / "built.yaml").write_text(built)
+        check([tool("kubernetes-validate"), "--strict", "--quiet", str(tmp_path / "built.yaml")])
+
+
 def test_workflows_match_the_github_schema() -> None:
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
     assert len(files) >= 2
@@ -101,6 +144,7 @@ def test_yamllint() -> None:
         K8S_DIR / "Kustomization",
         TUNE_DIR / "Kustomization",
         EXTERNAL_DB / "Kustomization",
+        *COMPONENTS_DIR.glob("*/Kustomization"),
         *(REPO_ROOT / "monitoring").rglob("*.yml"),
         *WORKFLOWS.glob("*.yml"),
     ]

@@ -22,6 +22,8 @@ pytestmark = pytest.mark.unit
 
 NAMESPACE = "finrl"
 SECRET_TEMPLATE = K8S_DIR / "templates" / "alpaca-secret.yaml"
+COMPONENTS_DIR = K8S_DIR / "components"
+CUDA_IMAGE = "finrl-cuda"  # the full image built with TORCH_FLAVOUR=cuda (components/gpu-train)
 # the full image (torch) trains and serves TensorBoard; the inference image (no torch) does the rest
 IMAGE_OF = {
     "finrl-train": "finrl",
@@ -106,7 +108,8 @@ def test_training_uses_the_full_image_backtest_and_paper_trading_the_inference_i
             image, _, tag = container["image"].partition(":")
             assert (image, tag) == (IMAGE_OF[name], "latest"), (name, container["name"])
     kustomization = yaml.safe_load((K8S_DIR / "Kustomization").read_text())
-    assert {entry["name"] for entry in kustomization["images"]} == set(IMAGE_OF.values()), "both retaggable"
+    retaggable = {entry["name"] for entry in kustomization["images"]}
+    assert retaggable == {*IMAGE_OF.values(), CUDA_IMAGE}, "every image retaggable, the GPU component's too"
 
 
 def test_workloads_run_existing_entry_modules() -> None:
@@ -179,3 +182,104 @@ def test_manifests_name_no_host_paths() -> None:
 def containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     spec = doc.get("spec", {}).get("template", {}).get("spec", {})
     return spec.get("containers", []) + spec.get("initContainers", [])
+
+
+# ---------------------------------------------------------------------------- components (k8s/components/)
+# Optional parts as kustomize Components, like k8s/tune/external-db: kustomize refuses an overlay inside
+# the folder of its base (k8s/), so the user's overlay (or k8s/Kustomization's `components:`) names them.
+# Rendered here by a small strategic merge of each patch onto the base, enough for these patches: maps
+# merge, lists of named items (containers, env, ports) merge by name, other values are replaced.
+# kubectl kustomize renders them for real in test_external_tools.
+
+
+def components() -> dict[str, dict[str, Any]]:
+    return {
+        path.parent.name: yaml.safe_load(path.read_text()) for path in sorted(COMPONENTS_DIR.glob("*/Kustomization"))
+    }
+
+
+def component_patches(name: str) -> list[dict[str, Any]]:
+    (patches,) = [c["patches"] for n, c in components().items() if n == name]
+    assert all(set(entry) == {"path"} for entry in patches), "patches are files (validated on their own)"
+    return [doc for entry in patches for doc in load_yaml_documents(COMPONENTS_DIR / name / entry["path"])]
+
+
+def strategic_merge(base: Any, patch: Any) -> Any:
+    if isinstance(base, dict) and isinstance(patch, dict):
+        merged = dict(base)
+        for key, value in patch.items():
+            merged[key] = strategic_merge(base[key], value) if key in base else value
+        return merged
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and all(isinstance(i, dict) and "name" in i for i in base + patch)
+    ):
+        by_name = {item["name"]: item for item in base}
+        merged_list = [strategic_merge(by_name[i["name"]], i) if i["name"] in by_name else i for i in patch]
+        patched = {i["name"] for i in patch}
+        return [item for item in base if item["name"] not in patched] + merged_list
+    return patch
+
+
+def rendered(name: str) -> list[dict[str, Any]]:
+    """k8s/ with the component's patches applied (each patch names one base object)."""
+    docs = resources()
+    for patch in component_patches(name):
+        key = (patch["kind"], patch["metadata"]["name"], patch["metadata"]["namespace"])
+        (index,) = [
+            i for i, d in enumerate(docs) if (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) == key
+        ]
+        docs[index] = strategic_merge(docs[index], patch)
+    return docs
+
+
+def test_components_are_documented_and_patch_existing_objects() -> None:
+    found = components()
+    assert set(found) == {"public-tensorboard", "gpu-train"}
+    kustomization_text = (K8S_DIR / "Kustomization").read_text()
+    base = {(d["kind"], d["metadata"]["name"]) for d in resources()}
+    for name, component in found.items():
+        assert component["kind"] == "Component", name
+        assert f"#   - components/{name}" in kustomization_text, f"{name}: the documented switch in k8s/Kustomization"
+        for patch in component_patches(name):
+            assert (patch["kind"], patch["metadata"]["name"]) in base, (name, patch["metadata"]["name"])
+            assert patch["metadata"]["namespace"] == NAMESPACE
+    assert "components" not in yaml.safe_load(kustomization_text), "off by default"
+
+
+def test_tensorboard_is_private_by_default_and_public_only_to_source_ranges() -> None:
+    import ipaddress
+
+    service = of_kind("Service")["finrl-tensorboard"]["spec"]
+    assert service["type"] == "ClusterIP", "no login: reached with kubectl port-forward by default"
+    assert "kubectl port-forward -n finrl svc/finrl-tensorboard 6006" in (K8S_DIR / "50-tensorboard.yaml").read_text()
+    (public,) = [
+        d
+        for d in rendered("public-tensorboard")
+        if d["kind"] == "Service" and d["metadata"]["name"] == "finrl-tensorboard"
+    ]
+    spec = public["spec"]
+    assert spec["type"] == "LoadBalancer"
+    assert spec["ports"] == service["ports"] and spec["selector"] == service["selector"], (
+        "only the type and ranges change"
+    )
+    ranges = [ipaddress.ip_network(cidr) for cidr in spec["loadBalancerSourceRanges"]]
+    assert ranges and all(r.prefixlen > 0 for r in ranges), "never open to the whole internet"
+    others = [d for d in rendered("public-tensorboard") if d["metadata"]["name"] != "finrl-tensorboard"]
+    assert others == [d for d in resources() if d["metadata"]["name"] != "finrl-tensorboard"]
+
+
+def test_gpu_component_trains_the_cuda_image_on_one_gpu() -> None:
+    (job,) = [d for d in rendered("gpu-train") if d["kind"] == "Job" and d["metadata"]["name"] == "finrl-train"]
+    (train,) = job["spec"]["template"]["spec"]["containers"]
+    (base_train,) = pod_specs()["finrl-train"]["containers"]
+    assert train["image"] == f"{CUDA_IMAGE}:latest"
+    assert {e["name"]: e["value"] for e in train["env"]}["SPY_DEVICE"] == "cuda", "no silent CPU run"
+    assert train["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert train["resources"]["limits"]["cpu"] == base_train["resources"]["limits"]["cpu"], "the rest stays"
+    assert train["command"] == base_train["command"] and train["volumeMounts"] == base_train["volumeMounts"]
+    assert train["envFrom"] == base_train["envFrom"] and train["securityContext"] == base_train["securityContext"]
+    for kind_name, spec in pod_specs().items():
+        if kind_name != "finrl-train":
+            assert "nvidia.com/gpu" not in str(spec), f"{kind_name} needs no GPU"
