@@ -187,6 +187,9 @@ def test_dockerignore_keeps_the_build_inputs_and_drops_the_rest() -> None:
         "finrl/__pycache__/x.pyc",
         ".pytest_cache/v",
         "unit_tests/deploy/test_dockerfile.py",
+        ".trivyignore",
+        "docker-compose.gpu.yml",
+        "k8s/components/gpu-train/Kustomization",
     ):
         assert ignored(dropped, patterns), f"{dropped} must stay out of the build context"
     assert (REPO_ROOT / "wheelhouse").is_dir(), "the torch bind mount needs wheelhouse/ to exist"
