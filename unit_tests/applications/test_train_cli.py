@@ -163,6 +163,8 @@ def test_timesteps_rounded_up_to_whole_rollouts_are_said_and_recorded(tmp_path: 
     }
     assert events["timesteps_rounded_up"]["requested"] == 1000 and events["timesteps_rounded_up"]["trains"] == 1024
     assert events["training_start"]["timesteps"] == 1024
+    (folder,) = (tmp_path / "ds").iterdir()  # training caches the features beside the bars, as data fetch does
+    assert {"bars.csv", "metadata.json", "features.csv", "features.json"} <= {p.name for p in folder.iterdir()}
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("timesteps:")]
     assert line.startswith("timesteps:  1024 (asked 1000; PPO trains whole rollouts of --n-envs 2 x --n-steps 64) in ")
 
