@@ -249,3 +249,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         shown = ", ".join(written[:10])
         print(f"\nerror: tests wrote into the checkout (a missing --*-dir flag?): {shown}", flush=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="module")
+def latest_workdir(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder as after `make run`: ``trained_models/r1`` (the session's tiny bundle) as ``latest`` and
+    its ``datasets`` cache. Copies, one per test module: paper trading refreshes the data it reads."""
+    import shutil
+
+    from finrl.agents.bundle import point_latest
+
+    root = tmp_path_factory.mktemp("latest-r1")
+    models = root / "trained_models"
+    shutil.copytree(sample_bundles["r1"], models / "r1")
+    point_latest(models, models / "r1")
+    shutil.copytree(sample_bundles["r1"].parent.parent / "datasets", root / "datasets")
+    return root
+
+
+@pytest.fixture(scope="module")
+def latest_models(latest_workdir: Path) -> Path:
+    """The models folder of :func:`latest_workdir`: r1, and latest pointing at it."""
+    return latest_workdir / "trained_models"

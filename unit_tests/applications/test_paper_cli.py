@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from finrl.agents.bundle import point_latest
 from finrl.applications.spy_rl_trading.cli import app
 from unit_tests.conftest import REPO_ROOT
 
@@ -24,32 +22,20 @@ pytestmark = pytest.mark.integration
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def workdir(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with a trained model (latest) on the offline sample, as after `make run`: copies of the
-    session's tiny bundle r1 and its datasets cache (paper trading refreshes the data it reads)."""
-    root = tmp_path_factory.mktemp("paper")
-    models = root / "trained_models"
-    shutil.copytree(sample_bundles["r1"], models / "r1")
-    point_latest(models, models / "r1")
-    shutil.copytree(sample_bundles["r1"].parent.parent / "datasets", root / "datasets")
-    return root
-
-
-def paper(workdir: Path, logs: Path, *args: str, env: dict[str, str] | None = None):
+def paper(latest_workdir: Path, logs: Path, *args: str, env: dict[str, str] | None = None):
     return runner.invoke(
         app,
-        ["paper", "--live-source", "sample", "--models-dir", str(workdir / "trained_models"),
-         "--datasets-dir", str(workdir / "datasets"), "--logs-dir", str(logs), "--metrics-port", "0", *args],
+        ["paper", "--live-source", "sample", "--models-dir", str(latest_workdir / "trained_models"),
+         "--datasets-dir", str(latest_workdir / "datasets"), "--logs-dir", str(logs), "--metrics-port", "0", *args],
         env=env,
     )  # fmt: skip
 
 
-def test_once_is_idempotent_across_runs(workdir: Path, tmp_path: Path) -> None:
-    first = paper(workdir, tmp_path, "--once")
+def test_once_is_idempotent_across_runs(latest_workdir: Path, tmp_path: Path) -> None:
+    first = paper(latest_workdir, tmp_path, "--once")
     assert first.exit_code == 0, first.output
     assert "session: 2018-12-31" in first.stdout
-    second = paper(workdir, tmp_path, "--once")
+    second = paper(latest_workdir, tmp_path, "--once")
     assert second.exit_code == 0, second.output
     account = json.loads((tmp_path / "simulated_account.json").read_text())
     assert len(account["orders"]) <= 1
@@ -60,8 +46,8 @@ def test_once_is_idempotent_across_runs(workdir: Path, tmp_path: Path) -> None:
     assert runner.invoke(app, ["health", "--logs-dir", str(tmp_path)]).exit_code == 0
 
 
-def test_dry_run_once_sends_no_order(workdir: Path, tmp_path: Path) -> None:
-    result = paper(workdir, tmp_path, "--once", "--dry-run")
+def test_dry_run_once_sends_no_order(latest_workdir: Path, tmp_path: Path) -> None:
+    result = paper(latest_workdir, tmp_path, "--once", "--dry-run")
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "simulated_account.json").read_text())["orders"] == {}
 
@@ -76,9 +62,9 @@ def test_dry_run_once_sends_no_order(workdir: Path, tmp_path: Path) -> None:
     ],
 )
 def test_guards_end_in_one_line(
-    workdir: Path, tmp_path: Path, args: list[str], env: dict[str, str] | None, code: int, fragment: str
+    latest_workdir: Path, tmp_path: Path, args: list[str], env: dict[str, str] | None, code: int, fragment: str
 ) -> None:
-    result = paper(workdir, tmp_path, *args, env=env)
+    result = paper(latest_workdir, tmp_path, *args, env=env)
     assert result.exit_code == code, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and fragment in errors[0], result.stderr
@@ -99,13 +85,13 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_service_serves_metrics_and_stops_cleanly_on_sigterm(workdir: Path, tmp_path: Path) -> None:
+def test_service_serves_metrics_and_stops_cleanly_on_sigterm(latest_workdir: Path, tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPY_", "ALPACA_"))}
     env |= {"PYTHONPATH": str(REPO_ROOT), "SPY_LOG_JSON": "true", "SPY_METRICS_PORT": str(port)}
     process = subprocess.Popen(
         [sys.executable, "-m", "finrl.applications.spy_rl_trading.paper_trading", "--live-source", "sample",
-         "--models-dir", str(workdir / "trained_models"), "--datasets-dir", str(workdir / "datasets"),
+         "--models-dir", str(latest_workdir / "trained_models"), "--datasets-dir", str(latest_workdir / "datasets"),
          "--logs-dir", str(tmp_path)],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -130,14 +116,14 @@ def test_service_serves_metrics_and_stops_cleanly_on_sigterm(workdir: Path, tmp_
     assert "Traceback" not in stderr
 
 
-def test_alpaca_bad_keys_exit_non_zero_with_one_line_and_no_secret(workdir: Path, tmp_path: Path) -> None:
+def test_alpaca_bad_keys_exit_non_zero_with_one_line_and_no_secret(latest_workdir: Path, tmp_path: Path) -> None:
     from unit_tests.fakes.alpaca_server import FakeAlpacaServer
 
     secret = "SECRETabcdef0123456789"
     with FakeAlpacaServer() as server:
         server.enable_trading()
         env = {"ALPACA_API_KEY": "PKWRONGKEY0000", "ALPACA_API_SECRET": secret, "ALPACA_BASE_URL": server.base_url}
-        result = paper(workdir, tmp_path, "--once", "--broker", "alpaca", "--log-json", env=env)
+        result = paper(latest_workdir, tmp_path, "--once", "--broker", "alpaca", "--log-json", env=env)
     assert result.exit_code == 3, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "ALPACA_API_KEY" in errors[0], result.stderr

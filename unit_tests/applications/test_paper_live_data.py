@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +19,6 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from finrl.agents.bundle import point_latest
 from finrl.applications.spy_rl_trading.cli import app
 from unit_tests.conftest import write_csv
 from unit_tests.fakes.alpaca_server import NEW_YORK, FakeAlpacaServer
@@ -31,15 +29,6 @@ runner = CliRunner()
 
 NOON = datetime(2024, 12, 26, 12, 0, tzinfo=NEW_YORK)
 EVENING = datetime(2024, 12, 26, 19, 30, tzinfo=NEW_YORK)
-
-
-@pytest.fixture(scope="module")
-def models(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model trained on the offline sample (VIX on), as `latest`."""
-    root = tmp_path_factory.mktemp("live-models") / "trained_models"
-    shutil.copytree(sample_bundles["r1"], root / "r1")
-    point_latest(root, root / "r1")
-    return root
 
 
 @pytest.fixture
@@ -74,11 +63,11 @@ def vix_file(path: Path, last: str = "2024-12-26") -> Path:
 
 
 def test_a_noon_dry_run_leaves_no_partial_bar_to_the_evening_decision(
-    models: Path, tmp_path: Path, alpaca: FakeAlpacaServer
+    latest_models: Path, tmp_path: Path, alpaca: FakeAlpacaServer
 ) -> None:
     vix = vix_file(tmp_path / "vix.csv")
     live = ("--live-source", "alpaca", "--live-vix-csv", str(vix))
-    noon = paper(models, tmp_path, alpaca, *live, "--dry-run")
+    noon = paper(latest_models, tmp_path, alpaca, *live, "--dry-run")
     # at noon the last decided session is the 24th (whose order's auction, on the 26th, has passed)
     assert "session: 2024-12-24" in noon.stdout, noon.output + noon.stderr
     assert not any(PARTIAL_CLOSE in (p.read_text()) for p in (tmp_path / "datasets").rglob("*.csv"))
@@ -88,7 +77,7 @@ def test_a_noon_dry_run_leaves_no_partial_bar_to_the_evening_decision(
     assert alpaca.trading is not None
     alpaca.set_bars("SPY", bars_until("2024-12-26", TRUE_CLOSE).drop(columns="vix"))  # the session closed
     alpaca.trading.set_now(EVENING)
-    evening = paper(models, tmp_path, alpaca, *live)
+    evening = paper(latest_models, tmp_path, alpaca, *live)
     assert evening.exit_code == 0, evening.output + evening.stderr
     assert "session: 2024-12-26" in evening.stdout
     assert len(alpaca.requests_to("/v2/stocks/bars")) > noon_requests  # the evening run fetched again
@@ -98,12 +87,12 @@ def test_a_noon_dry_run_leaves_no_partial_bar_to_the_evening_decision(
 
 
 def test_live_data_never_comes_from_the_models_training_files(
-    models: Path, tmp_path: Path, alpaca: FakeAlpacaServer
+    latest_models: Path, tmp_path: Path, alpaca: FakeAlpacaServer
 ) -> None:
     """The model was trained on the sample: the default live source is Yahoo, not the sample (and
     offline there is none), so the run stops with one line instead of deciding on 2018's data."""
     alpaca.trading.set_now(EVENING)  # type: ignore[union-attr]
-    result = paper(models, tmp_path, alpaca, "--offline")
+    result = paper(latest_models, tmp_path, alpaca, "--offline")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.exit_code != 0 and len(errors) == 1, result.output + result.stderr
     assert "offline and no cached yahoo data" in errors[0] and "--live-source sample" in errors[0]
@@ -111,42 +100,48 @@ def test_live_data_never_comes_from_the_models_training_files(
 
 
 def test_a_live_csv_that_misses_the_last_closed_session_is_named(
-    models: Path, tmp_path: Path, alpaca: FakeAlpacaServer
+    latest_models: Path, tmp_path: Path, alpaca: FakeAlpacaServer
 ) -> None:
     alpaca.trading.set_now(datetime(2024, 12, 27, 19, 30, tzinfo=NEW_YORK))  # type: ignore[union-attr]
     spy = write_csv(bars_until("2024-12-26", TRUE_CLOSE).drop(columns="vix"), tmp_path / "live-spy.csv")
     vix = vix_file(tmp_path / "vix.csv")
-    result = paper(models, tmp_path, alpaca, "--live-source", "csv", "--live-csv", str(spy), "--live-vix-csv", str(vix))
+    result = paper(
+        latest_models, tmp_path, alpaca, "--live-source", "csv", "--live-csv", str(spy), "--live-vix-csv", str(vix)
+    )
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.exit_code != 0 and len(errors) == 1, result.output + result.stderr
     assert f"the live bars file {spy} ends 2024-12-26: the 2024-12-27 decision needs" in errors[0]
     assert "Traceback" not in result.stderr
 
 
-def test_a_stale_live_vix_file_is_named_not_the_bars(models: Path, tmp_path: Path, alpaca: FakeAlpacaServer) -> None:
+def test_a_stale_live_vix_file_is_named_not_the_bars(
+    latest_models: Path, tmp_path: Path, alpaca: FakeAlpacaServer
+) -> None:
     alpaca.trading.set_now(EVENING)  # type: ignore[union-attr]
     spy = write_csv(bars_until("2024-12-26", TRUE_CLOSE).drop(columns="vix"), tmp_path / "live-spy.csv")
     vix = vix_file(tmp_path / "vix.csv", last="2024-12-20")
-    result = paper(models, tmp_path, alpaca, "--live-source", "csv", "--live-csv", str(spy), "--live-vix-csv", str(vix))
+    result = paper(
+        latest_models, tmp_path, alpaca, "--live-source", "csv", "--live-csv", str(spy), "--live-vix-csv", str(vix)
+    )
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.exit_code != 0 and len(errors) == 1, result.output + result.stderr
     assert f"VIX from VIX CSV file {vix} ends 2024-12-20" in errors[0]
 
 
-def test_the_csv_live_source_needs_its_own_file(models: Path, tmp_path: Path, alpaca: FakeAlpacaServer) -> None:
-    result = paper(models, tmp_path, alpaca, "--live-source", "csv")
+def test_the_csv_live_source_needs_its_own_file(latest_models: Path, tmp_path: Path, alpaca: FakeAlpacaServer) -> None:
+    result = paper(latest_models, tmp_path, alpaca, "--live-source", "csv")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.exit_code != 0 and len(errors) == 1, result.output + result.stderr
     assert "--live-csv PATH (or set SPY_LIVE_CSV_PATH)" in errors[0]
 
 
-def test_the_simulated_broker_refuses_a_live_file_nobody_updates(models: Path, tmp_path: Path) -> None:
+def test_the_simulated_broker_refuses_a_live_file_nobody_updates(latest_models: Path, tmp_path: Path) -> None:
     """The simulated market's clock is its data's: without a check against the real clock, a stale
     file would replay its last day as today's, exit 0 and keep the heartbeat fresh."""
     spy = write_csv(bars_until("2024-12-26", TRUE_CLOSE).drop(columns="vix"), tmp_path / "live-spy.csv")
     vix = vix_file(tmp_path / "vix.csv")
     live = ("--live-source", "csv", "--live-csv", str(spy), "--live-vix-csv", str(vix))
-    common = ["paper", "--broker", "simulated", *live, "--models-dir", str(models),
+    common = ["paper", "--broker", "simulated", *live, "--models-dir", str(latest_models),
               "--datasets-dir", str(tmp_path / "datasets"), "--logs-dir", str(tmp_path / "logs"),
               "--metrics-port", "0"]  # fmt: skip
     for mode in ("--once", "--check"):

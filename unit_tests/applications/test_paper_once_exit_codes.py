@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from finrl.agents.bundle import point_latest
 from finrl.applications.spy_rl_trading.cli import app
 from finrl.trade.exit_codes import CycleExit
 from finrl.trade.instance_lock import instance_lock
@@ -23,25 +21,14 @@ pytestmark = pytest.mark.integration
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def workdir(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained model (latest) and its datasets cache, as after `make run` (copies: paper refreshes data)."""
-    root = tmp_path_factory.mktemp("paper-exit")
-    models = root / "trained_models"
-    shutil.copytree(sample_bundles["r1"], models / "r1")
-    point_latest(models, models / "r1")
-    shutil.copytree(sample_bundles["r1"].parent.parent / "datasets", root / "datasets")
-    return root
-
-
-def paper_args(workdir: Path, logs: Path, *args: str) -> list[str]:
+def paper_args(latest_workdir: Path, logs: Path, *args: str) -> list[str]:
     return ["paper", "--once", "--live-source", "sample", "--broker", "simulated",
-            "--models-dir", str(workdir / "trained_models"), "--datasets-dir", str(workdir / "datasets"),
+            "--models-dir", str(latest_workdir / "trained_models"), "--datasets-dir", str(latest_workdir / "datasets"),
             "--logs-dir", str(logs), *args]  # fmt: skip
 
 
-def paper_once(workdir: Path, logs: Path, *args: str) -> Result:
-    return runner.invoke(app, paper_args(workdir, logs, *args))
+def paper_once(latest_workdir: Path, logs: Path, *args: str) -> Result:
+    return runner.invoke(app, paper_args(latest_workdir, logs, *args))
 
 
 def journal_events(logs: Path) -> list[str]:
@@ -53,44 +40,44 @@ def outcome(result: Result) -> str:
     return next(line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith("outcome: "))
 
 
-def test_submitted_then_exists_then_dry_run_exit_zero(workdir: Path, tmp_path: Path) -> None:
-    dry = paper_once(workdir, tmp_path / "dry", "--dry-run")
+def test_submitted_then_exists_then_dry_run_exit_zero(latest_workdir: Path, tmp_path: Path) -> None:
+    dry = paper_once(latest_workdir, tmp_path / "dry", "--dry-run")
     assert dry.exit_code == CycleExit.OK, dry.output
-    first = paper_once(workdir, tmp_path / "live")
+    first = paper_once(latest_workdir, tmp_path / "live")
     assert first.exit_code == CycleExit.OK, first.output
-    again = paper_once(workdir, tmp_path / "live")
+    again = paper_once(latest_workdir, tmp_path / "live")
     assert again.exit_code == CycleExit.OK, again.output
     assert {outcome(first), outcome(again)} <= {"submitted", "exists", "no_trade"}
 
 
-def test_a_halted_account_exits_with_the_halt_code(workdir: Path, tmp_path: Path) -> None:
+def test_a_halted_account_exits_with_the_halt_code(latest_workdir: Path, tmp_path: Path) -> None:
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "trader_state.json").write_text(json.dumps({"halted": True, "halt_reason": "max_drawdown: test"}))
-    result = paper_once(workdir, tmp_path)
+    result = paper_once(latest_workdir, tmp_path)
     assert outcome(result) == "halted", result.output
     assert result.exit_code == CycleExit.HALTED, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "halted" in errors[0] and f"exit {int(CycleExit.HALTED)}" in errors[0]
 
 
-def test_a_risk_blocked_order_exits_with_its_code(workdir: Path, tmp_path: Path) -> None:
-    wanted = paper_once(workdir, tmp_path / "probe", "--dry-run")
+def test_a_risk_blocked_order_exits_with_its_code(latest_workdir: Path, tmp_path: Path) -> None:
+    wanted = paper_once(latest_workdir, tmp_path / "probe", "--dry-run")
     if outcome(wanted) != "dry_run":
         pytest.skip(f"the sample model does not trade on its last session ({outcome(wanted)})")
-    result = paper_once(workdir, tmp_path / "blocked", "--max-order-notional", "1")
+    result = paper_once(latest_workdir, tmp_path / "blocked", "--max-order-notional", "1")
     assert outcome(result) == "risk_blocked", result.output
     assert result.exit_code == CycleExit.RISK_BLOCKED, result.output
     assert "order_submitted" not in journal_events(tmp_path / "blocked")
 
 
-def test_a_second_instance_on_one_folder_exits_with_the_lock_code(workdir: Path, tmp_path: Path) -> None:
+def test_a_second_instance_on_one_folder_exits_with_the_lock_code(latest_workdir: Path, tmp_path: Path) -> None:
     """The issue's failure: two --once runs on one folder both submitted. The test holds the lock as the
     first instance would (same helper, another open file), then runs the real command as a process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPY_", "ALPACA_"))}
     env["PYTHONPATH"] = str(REPO_ROOT)
     with instance_lock(tmp_path):
         second = subprocess.run(
-            [sys.executable, "-m", "finrl.applications.spy_rl_trading.cli", *paper_args(workdir, tmp_path)],
+            [sys.executable, "-m", "finrl.applications.spy_rl_trading.cli", *paper_args(latest_workdir, tmp_path)],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     assert second.returncode == CycleExit.LOCKED, second.stderr[-3000:]
@@ -98,7 +85,7 @@ def test_a_second_instance_on_one_folder_exits_with_the_lock_code(workdir: Path,
     assert line.startswith("error:") and str(tmp_path) in line and f"pid {os.getpid()}" in line
     assert "order_submitted" not in journal_events(tmp_path)
     assert not (tmp_path / "simulated_account.json").exists()  # it stopped before touching the account
-    first = paper_once(workdir, tmp_path)  # once the holder is gone, the folder is free again
+    first = paper_once(latest_workdir, tmp_path)  # once the holder is gone, the folder is free again
     assert first.exit_code == CycleExit.OK, first.output
     assert journal_events(tmp_path).count("order_submitted") <= 1
 
@@ -111,7 +98,7 @@ def test_a_second_instance_on_one_folder_exits_with_the_lock_code(workdir: Path,
     ],
 )
 def test_broker_refusals_and_silence_exit_non_zero(
-    workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: dict[str, int], expected: str,
+    latest_workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: dict[str, int], expected: str,
     code: CycleExit,
 ) -> None:  # fmt: skip
     """Against the project's fake Alpaca, its clock just after the sample's last session's 19:05 ET."""
@@ -126,7 +113,7 @@ def test_broker_refusals_and_silence_exit_non_zero(
         server.fail_next(failure.get("count", 1), status=failure["status"], path="/v2/orders", method="POST")
         env = {"ALPACA_API_KEY": "fake-key-id", "ALPACA_API_SECRET": "fake-secret-key",
                "ALPACA_BASE_URL": server.base_url}  # fmt: skip
-        args = paper_args(workdir, tmp_path)
+        args = paper_args(latest_workdir, tmp_path)
         args[args.index("simulated")] = "alpaca"
         result = runner.invoke(app, args, env=env)
     assert outcome(result) == expected, result.output

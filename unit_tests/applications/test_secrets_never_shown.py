@@ -10,7 +10,6 @@ URL-encoded or JSON-escaped.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +22,6 @@ import typer
 from click.testing import Result
 from typer.testing import CliRunner
 
-from finrl.agents.bundle import point_latest
 from finrl.applications.spy_rl_trading.cli import app
 from finrl.applications.spy_rl_trading.cli_support import user_errors
 from finrl.masking import MASK, _secrets, register_secrets
@@ -70,14 +68,6 @@ def alpaca(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAlpacaServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def models(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("secret-models") / "trained_models"
-    shutil.copytree(sample_bundles["r1"], root / "r1")
-    point_latest(root, root / "r1")
-    return root
-
-
 def env_for(server: FakeAlpacaServer, **more: str) -> dict[str, str]:
     return {"ALPACA_API_KEY": KEY, "ALPACA_API_SECRET": SECRET, "ALPACA_BASE_URL": server.base_url,
             "SPY_ALPACA_DATA_URL": server.base_url, "SPY_DATA_RETRIES": "0", **more}  # fmt: skip
@@ -105,14 +95,14 @@ def log_flags(json_logs: bool) -> list[str]:
 @pytest.mark.parametrize("json_logs", [False, True], ids=["console", "json"])
 @pytest.mark.parametrize("status", [403, 422])
 def test_a_trading_error_echoing_the_keys_shows_neither(
-    models: Path, tmp_path: Path, alpaca: FakeAlpacaServer, status: int, json_logs: bool
+    latest_models: Path, tmp_path: Path, alpaca: FakeAlpacaServer, status: int, json_logs: bool
 ) -> None:
     alpaca.fail_next(50, status=status, body=echoing_body(), path="/v2/account")
     alpaca.fail_next(50, status=status, body=echoing_body(), path="/v2/clock")
     result = runner.invoke(
         app,
         [*log_flags(json_logs), "paper", "--once", "--broker", "alpaca", "--live-source", "sample",
-         "--models-dir", str(models), "--datasets-dir", str(tmp_path / "datasets"),
+         "--models-dir", str(latest_models), "--datasets-dir", str(tmp_path / "datasets"),
          "--logs-dir", str(tmp_path / "logs"), "--metrics-port", "0"],
         env=env_for(alpaca),
     )  # fmt: skip
@@ -168,7 +158,7 @@ def test_a_vix_error_quoting_the_keys_shows_neither(
 
 @pytest.mark.parametrize("json_logs", [False, True], ids=["console", "json"])
 def test_paper_trading_with_every_client_failing_shows_neither(
-    models: Path, tmp_path: Path, alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, json_logs: bool
+    latest_models: Path, tmp_path: Path, alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, json_logs: bool
 ) -> None:
     """The trader's own records (journal, health) of a failed cycle keep the keys out too."""
     monkeypatch.setattr(sources, "_yahoo_download", yahoo_echoing_the_keys)
@@ -176,7 +166,7 @@ def test_paper_trading_with_every_client_failing_shows_neither(
     result = runner.invoke(
         app,
         [*log_flags(json_logs), "paper", "--once", "--broker", "alpaca", "--live-source", "alpaca",
-         "--live-vix-source", "yahoo", "--models-dir", str(models), "--datasets-dir", str(tmp_path / "datasets"),
+         "--live-vix-source", "yahoo", "--models-dir", str(latest_models), "--datasets-dir", str(tmp_path / "datasets"),
          "--logs-dir", str(tmp_path / "logs"), "--metrics-port", "0"],
         env=env_for(alpaca),
     )  # fmt: skip
@@ -209,7 +199,7 @@ def test_a_bug_without_a_secret_keeps_its_traceback() -> None:
 
 
 def test_an_order_refusal_echoing_the_keys_stays_out_of_the_journal_and_health(
-    models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    latest_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from unit_tests.conftest import write_csv
     from unit_tests.meta.test_final_bars import TRUE_CLOSE, bars_until
@@ -224,7 +214,7 @@ def test_an_order_refusal_echoing_the_keys_stays_out_of_the_journal_and_health(
         result = runner.invoke(
             app,
             ["--log-json", "paper", "--once", "--broker", "alpaca", "--live-source", "alpaca", "--live-vix-csv",
-             str(vix), "--models-dir", str(models), "--datasets-dir", str(tmp_path / "datasets"),
+             str(vix), "--models-dir", str(latest_models), "--datasets-dir", str(tmp_path / "datasets"),
              "--logs-dir", str(tmp_path / "logs"), "--metrics-port", "0"],
             env=env_for(server),
         )  # fmt: skip

@@ -6,14 +6,13 @@ never glues the next entry onto one."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from finrl.agents.bundle import BundleError, Manifest, point_latest
+from finrl.agents.bundle import BundleError, Manifest
 from finrl.agents.ensemble_bundle import EnsembleManifest
 from finrl.applications.spy_rl_trading.cli import app
 from finrl.errors import DataError
@@ -195,21 +194,11 @@ def test_a_manifest_that_is_no_object_is_one_line(tmp_path: Path, document: Any)
 # ---------------------------------------------------------------- through spy-rl paper
 
 
-@pytest.fixture(scope="module")
-def workdir(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("read-back")
-    models = root / "trained_models"
-    shutil.copytree(sample_bundles["r1"], models / "r1")
-    point_latest(models, models / "r1")
-    shutil.copytree(sample_bundles["r1"].parent.parent / "datasets", root / "datasets")
-    return root
-
-
-def paper_once(workdir: Path, logs: Path) -> Any:
+def paper_once(latest_workdir: Path, logs: Path) -> Any:
     return runner.invoke(
         app,
-        ["paper", "--once", "--live-source", "sample", "--models-dir", str(workdir / "trained_models"),
-         "--datasets-dir", str(workdir / "datasets"), "--logs-dir", str(logs), "--metrics-port", "0"],
+        ["paper", "--once", "--live-source", "sample", "--models-dir", str(latest_workdir / "trained_models"),
+         "--datasets-dir", str(latest_workdir / "datasets"), "--logs-dir", str(logs), "--metrics-port", "0"],
     )  # fmt: skip
 
 
@@ -223,10 +212,10 @@ def paper_once(workdir: Path, logs: Path) -> Any:
     ],
 )
 def test_paper_on_a_malformed_state_file_is_one_line_and_leaves_it_alone(
-    workdir: Path, tmp_path: Path, name: str, text: str, fragment: str
+    latest_workdir: Path, tmp_path: Path, name: str, text: str, fragment: str
 ) -> None:
     (tmp_path / name).write_text(text)
-    result = paper_once(workdir, tmp_path)
+    result = paper_once(latest_workdir, tmp_path)
     assert result.exit_code != 0
     one_error_line(result, result.exit_code, str(tmp_path / name), fragment)
     assert (tmp_path / name).read_text() == text
@@ -234,13 +223,13 @@ def test_paper_on_a_malformed_state_file_is_one_line_and_leaves_it_alone(
 
 @pytest.mark.integration
 def test_paper_sets_a_malformed_trader_state_aside_and_rebuilds_it_from_the_journal(
-    workdir: Path, tmp_path: Path
+    latest_workdir: Path, tmp_path: Path
 ) -> None:
     """The state file is a cache of the journal: a damaged one is kept as .corrupt-<time> and rebuilt,
     with the reason (the file and the field) in the warning, never a TypeError."""
     text = '{"peak_equity": "high", "halted": false}'
     (tmp_path / "trader_state.json").write_text(text)
-    result = paper_once(workdir, tmp_path)
+    result = paper_once(latest_workdir, tmp_path)
     assert result.exit_code == 0, result.output + result.stderr
     assert "Traceback" not in result.output + result.stderr
     (aside,) = tmp_path.glob("trader_state.json.corrupt-*")
