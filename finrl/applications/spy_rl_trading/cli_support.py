@@ -233,7 +233,22 @@ def format_options(command: Any, ctx: Any, formatter: Any) -> None:
             lines = _wrap(kept, width, indent + " " * HELP_INDENT) if help_text else []
             formatter.write("".join(f"{line}\n".replace("\0", " ") for line in lines))
     if isinstance(command, TyperGroup):
-        command.format_commands(ctx, formatter)
+        format_commands(command, ctx, formatter)
+
+
+def format_commands(group: Any, ctx: Any, formatter: Any) -> None:
+    """A group's commands as its options: each name on a line, its first sentence whole under it."""
+    commands = [(name, group.get_command(ctx, name)) for name in group.list_commands(ctx)]
+    shown = [(name, sub) for name, sub in commands if sub is not None and not sub.hidden]
+    if not shown:
+        return
+    formatter.write_paragraph()
+    formatter.write_heading("Commands")
+    width, indent = formatter.width, " " * (formatter.current_indent + 2)
+    for name, sub in shown:
+        formatter.write(f"{indent}{name}\n")
+        summary = sub.get_short_help_str(limit=10_000)
+        formatter.write("".join(f"{line}\n" for line in _wrap(summary, width, indent + " " * HELP_INDENT)))
 
 
 def format_examples(command: Any, ctx: Any, formatter: Any) -> None:
