@@ -85,6 +85,8 @@ def configure_logging(level: str = "INFO", *, json: bool = False, stream: Any = 
     if not debug:  # what a dependency says, the project says better in its own line: DEBUG shows it
         handler.addFilter(_own_or_severe)
         _hide_dependency_warnings()
+    elif hasattr(warnings.showwarning, "_finrl_shows"):  # configured again, at DEBUG: every warning again
+        warnings.showwarning = warnings.showwarning._finrl_shows
 
     structlog.configure(
         processors=[
@@ -120,7 +122,7 @@ def _hide_dependency_warnings() -> None:
 
     The display hook, not a filter: a library adds its own filters when it is imported, later.
     """
-    if getattr(warnings.showwarning, "_finrl", False):
+    if hasattr(warnings.showwarning, "_finrl_shows"):
         return
     show = warnings.showwarning
 
@@ -128,7 +130,7 @@ def _hide_dependency_warnings() -> None:
         if Path(filename).resolve().is_relative_to(_PACKAGE):
             show(message, category, filename, lineno, file, line)
 
-    show_own._finrl = True  # type: ignore[attr-defined]  # installed once
+    show_own._finrl_shows = show  # type: ignore[attr-defined]  # installed once; DEBUG puts ``show`` back
     warnings.showwarning = show_own
 
 

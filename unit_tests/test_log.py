@@ -109,7 +109,9 @@ def test_python_warnings_of_dependencies_are_hidden_ours_shown(monkeypatch: pyte
         json_logging("INFO")
         warnings.warn_explicit("inplace is deprecated", FutureWarning, "/site-packages/yfinance/multi.py", 220)
         warnings.warn_explicit("our own", UserWarning, flog.__file__, 1)
-    assert shown == ["our own"]
+        json_logging("DEBUG")
+        warnings.warn_explicit("inplace is deprecated", FutureWarning, "/site-packages/yfinance/multi.py", 220)
+    assert shown == ["our own", "inplace is deprecated"]
 
 
 # ---------------------------------------------------------------- secret masking
