@@ -411,7 +411,7 @@ def start_command(
     """
     root = ctx.find_root().obj or {}
     given = {k: v for k, v in overrides.items() if v is not None}
-    names = {**ROOT_FLAG_NAMES, **{f: n for f, n in (flag_names or {}).items() if f in given}}
+    names = {**ROOT_FLAG_NAMES, **(flag_names or {})}
     settings = load_settings(flag_names=names, **{**root, **given})
     register_secrets(settings.secret_values())  # masked in error lines too, with or without logging
     if logs:

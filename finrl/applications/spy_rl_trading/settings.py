@@ -326,8 +326,7 @@ class Settings(BaseSettings):
         self._check_windows()
         if self.trading_mode == "live" and not self.live_trading_confirmed:
             raise ValueError(
-                f"{env_name('trading_mode')}=live needs {env_name('live_trading_confirmed')}=true "
-                "(--confirm-live-trading) as well: "
+                f"{env_name('trading_mode')}=live needs {env_name('live_trading_confirmed')}=true as well: "
                 "live trading moves real money"
             )
         live_url = urlsplit(self.alpaca_base_url).hostname == ALPACA_LIVE_HOST
@@ -607,8 +606,7 @@ def load_settings(*, flag_names: dict[str, str] | None = None, **overrides: Any)
             **given,
         )
     except ValidationError as exc:
-        flags = {field: name for field, name in (flag_names or {}).items() if field in given}
-        raise ConfigError(_one_line(exc, flags)) from None
+        raise ConfigError(_one_line(exc, flag_names or {}, set(given))) from None
 
 
 # never recorded (snapshots, bundles, studies) nor shown in errors; a storage URL may hold a password
@@ -624,29 +622,40 @@ def _field_of(location: str) -> str:
     return location
 
 
-def _one_line(exc: ValidationError, flags: dict[str, str] | None = None) -> str:
-    """``--flag: expected ..., got 'value'`` (or the variable's name) per problem, joined by "; "."""
-    flags = flags or {}
+def _one_line(exc: ValidationError, flags: dict[str, str] | None = None, given: set[str] | None = None) -> str:
+    """``--flag: expected ..., got 'value'`` per problem, joined by "; ": the flag when the value came
+    from the command line (a field in ``given`` with a name in ``flags``), else the variable."""
+    flags, given = flags or {}, given or set()
     found = []
     for error in exc.errors():
         where = str(error["loc"][0]) if error["loc"] else ""
         field = _field_of(where) if where else ""
         if not field:  # a check across fields: its message names the variables, the input would hold secrets
-            found.append(_named_as_typed(error["msg"].removeprefix("Value error, "), flags))
+            found.append(_named_as_typed(error["msg"].removeprefix("Value error, "), flags, given))
             continue
         expected = _expected(field, error)
         shown = "" if field in SECRET_FIELDS or ", got " in expected else f", got {error.get('input')!r}"
-        found.append(f"{flags.get(field, env_name(field))}: {expected}{shown}")
+        name = flags[field] if field in flags and field in given else env_name(field)
+        found.append(f"{name}: {expected}{shown}")
     return "; ".join(found)
 
 
-def _named_as_typed(message: str, flags: dict[str, str]) -> str:
-    """A message naming variables (``SPY_BATCH_SIZE=4096``), with the flags given instead (``--batch-size 4096``)."""
-    names = {env_name(field): flag for field, flag in flags.items()}
+def _named_as_typed(message: str, flags: dict[str, str], given: set[str]) -> str:
+    """A message naming variables, as the user can set them: a flag given in its place
+    (``SPY_BATCH_SIZE=4096`` -> ``--batch-size 4096``), another with its flag beside it
+    (``SPY_ALLOW_SHORT=true`` -> ``SPY_ALLOW_SHORT=true (--allow-short)``)."""
+    names = {env_name(field): field for field in flags}
     if not names:
         return message
+
+    def named(match: re.Match[str]) -> str:
+        field, value = names[match[1]], match[2] or ""
+        if field in given:
+            return f"{flags[field]} {value[1:]}" if value else flags[field]
+        return f"{match[0]} ({flags[field]})"
+
     pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-    return re.sub(rf"\b({pattern})(=|\b)", lambda m: names[m[1]] + (" " if m[2] else ""), message)
+    return re.sub(rf"\b({pattern})(=[^\s:;()]*[^\s:;(),])?", named, message)  # a value may hold commas
 
 
 DATE_FORMAT = "a date as YYYY-MM-DD (e.g. 2020-12-31)"
