@@ -282,25 +282,25 @@ def _command_lines(words: list[str], width: int, indent: str) -> list[str]:
 
 
 def format_help_text(command: Any, ctx: Any, formatter: Any) -> None:
-    """The command's docstring; a ``\\b`` block (kept as written) wraps a line too wide for the
-    terminal under its own text, so a table of codes stays readable in 60 columns."""
+    """The command's docstring, wrapped between words (never inside ``--models-dir``); a ``\\b`` block
+    keeps its lines, and one too wide for the terminal wraps under its own text (a table of codes)."""
     text = inspect.cleandoc(command.help or "").partition("\f")[0]
     if not text:
         return
-    width = formatter.width - formatter.current_indent - 2
-    paragraphs = []
+    indent = " " * (formatter.current_indent + 2)
+    width = formatter.width - len(indent)
+    lines: list[str] = []
     for paragraph in text.split("\n\n"):
         if paragraph.startswith("\b\n"):
-            lines = []
             for line in paragraph.splitlines()[1:]:
                 hanging = re.match(r"\s*\S+\s+", line)
-                indent = " " * (hanging.end() if hanging and hanging.end() < width // 2 else 0)
-                lines += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
-            paragraph = "\n".join(["\b", *lines])
-        paragraphs.append(paragraph)
+                under = " " * (hanging.end() if hanging and hanging.end() < width // 2 else 0)
+                lines += textwrap.wrap(line, width, subsequent_indent=under, break_on_hyphens=False) or [""]
+        else:
+            lines += textwrap.wrap(" ".join(paragraph.split()), width, break_on_hyphens=False)
+        lines.append("")
     formatter.write_paragraph()
-    with formatter.indentation():
-        formatter.write_text("\n\n".join(paragraphs))
+    formatter.write("".join(f"{indent}{line}\n" if line else "\n" for line in lines[:-1]))
 
 
 class SpyRlCommand(TyperCommand):

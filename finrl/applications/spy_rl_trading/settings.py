@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     )
     data_source: DataSource = Field("sample", description="yahoo, csv, alpaca or sample (offline S&P 500 stand-in)")
     csv_path: Path | None = Field(
-        None, description="Daily bars CSV (date, open, high, low, close, volume) for --source csv"
+        None, description="Daily bars CSV (date, open, high, low, close, volume; adj_close optional) for --source csv"
     )
     vix_csv_path: Path | None = Field(
         None, description="VIX daily closes CSV (date, close); needed with --source csv and --vix"

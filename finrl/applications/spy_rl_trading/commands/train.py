@@ -37,7 +37,7 @@ spy-rl pipeline --source yahoo --start 2005-01-03 --test-start 2021-01-04 --resu
 
 
 def train_command(ctx: typer.Context, settings: Settings) -> None:
-    """Train a PPO agent on the training window and save a model bundle (also: models_dir/latest)."""
+    """Train a PPO agent on the training window; save its model bundle in --models-dir (latest points at it)."""
     result = _run_training(settings)
     echo_lines(training_summary(result))
 
