@@ -10,7 +10,7 @@ from click.testing import Result
 
 from finrl.applications.spy_rl_trading.paper_check import Preflight
 from finrl.applications.spy_rl_trading.settings import load_settings
-from unit_tests.applications.test_paper_live_data import EVENING, alpaca, models, paper, vix_file  # noqa: F401
+from unit_tests.applications.test_paper_live_data import EVENING, alpaca, paper, vix_file  # noqa: F401
 from unit_tests.conftest import write_csv
 from unit_tests.fakes.alpaca_server import FakeAlpacaServer
 from unit_tests.meta.test_final_bars import TRUE_CLOSE, bars_until
@@ -32,12 +32,13 @@ def settled(server: FakeAlpacaServer, tmp_path: Path) -> tuple[str, ...]:
     return "--live-source", "alpaca", "--live-vix-csv", str(vix_file(tmp_path / "vix.csv"))
 
 
-def test_every_check_passes_on_a_healthy_setup(models: Path, tmp_path: Path, alpaca: FakeAlpacaServer) -> None:  # noqa: F811
+def test_every_check_passes_on_a_healthy_setup(latest_models: Path, tmp_path: Path, alpaca: FakeAlpacaServer) -> None:  # noqa: F811
     live = settled(alpaca, tmp_path)
     settings = load_settings(
-        broker="alpaca", trained_models_dir=models, datasets_dir=tmp_path / "datasets", logs_dir=tmp_path / "logs",
-        live_source="alpaca", live_vix_csv_path=Path(live[-1]), alpaca_api_key=alpaca.api_key,
-        alpaca_api_secret=alpaca.api_secret, alpaca_base_url=alpaca.base_url, alpaca_data_url=alpaca.base_url,
+        broker="alpaca", trained_models_dir=latest_models, datasets_dir=tmp_path / "datasets",
+        logs_dir=tmp_path / "logs", live_source="alpaca", live_vix_csv_path=Path(live[-1]),
+        alpaca_api_key=alpaca.api_key, alpaca_api_secret=alpaca.api_secret, alpaca_base_url=alpaca.base_url,
+        alpaca_data_url=alpaca.base_url,
     )  # fmt: skip
     lines = Preflight(settings, machine_clock=lambda: EVENING + timedelta(seconds=3)).run()
     assert [line.check for line in lines] == CHECKS
@@ -51,12 +52,12 @@ def test_every_check_passes_on_a_healthy_setup(models: Path, tmp_path: Path, alp
 
 
 def test_cli_reports_a_clock_off_the_brokers_and_exits_1(
-    models: Path,  # noqa: F811
+    latest_models: Path,
     tmp_path: Path,
     alpaca: FakeAlpacaServer,  # noqa: F811
 ) -> None:
     """The fake's clock says 2024: this machine's is years off. Every other check still runs."""
-    result = paper(models, tmp_path, alpaca, *settled(alpaca, tmp_path), "--check")
+    result = paper(latest_models, tmp_path, alpaca, *settled(alpaca, tmp_path), "--check")
     assert result.exit_code == 1, result.output + result.stderr
     (error,) = errors(result)
     assert error.startswith("error: clock: this machine's clock is") and " days, " in error
@@ -67,15 +68,15 @@ def test_cli_reports_a_clock_off_the_brokers_and_exits_1(
 
 
 def test_a_stale_live_file_is_one_line_and_the_model_check_is_skipped(
-    models: Path,  # noqa: F811
+    latest_models: Path,
     tmp_path: Path,
     alpaca: FakeAlpacaServer,  # noqa: F811
 ) -> None:
     settled(alpaca, tmp_path)
     spy = write_csv(bars_until("2024-12-24", TRUE_CLOSE).drop(columns="vix"), tmp_path / "spy.csv")
     vix = vix_file(tmp_path / "vix.csv", last="2024-12-24")
-    result = paper(models, tmp_path, alpaca, "--live-source", "csv", "--live-csv", str(spy), "--live-vix-csv", str(vix),
-                   "--check")  # fmt: skip
+    result = paper(latest_models, tmp_path, alpaca, "--live-source", "csv", "--live-csv", str(spy),
+                   "--live-vix-csv", str(vix), "--check")  # fmt: skip
     assert result.exit_code == 1
     data_errors = [line for line in errors(result) if line.startswith("error: data:")]
     assert data_errors == [
@@ -94,7 +95,7 @@ def test_a_stale_live_file_is_one_line_and_the_model_check_is_skipped(
     ],
 )
 def test_account_and_key_problems_are_named(
-    models: Path,  # noqa: F811
+    latest_models: Path,
     tmp_path: Path,
     alpaca: FakeAlpacaServer,  # noqa: F811
     setup: str,
@@ -105,7 +106,7 @@ def test_account_and_key_problems_are_named(
     live = settled(alpaca, tmp_path)
     if setup == "blocked":
         alpaca.trading.trading_blocked = True  # type: ignore[union-attr]
-    result = paper(models, tmp_path, alpaca, *live, "--check", env=env)
+    result = paper(latest_models, tmp_path, alpaca, *live, "--check", env=env)
     assert result.exit_code == 1, result.output
     found = [line for line in errors(result) if line.startswith(f"error: {check}:")]
     assert len(found) == 1 and fragment in found[0], result.stderr
