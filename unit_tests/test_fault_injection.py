@@ -632,6 +632,8 @@ def test_fetch_into_an_empty_full_datasets_folder_leaves_no_folder(ws: Path, fau
 
 def test_fetch_where_a_folder_is_in_the_way_of_the_features_file(ws: Path) -> None:
     (cache_dir,) = list((ws / "datasets").iterdir())
+    for name in ("features.json", "features.csv"):  # cached by the runs that made the workspace
+        (cache_dir / name).unlink(missing_ok=True)
     (cache_dir / "features.csv").mkdir()
     before = snapshot(ws)
     check(invoke(*fetch_args(ws)), 1, "features.csv", "folder")

@@ -53,7 +53,7 @@ def load_feature_data(
         if _bars_cached(market):
             try:
                 write_feature_dataset(market, features, spec)
-            except FileSystemError as exc:  # a read-only cache (Compose's backtest) computes them each time
+            except (FileSystemError, OSError) as exc:  # a read-only cache (Compose's backtest): computed each time
                 log.warning("features_cache_not_written", path=str(market.directory), error=str(exc))
     return FeatureData(market, spec, features)
 

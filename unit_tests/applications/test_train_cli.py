@@ -63,7 +63,7 @@ def manifest_of(models: Path) -> dict:
 def test_help_lists_training_flags_with_their_variables() -> None:
     result = invoke("train", "--help", env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
-    options = result.output.split("Examples:")[0]
+    options = result.output.split("Examples:")[0].split("\nOptions:\n", 1)[1]  # not the command's description
     # each option: its names on a line, its help (default, variable) on the lines under it
     blocks = re.split(r"\n(?=  -)", options)
 

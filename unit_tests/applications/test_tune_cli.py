@@ -156,4 +156,5 @@ def test_a_worker_without_a_study_is_one_line(tmp_path: Path, storage: str) -> N
     output = spy_rl("tune", "run", "--study", "absent", "--storage", storage, "--n-trials", "1", code=1)
     assert f"error: no study named 'absent' in {storage}: create it with spy-rl tune init" in output
     assert "error: --study 'a b'" in spy_rl("tune", "report", "--study", "a b", "--storage", storage, code=2)
-    assert "SPY_TUNE_STORAGE" in spy_rl("tune", "report", "--study", "x", "--storage", "mysql://h/db", code=2)
+    refused = spy_rl("tune", "report", "--study", "x", "--storage", "mysql://h/db", code=2)
+    assert "error: --storage: expected sqlite:///FILE or postgresql+psycopg://" in refused
