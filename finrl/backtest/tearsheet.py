@@ -28,6 +28,9 @@ _FAVICON = re.compile(r'\s*<link rel="shortcut icon"[^>]*>')
 _HOME_LINK = re.compile(r'<a href="https?://quantstats\.io"[^>]*>(.*?)</a>')
 _SVG_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)  # creation date, creator URL
 _SVG_PROLOGUE = re.compile(r"<\?xml[^>]*\?>\s*|<!DOCTYPE svg[^>]*>\s*")  # a DTD URL; HTML ignores both
+# the template calls save() on load, a function quantstats only adds when it offers the page as a
+# download: saved to a file, the page threw "save is not defined" in every browser
+_SAVE_ON_LOAD = re.compile(r'\s+onload="save\(\)"')
 _ANY_URL_REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
 
 
@@ -53,11 +56,13 @@ def quiet_matplotlib() -> Iterator[None]:
 
 
 def offline(page: str) -> str:
-    """The page without its network references (favicon, home-page link) and with its SVGs' stamps removed."""
+    """The page without its network references (favicon, home-page link), its SVGs' stamps and its call of
+an undefined ``save()`` on load."""
     page = _FAVICON.sub("", page)
     page = _HOME_LINK.sub(r"\1", page)
     page = _SVG_METADATA.sub("", page)
     page = _SVG_PROLOGUE.sub("", page)
+    page = _SAVE_ON_LOAD.sub("", page)
     if _ANY_URL_REFERENCE.search(page):  # a newer quantstats added one: fail loudly rather than phone home
         raise ValueError(f"the quantstats tearsheet references a URL: {_ANY_URL_REFERENCE.search(page)}")
     return page

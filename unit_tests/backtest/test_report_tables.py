@@ -189,6 +189,11 @@ def test_the_tearsheet_loses_its_network_references() -> None:
         offline('<script src="//cdn.example.com/x.js"></script>')
 
 
+def test_the_tearsheet_calls_no_undefined_function_on_load() -> None:
+    """quantstats' template runs save() on load, defined only when the page is offered as a download."""
+    assert offline('<body onload="save()">\n<div class="container">') == '<body>\n<div class="container">'
+
+
 @pytest.mark.parametrize(
     ("shares", "shown"), [(12345.0, "12,345"), (-250.0, "-250"), (12.345678, "12.3457"), (0.5, "0.5"), (0.0, "0")]
 )
