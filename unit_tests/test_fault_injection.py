@@ -106,7 +106,7 @@ class Faults:
     def read_only(self, folder: Path) -> str:
         if not can_mount():
             return self._refuse(folder, errno.EROFS)
-        self._mount(folder, 8 << 20)
+        self._mount(folder, 32 << 20)  # room for a report kept there (report.html alone is ~5 MB)
         subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
         return self._ran("tmpfs (ro)")
 
@@ -115,7 +115,7 @@ class Faults:
         Simulated: every file write under ``folder`` fails with ENOSPC, folders can still be made."""
         if not can_mount():
             return self._refuse(folder, errno.ENOSPC, folders=False)
-        self._mount(folder, 4 << 20)
+        self._mount(folder, 32 << 20)
         filler = folder / ".filler"
         vfs = os.statvfs(folder)
         with filler.open("wb") as f:
