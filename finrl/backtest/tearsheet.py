@@ -57,7 +57,7 @@ def quiet_matplotlib() -> Iterator[None]:
 
 def offline(page: str) -> str:
     """The page without its network references (favicon, home-page link), its SVGs' stamps and its call of
-an undefined ``save()`` on load."""
+    an undefined ``save()`` on load."""
     page = _FAVICON.sub("", page)
     page = _HOME_LINK.sub(r"\1", page)
     page = _SVG_METADATA.sub("", page)

@@ -220,6 +220,8 @@ def format_options(command: Any, ctx: Any, formatter: Any) -> None:
         if record is None:
             continue
         kind = "Arguments" if param.param_type_name == "argument" else "Options"
+        if kind == "Arguments":  # typer adds an argument's Python type ("RUN <list[str]>"): the metavar only
+            record = (param.metavar or param.name.upper(), record[1])
         sections.setdefault(getattr(param, "rich_help_panel", None) or kind, []).append(record)
     order = ("Arguments", *PANELS)
     for name in sorted(sections, key=lambda s: order.index(s) if s in order else len(order)):

@@ -109,7 +109,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 WALKFORWARD_EXAMPLES = """
-spy-rl walkforward --source sample --seeds 1,2,3 --timesteps 50000
+spy-rl walkforward --source sample --seeds 1,2,3 --train-years 2 --val-months 6 --test-months 6
 spy-rl walkforward --source yahoo --scheme anchored --train-years 8 --workers 2
 """
 
