@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from finrl.backtest.engine import AGENT, BacktestResult
-from finrl.backtest.tables import ROLLING_DAYS, exposure, rolling_risk, trade_ledger
+from finrl.backtest.tables import ROLLING_DAYS, agent_trades, exposure, rolling_risk
 from finrl.performance import daily_returns, drawdown
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def equity_figure(result: BacktestResult) -> Figure:
             ),
             row=1, col=1,
         )  # fmt: skip
-    trades = trade_ledger(agent)
+    trades = agent_trades(result)
     for side, symbol, colour in (("buy", "triangle-up", "#1a9641"), ("sell", "triangle-down", "#d7191c")):
         fills = trades[trades["side"] == side]
         custom = [

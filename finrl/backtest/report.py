@@ -19,7 +19,7 @@ import pandas as pd
 from finrl.backtest.charts import equity_png
 from finrl.backtest.engine import AGENT, BacktestResult
 from finrl.backtest.report_html import report_page
-from finrl.backtest.tables import trade_ledger
+from finrl.backtest.tables import agent_trades
 from finrl.backtest.tearsheet import write_tearsheet
 from finrl.fileio import replace_directory
 from finrl.meta.env.execution import COST_COMPONENTS
@@ -63,7 +63,7 @@ def trades_table(result: BacktestResult) -> pd.DataFrame:
     agent = result.ledgers[AGENT].frame
     delta = agent["shares"].diff()
     filled = agent[agent["fill_price"].notna()]
-    pnl = trade_ledger(agent).reindex(filled.index)
+    pnl = agent_trades(result).reindex(filled.index)
     return pd.DataFrame(
         {
             "side": np.where(delta[filled.index] > 0, "buy", "sell"),

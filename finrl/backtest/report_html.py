@@ -30,9 +30,9 @@ from finrl.backtest.engine import AGENT, BacktestResult
 from finrl.backtest.tables import (
     ROLLING_DAYS,
     WORST_DRAWDOWNS,
+    agent_trades,
     monthly_table,
     return_stats,
-    trade_ledger,
     worst_drawdowns,
     yearly_table,
 )
@@ -183,7 +183,7 @@ def distribution_stats_section(result: BacktestResult) -> str:
 
 
 def trades_section(result: BacktestResult) -> str:
-    trades = trade_ledger(result.ledgers[AGENT].frame)
+    trades = agent_trades(result)
     if trades.empty:
         return "<p>The agent made no trade.</p>"
     closed = trades["round_trip_pnl"].dropna()

@@ -7,9 +7,12 @@ rebalances: a fill that opens or adds to a position folds its shares and fees in
 average cost; a fill that reduces it realises ``closed shares x (fill price - average cost)`` (sign
 flipped for a short) less that fill's fees. The fill price already carries the spread, slippage and
 impact (:mod:`finrl.meta.env.execution`); the fees are what is paid in cash on top of it (commission,
-SEC fee, FINRA TAF), so realised P&L adds up to the NAV's change exactly. A **round trip** runs from the
-fill that opens a position from flat to the fill that brings it back to flat (or flips it through
-flat); its P&L is the sum of the realised P&L of its reducing fills: the cash it made after all costs.
+SEC fee, FINRA TAF). A cash dividend received on a long position (paid on a short one) lowers (raises)
+its average cost by the dividend a share, as a return of capital, so it is realised with the shares
+that earned it; realised P&L plus the open position's P&L therefore add up to the NAV's change exactly.
+A **round trip** runs from the fill that opens a position from flat to the fill that brings it back to
+flat (or flips it through flat); its P&L is the sum of the realised P&L of its reducing fills: the cash
+it made after all costs, dividends included.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from finrl.backtest.engine import AGENT, BacktestResult
 from finrl.performance import TRADING_DAYS, daily_returns
 
 PRICE_COSTS = ("spread", "slippage", "impact")  # in the fill price; the other components are paid in cash
@@ -27,8 +31,11 @@ ROLLING_DAYS = 126  # about six months of trading days
 WORST_DRAWDOWNS = 5
 
 
-def trade_ledger(frame: pd.DataFrame) -> pd.DataFrame:
+def trade_ledger(frame: pd.DataFrame, dividends: np.ndarray | None = None) -> pd.DataFrame:
     """One row per fill of a ledger frame (shares, fill_price, costs, cost_<component>), with realised P&L.
+
+    ``dividends``: the cash per share each row's day pays to the shares held at the previous close
+    (:attr:`MarketArrays.dividends` of the same days), paid before that day's fill; None: no dividends.
 
     Columns: side, shares (traded, > 0), fill_price, notional, costs (every component, as the ledger),
     fees (the part paid in cash on top of the fill price), position_shares (after the fill),
@@ -43,13 +50,22 @@ def trade_ledger(frame: pd.DataFrame) -> pd.DataFrame:
     for name in PRICE_COSTS:
         if f"cost_{name}" in frame:
             fees = fees - frame[f"cost_{name}"].fillna(0.0)
+    paid = np.zeros(len(frame)) if dividends is None else np.asarray(dividends, dtype=float)
+    if len(paid) != len(frame):
+        raise ValueError(f"{len(paid)} dividends for a ledger of {len(frame)} days")
+    # dividends a share up to each day, its own included (paid at the previous close, before its fill)
+    per_share_paid = np.cumsum(paid)
     rows: list[dict[str, Any]] = []
     held, basis, trip, trip_pnl = 0.0, 0.0, 0, 0.0  # basis: average cost a share, fees included
-    for day, before, after, price, fee, cost in zip(
+    last_paid = 0.0  # per_share_paid at the previous fill
+    for day, before, after, price, fee, cost, paid_so_far in zip(
         frame.index[filled], previous[filled], shares[filled],
         frame["fill_price"].to_numpy(dtype=float)[filled], fees.to_numpy(dtype=float)[filled],
-        frame["costs"].fillna(0.0).to_numpy(dtype=float)[filled], strict=True,
+        frame["costs"].fillna(0.0).to_numpy(dtype=float)[filled], per_share_paid[filled], strict=True,
     ):  # fmt: skip
+        if held != 0:  # the position is unchanged between fills: every share got the same dividends
+            basis -= paid_so_far - last_paid
+        last_paid = paid_so_far
         traded = after - before
         if traded == 0:
             continue
@@ -96,6 +112,11 @@ def trade_ledger(frame: pd.DataFrame) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([], name="date"))
     return pd.DataFrame(rows).set_index("date")[columns]
+
+
+def agent_trades(result: BacktestResult) -> pd.DataFrame:
+    """The agent's fills with realised and round-trip P&L (:func:`trade_ledger`), the window's dividends included."""
+    return trade_ledger(result.ledgers[AGENT].frame, result.market.dividends)
 
 
 def period_returns(nav: pd.Series, period: str) -> pd.Series:

@@ -93,6 +93,57 @@ def test_costs_already_in_the_fill_price_are_not_charged_twice() -> None:
     assert trades["round_trip_pnl"].iloc[1] == pytest.approx(10 * 10 - 2.0 - 2.5)
 
 
+def test_dividends_are_realised_with_the_shares_that_earned_them() -> None:
+    # long 10 at 100; 1.50 a share paid on day 2; sell 4 at 100; 1.00 paid on day 4 on the 6 left; sell 6 at 100
+    frame = ledger([10, 10, 6, 6, 0], [100, 0, 100, 0, 100], [0.0] * 5)
+    trades = trade_ledger(frame, np.array([0.0, 1.5, 0.0, 1.0, 0.0]))
+    assert trades["average_cost"].iloc[1] == pytest.approx(100 - 1.5)  # a return of capital
+    np.testing.assert_allclose(trades["realized_pnl"].iloc[1:], [4 * 1.5, 6 * (1.5 + 1.0)])
+    assert trades["round_trip_pnl"].iloc[-1] == pytest.approx(10 * 1.5 + 6 * 1.0)  # the cash the trip made
+
+
+def test_a_short_pays_the_dividend() -> None:
+    frame = ledger([-5, -5, 0], [100, 0, 100], [0.0] * 3)
+    trades = trade_ledger(frame, np.array([0.0, 2.0, 0.0]))
+    assert trades["round_trip_pnl"].iloc[-1] == pytest.approx(-5 * 2.0)
+
+
+def test_a_dividend_paid_on_a_fill_day_belongs_to_the_shares_held_before_the_fill() -> None:
+    # held 10 at the previous close; the day's dividend (1.0) is paid before its fill sells all 10
+    frame = ledger([10, 0], [100, 100], [0.0, 0.0])
+    trades = trade_ledger(frame, np.array([0.0, 1.0]))
+    assert trades["round_trip_pnl"].iloc[-1] == pytest.approx(10.0)
+
+
+def test_realised_and_open_pnl_add_up_to_the_nav_change_through_the_env_with_dividends() -> None:
+    from finrl.meta.env.market_arrays import MarketArrays
+    from finrl.meta.env.rollout import run_policy, scheduled_policy
+    from unit_tests.conftest import discrete3_config
+
+    days = 40
+    rng = np.random.default_rng(3)
+    close = 100 * np.cumprod(1 + rng.normal(0, 0.01, days))
+    dividends = np.zeros(days)
+    dividends[[7, 19, 31]] = [0.8, 1.5, 0.6]  # ex-dates while held, while flat, and on a sell day
+    market = MarketArrays(
+        dates=np.array(pd.bdate_range("2021-01-04", periods=days), dtype="datetime64[ns]"),
+        features=np.zeros((days, 2), dtype=np.float32),
+        open=close * (1 + rng.normal(0, 0.002, days)),
+        close=close,
+        dividends=dividends,
+    )
+    actions = np.ones(days, dtype=int)  # hold
+    actions[[2, 24]], actions[[15, 30]] = 2, 0  # buy, sell (filled the next open)
+    config = discrete3_config(episode_length=None, random_start=False)
+    frame = run_policy(market, config, scheduled_policy(actions)).frame
+    trades = trade_ledger(frame, market.dividends)
+    held = frame["shares"].iloc[-1]
+    open_pnl = held * (close[-1] - trades["average_cost"].iloc[-1]) if held else 0.0
+    change = frame["nav"].iloc[-1] - frame["nav"].iloc[0]
+    assert trades["realized_pnl"].sum() + open_pnl == pytest.approx(change, abs=1e-6)
+    assert trades["round_trip_pnl"].count() == 2
+
+
 def test_no_fill_no_trade() -> None:
     trades = trade_ledger(ledger([0, 0, 0], [0, 0, 0], [0, 0, 0]))
     assert trades.empty and "round_trip_pnl" in trades.columns
