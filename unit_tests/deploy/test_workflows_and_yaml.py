@@ -64,7 +64,8 @@ def test_docker_workflow_builds_both_platforms_with_a_layer_cache() -> None:
     job = multiarch()
     assert {entry["target"] for entry in job["strategy"]["matrix"]["include"]} == {"app", "inference"}
     assert uses(job, "docker/setup-qemu-action") and uses(job, "docker/setup-buildx-action")
-    build, scan_image = uses(job, "docker/build-push-action")
+    build, scan_image, _publish = uses(job, "docker/build-push-action")
+    assert build["with"]["push"] is False, "the build only fills the cache: the push comes after the scan"
     assert job["env"]["PLATFORMS"] == "linux/amd64,linux/arm64" and build["with"]["platforms"] == "${{ env.PLATFORMS }}"
     assert build["with"]["cache-from"].startswith("type=gha") and build["with"]["cache-to"].startswith("type=gha")
     assert "mode=max" in build["with"]["cache-to"]
@@ -82,9 +83,20 @@ def test_docker_workflow_pushes_to_ghcr_only_on_version_tags_with_an_sbom() -> N
     assert job["env"]["PUSH"] == "${{ startsWith(github.ref, 'refs/tags/v') }}"
     (login,) = uses(job, "docker/login-action")
     assert login["if"] == "env.PUSH == 'true'" and login["with"]["registry"] == "ghcr.io"
-    build = uses(job, "docker/build-push-action")[0]
-    assert build["with"]["push"] == "${{ env.PUSH == 'true' }}"
-    assert build["with"]["sbom"] is True and build["with"]["provenance"] == "mode=max"
+    publish = uses(job, "docker/build-push-action")[-1]
+    assert publish["if"] == "env.PUSH == 'true'" and publish["with"]["push"] is True
+    assert (
+        publish["with"]["platforms"] == "${{ env.PLATFORMS }}"
+        and publish["with"]["tags"] == "${{ steps.meta.outputs.tags }}"
+    )
+    assert publish["with"]["sbom"] is True and publish["with"]["provenance"] == "mode=max"
+    # nothing is published that failed a test or the scan: the job waits for the tested image job, and the
+    # push is its last step, after Trivy (a failed step skips the steps after it)
+    assert job["needs"] == "image"
+    steps = job["steps"]
+    (scan,) = (step for step in uses(job, "aquasecurity/trivy-action") if step["with"].get("exit-code") == "1")
+    assert steps.index(scan) < steps.index(login) < steps.index(publish) and steps[-1] is publish
+    assert "always()" not in login["if"] + publish["if"]
     (meta,) = uses(job, "docker/metadata-action")
     assert meta["with"]["images"].startswith("ghcr.io/")
     assert job["permissions"]["packages"] == "write" and workflow("docker.yml")["permissions"] == {"contents": "read"}
