@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,7 @@ class BacktestReport:
     written_at: float  # metrics.json's modification time: "the last backtest" is the one written last
     metrics: dict[str, dict[str, float]]
     warnings: tuple[str, ...] = ()
+    risk_free_rate: float | None = None  # annual, as the report's Sharpe used it (None: a report from before)
 
     def metric(self, strategy: str, name: str) -> float | None:
         value = self.metrics.get(strategy, {}).get(name)
@@ -174,7 +176,7 @@ def list_runs(models_dir: Path, results_dir: Path) -> Catalog:
         if folder.name.endswith(INTERRUPTED_SUFFIX):
             interrupted.append(folder.name)
         else:
-            runs.append(read_run(folder, reports.get(folder.name, [])))
+            runs.append(read_run(folder, reports))
     runs.sort(key=_age, reverse=True)
     return Catalog(
         Path(models_dir), Path(results_dir), tuple(runs), tuple(sorted(interrupted)), latest_name(models_dir)
@@ -184,7 +186,7 @@ def list_runs(models_dir: Path, results_dir: Path) -> Catalog:
 def find_run(reference: str | Path, models_dir: Path, results_dir: Path) -> Run:
     """One run by name, path or ``latest``; a missing one names the runs there (as ``--model`` does)."""
     path = resolve_bundle(reference, models_dir)
-    run = read_run(path, scan_reports(results_dir).get(path.name, []))
+    run = read_run(path, scan_reports(results_dir))
     if run.problem:
         raise BundleError(f"{path}: unreadable: {run.problem}")
     return run
@@ -214,11 +216,21 @@ def _age(run: Run) -> float:
         return 0.0
 
 
-def read_run(path: Path, reports: list[BacktestReport] | tuple[BacktestReport, ...] = ()) -> Run:
-    """The run in bundle folder ``path``: never raises for a bad manifest, the run says why instead."""
-    ordered = tuple(sorted(reports, key=lambda r: r.written_at, reverse=True))
+def read_run(path: Path, reports: Mapping[str, list[BacktestReport]] | None = None) -> Run:
+    """The run in bundle folder ``path``: never raises for a bad manifest, the run says why instead.
+
+    ``reports`` (:func:`scan_reports`) are matched by the run name in the manifest, the name a backtest
+    records (``meta.model``): a folder copied or renamed keeps its manifest's name, and its reports.
+    """
+    by_model = reports or {}
+
+    def reports_of(name: str) -> tuple[BacktestReport, ...]:
+        return tuple(sorted(by_model.get(name, []), key=lambda r: r.written_at, reverse=True))
+
+    ordered = reports_of(path.name)
     try:
         document = read_manifest(path)
+        ordered = reports_of(str(document.get("run_name") or path.name))
         if is_ensemble(document):
             return _ensemble_run(path, document, ordered)
         manifest = Manifest.parse(document, path / MANIFEST_FILE)
@@ -328,7 +340,9 @@ def read_report(folder: Path) -> BacktestReport | None:
         return None
     metrics = {k: v for k, v in document.items() if k != "meta" and isinstance(v, dict)}
     warnings = tuple(str(w) for w in meta.get("warnings") or [])
-    return BacktestReport(folder, str(model), test, written, metrics, warnings)
+    rate = meta.get("risk_free_rate")
+    rate = float(rate) if isinstance(rate, int | float) else None
+    return BacktestReport(folder, str(model), test, written, metrics, warnings, rate)
 
 
 def run_details(run: Run) -> dict[str, Any]:

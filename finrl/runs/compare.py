@@ -77,9 +77,32 @@ def compare_runs(runs: Sequence[Run]) -> Comparison:
             f"the runs' latest backtests cover different test windows ({shown}): their metrics are not "
             "comparable with each other; each is charted on its own window, against buy-and-hold there"
         )
+    warnings.extend(_terms_warnings(tested))
     for run in tested:
         warnings.extend(f"{run.name}'s backtest: {warning}" for warning in _report(run).warnings)
     return Comparison(tuple(runs), tuple(warnings))
+
+
+def _terms_warnings(tested: Sequence[Run]) -> list[str]:
+    """Backtests on different terms: Sharpe at different risk-free rates, or a buy-and-hold that differs
+    on the same window (other costs, fill rule or data): their numbers do not line up."""
+    warnings = []
+    rates = {run.name: _report(run).risk_free_rate for run in tested}
+    if len(set(rates.values())) > 1:
+        shown = "; ".join(f"{name} {'unknown' if rate is None else f'{rate:.2%}'}" for name, rate in rates.items())
+        warnings.append(f"the backtests' Sharpe ratios use different risk-free rates ({shown}): not comparable")
+    by_window: dict[str, list[Run]] = {}
+    for run in tested:
+        by_window.setdefault(str(_report(run).test), []).append(run)
+    for window, group in by_window.items():
+        benchmark = {run.name: _report(run).metric(BUY_AND_HOLD, "total_return") for run in group}
+        if len({None if value is None else round(value, 12) for value in benchmark.values()}) > 1:
+            shown = "; ".join(f"{name} {value:.2%}" for name, value in benchmark.items() if value is not None)
+            warnings.append(
+                f"buy-and-hold differs between the backtests on {window} ({shown}): they ran under other "
+                "costs, fill rule or data; each run is measured against its own"
+            )
+    return warnings
 
 
 def default_output(results_dir: Path, names: Sequence[str]) -> Path:

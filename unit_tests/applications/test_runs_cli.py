@@ -137,6 +137,46 @@ def test_list_shows_each_run_newest_first_with_the_kept_models_validation_sharpe
     assert "r3.interrupted" in table.stdout and "r4" not in table.stdout
 
 
+def test_reports_follow_the_run_name_in_the_manifest_not_the_folder_name(
+    sample_bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    """A copied bundle folder keeps its manifest's run name, which its backtests record: the copy's
+    reports are found under it, and a run whose name extends another's (r1b) never takes r1's."""
+    models, results = tmp_path / "models", tmp_path / "results"
+    shutil.copytree(sample_bundles["r1"], models / "r1")
+    shutil.copytree(sample_bundles["r1"], models / "copy-of-r1")
+    shutil.copytree(sample_bundles["r2"], models / "r1b")
+    manifest = json.loads((models / "r1b" / MANIFEST_FILE).read_text())
+    (models / "r1b" / MANIFEST_FILE).write_text(json.dumps(manifest | {"run_name": "r1b"}))
+    datasets = sample_bundles["r1"].parent.parent / "datasets"
+    folders = ["--models-dir", str(models), "--results-dir", str(results), "--datasets-dir", str(datasets)]
+    backtest = CliRunner().invoke(app, ["backtest", "--model", "copy-of-r1", "--test-start", "2018-06-01", *folders])
+    assert backtest.exit_code == 0, backtest.output
+    listed = CliRunner().invoke(app, ["runs", "list", "--json", *folders[:4]])
+    runs = {run["name"]: run for run in json.loads(listed.stdout)}
+    assert runs["copy-of-r1"]["last_backtest"]["test"]["start"] == "2018-06-01"
+    assert runs["r1"]["last_backtest"]["test"]["start"] == "2018-06-01"  # the same run (r1), the same report
+    assert runs["r1b"]["last_backtest"] is None
+
+
+def test_compare_says_when_backtests_ran_on_other_terms(sample_bundles: dict[str, Path], tmp_path: Path) -> None:
+    """The same window, but another risk-free rate and other costs: the Sharpe ratios and buy-and-hold
+    do not line up, and compare says both."""
+    models, results = tmp_path / "models", tmp_path / "results"
+    for name in ("r1", "r2"):
+        shutil.copytree(sample_bundles[name], models / name)
+    datasets = sample_bundles["r1"].parent.parent / "datasets"
+    folders = ["--models-dir", str(models), "--results-dir", str(results), "--datasets-dir", str(datasets)]
+    for args in (["--model", "r1"], ["--model", "r2", "--risk-free-rate", "0.03", "--commission-bps", "25"]):
+        result = CliRunner().invoke(app, ["backtest", *args, *folders])
+        assert result.exit_code == 0, result.output
+    compared = CliRunner().invoke(app, ["runs", "compare", "r1", "r2", *folders[:4]], env={"COLUMNS": "200"})
+    assert compared.exit_code == 0, compared.output
+    assert "different risk-free rates (r1 0.00%; r2 3.00%)" in compared.output
+    assert "buy-and-hold differs between the backtests on" in compared.output
+    assert "different test windows" not in compared.output
+
+
 def test_list_of_an_empty_or_missing_models_folder_says_how_to_train(tmp_path: Path) -> None:
     args = ["runs", "list", "--models-dir", str(tmp_path / "none"), "--results-dir", str(tmp_path / "results")]
     result = CliRunner().invoke(app, args)
