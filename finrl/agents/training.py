@@ -158,9 +158,9 @@ def _train_in(
         if validation_market is not None and job.eval_freq > 0
         else None
     )
-    hparams = {**job.ppo.to_dict(), "seed": job.seed, "total_timesteps": job.total_timesteps}
     rollout = job.ppo.n_steps * job.ppo.n_envs
     planned = -(-job.total_timesteps // rollout) * rollout  # SB3 always completes the last rollout
+    hparams = {**job.ppo.to_dict(), "seed": job.seed, "total_timesteps": planned}  # what trains, not what was asked
     callbacks: list[Any] = [
         TradingMetricsCallback(hparams, hparam_metric_tags(validation is not None)),
         ProgressCallback(planned, job.progress),

@@ -29,6 +29,18 @@ from finrl.meta.features import FeatureSpec, build_features
 FEATURES_FILE = "features.csv"
 FEATURES_META_FILE = "features.json"
 
+
+def feature_code_digest() -> str:
+    """What computed the features: the feature module's source and stockstats' version. An upgrade that
+    changes an indicator's formula must not reuse features cached by the old code (a shared volume)."""
+    from importlib.metadata import version
+
+    import finrl.meta.features as features_module
+
+    digest = hashlib.sha256(Path(features_module.__file__).read_bytes())
+    digest.update(f"stockstats {version('stockstats')}".encode())
+    return digest.hexdigest()[:16]
+
 log = get_logger(__name__)
 
 
@@ -83,6 +95,7 @@ def write_feature_dataset(data: MarketData, features: pd.DataFrame, spec: Featur
             "index_name": features.index.name,
             "columns": [[str(name), str(dtype)] for name, dtype in features.dtypes.items()],  # in order
             "fingerprint": features_fingerprint(features),
+            "feature_code": feature_code_digest(),
         },
     )
     return path
@@ -98,9 +111,10 @@ def read_cached_features(data: MarketData, spec: FeatureSpec) -> pd.DataFrame | 
         if (
             meta.get("data", {}).get("fingerprint") != data.fingerprint
             or meta.get("feature_spec") != json.loads(json.dumps(spec.to_dict()))  # as JSON holds it
+            or meta.get("feature_code") != feature_code_digest()
             or not isinstance(meta.get("columns"), list)
         ):
-            return None  # other bars or another spec: computed again (and the cache rewritten)
+            return None  # other bars, another spec or other code: computed again (and the cache rewritten)
         features = pd.read_csv(csv_path, index_col="date", parse_dates=["date"])  # pandas reads floats exactly
         features.index = pd.DatetimeIndex(features.index, name=meta.get("index_name")).astype("datetime64[ns]")
         columns = [str(name) for name, _ in meta["columns"]]

@@ -236,6 +236,15 @@ def test_a_flag_is_named_only_for_the_value_it_gave(monkeypatch: pytest.MonkeyPa
     assert message == "--start 2020-01-01 is after SPY_END_DATE=2019-01-01 (--end)"  # the way to fix it, too
 
 
+def test_a_switch_is_named_as_it_is_typed() -> None:
+    """A boolean flag is --allow-short or --no-allow-short, never '--allow-short true'."""
+    flags = {"allow_short": "--allow-short/--no-allow-short", "weight_levels": "--weight-levels"}
+    typed_off = config_error(flag_names=flags, allow_short=False, action_space="target_weight", weight_levels="-1,0,1")
+    assert typed_off == "--weight-levels -1,0,1: negative levels need --allow-short"
+    unset = config_error(flag_names=flags, action_space="target_weight", weight_levels="-1,0,1")
+    assert unset == "--weight-levels -1,0,1: negative levels need SPY_ALLOW_SHORT=true (--allow-short)"
+
+
 def test_invalid_dotenv_value_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_env_file(tmp_path, monkeypatch, SPY_DATA_SOURCE="bogus")
     assert "SPY_DATA_SOURCE" in config_error()

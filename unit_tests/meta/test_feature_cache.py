@@ -60,6 +60,17 @@ def test_another_spec_computes_again(tmp_path: Path, computed: list[int]) -> Non
     assert len(computed) == 3  # the cache holds one spec: the last one computed
 
 
+def test_features_from_other_feature_code_are_computed_again(
+    tmp_path: Path, computed: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade that changes the feature code (or stockstats), a shared cache is not reused."""
+    request, cache = csv_request(tmp_path), tmp_path / "datasets"
+    load_feature_data(request, cache, SPEC)
+    monkeypatch.setattr(dataset, "feature_code_digest", lambda: "other-code")
+    load_feature_data(request, cache, SPEC)
+    assert len(computed) == 2
+
+
 def test_a_tampered_features_file_is_never_trusted(tmp_path: Path, computed: list[int]) -> None:
     request, cache = csv_request(tmp_path), tmp_path / "datasets"
     first = load_feature_data(request, cache, SPEC)

@@ -82,7 +82,7 @@ def root(
     log_level: Annotated[
         str | None,
         typer.Option(
-            help="Log level: DEBUG, INFO, WARNING or ERROR; DEBUG also shows third-party libraries' logs  "
+            help="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL; DEBUG also shows third-party libraries' logs  "
             "[env: SPY_LOG_LEVEL]",
             metavar="LEVEL",
         ),

@@ -377,7 +377,7 @@ def settings_command(
     """
     groups = (*flag_groups, LOG_FLAGS)  # every command takes the logging flags (entry modules have no root)
     flags = list({flag.field: flag for group in reversed(groups) for flag in reversed(group)}.values())[::-1]
-    names = {flag.field: flag.option_names()[0].split("/")[0] for flag in flags}  # errors name the flag typed
+    names = {flag.field: flag.option_names()[0] for flag in flags}  # errors name the flag typed (--on/--off: both)
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(func, include_extras=True)

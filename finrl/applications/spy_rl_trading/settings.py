@@ -635,7 +635,7 @@ def _one_line(exc: ValidationError, flags: dict[str, str] | None = None, given: 
             continue
         expected = _expected(field, error)
         shown = "" if field in SECRET_FIELDS or ", got " in expected else f", got {error.get('input')!r}"
-        name = flags[field] if field in flags and field in given else env_name(field)
+        name = flags[field].split("/")[0] if field in flags and field in given else env_name(field)
         found.append(f"{name}: {expected}{shown}")
     return "; ".join(found)
 
@@ -649,10 +649,13 @@ def _named_as_typed(message: str, flags: dict[str, str], given: set[str]) -> str
         return message
 
     def named(match: re.Match[str]) -> str:
-        field, value = names[match[1]], match[2] or ""
+        field, value = names[match[1]], (match[2] or "")[1:]
+        on, _, off = flags[field].partition("/")  # a switch: --allow-short/--no-allow-short
         if field in given:
-            return f"{flags[field]} {value[1:]}" if value else flags[field]
-        return f"{match[0]} ({flags[field]})"
+            if off and value.lower() in ("true", "false"):
+                return on if value.lower() == "true" else off
+            return f"{on} {value}" if value else on
+        return f"{match[0]} ({on if not off or value.lower() != 'false' else off})"
 
     pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
     return re.sub(rf"\b({pattern})(=[^\s:;()]*[^\s:;(),])?", named, message)  # a value may hold commas
