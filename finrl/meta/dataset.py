@@ -41,6 +41,7 @@ def feature_code_digest() -> str:
     digest.update(f"stockstats {version('stockstats')}".encode())
     return digest.hexdigest()[:16]
 
+
 log = get_logger(__name__)
 
 
