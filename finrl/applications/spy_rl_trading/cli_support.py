@@ -305,8 +305,8 @@ def format_help_text(command: Any, ctx: Any, formatter: Any) -> None:
     formatter.write("".join(f"{indent}{line}\n" if line else "\n" for line in lines[:-1]))
 
 
-class SpyRlCommand(TyperCommand):
-    """A command whose help lists each option in full with its help under it (see :func:`format_options`)."""
+class PlainHelpLayout:
+    """Help that lists each option in full with its help under it (see :func:`format_options`)."""
 
     def format_help_text(self, ctx: Any, formatter: Any) -> None:
         format_help_text(self, ctx, formatter)
@@ -318,17 +318,12 @@ class SpyRlCommand(TyperCommand):
         format_examples(self, ctx, formatter)
 
 
-class SpyRlSubGroup(TyperGroup):
-    """A command group (``data``, ``tune``, ``runs``) laid out as :class:`SpyRlCommand`."""
+class SpyRlCommand(PlainHelpLayout, TyperCommand):
+    """A command laid out by :class:`PlainHelpLayout`."""
 
-    def format_help_text(self, ctx: Any, formatter: Any) -> None:
-        format_help_text(self, ctx, formatter)
 
-    def format_options(self, ctx: Any, formatter: Any) -> None:
-        format_options(self, ctx, formatter)
-
-    def format_epilog(self, ctx: Any, formatter: Any) -> None:
-        format_examples(self, ctx, formatter)
+class SpyRlSubGroup(PlainHelpLayout, TyperGroup):
+    """A command group (``data``, ``tune``, ``runs``) laid out by :class:`PlainHelpLayout`."""
 
 
 def plain_help(app: typer.Typer) -> None:
