@@ -12,7 +12,9 @@
    callbacks), alternating, the fastest of ``--ppo-repeats`` runs each: frames per second of
    ``learn()``, their ratio (target >= 1.25x) and, from the same runs, where the time goes
    (benchmarks/breakdown.py; its timers cost well under 1% of a step).
-3. backtest: model load + a deterministic replay of agent and baselines over every day.
+3. backtest: model load + a deterministic replay of agent and baselines over every day, then the
+   report's files (write_report: equity.png, the plotly report.html, the quantstats tearsheet.html)
+   as a ratio to that replay.
 4. startup: wall time and peak RSS of ``spy-rl health``, ``version`` and ``--help`` in fresh
    interpreters, against importing the CLI with torch and stable-baselines3 (benchmarks/startup.py).
 
@@ -441,14 +443,18 @@ def bench_backtest(args: argparse.Namespace, data: Dataset, workdir: Path) -> li
     window = DateWindow(index[0].date(), index[-1].date())
     limits = data.settings.risk_limits()  # what `spy-rl backtest` applies by default
     timings: dict[bool, list[float]] = {False: [], True: []}
-    for _ in range(args.repeats):
+    report_parts: dict[str, list[float]] = {"equity.png": [], "report.html": [], "tearsheet.html": [], "all": []}
+    for repeat in range(args.repeats):
         for gated in (False, True):  # interleaved: the same machine state for both
             started = time.perf_counter()
             bundle = load_bundle("latest", models)
             rf = data.settings.risk_free_rate
-            run_backtest(bundle, data.features, window, rf, risk_limits=limits if gated else None)
+            result = run_backtest(bundle, data.features, window, rf, risk_limits=limits if gated else None)
             timings[gated].append(time.perf_counter() - started)
+        for part, seconds in time_report(result, workdir / f"report-{repeat}").items():
+            report_parts[part].append(seconds)
     best, gated_best = min(timings[False]), min(timings[True])
+    report = {part: min(seconds) for part, seconds in report_parts.items()}
     years = len(index) / 252
     low, high = BACKTEST_BUDGET_S
     return [
@@ -456,7 +462,42 @@ def bench_backtest(args: argparse.Namespace, data: Dataset, workdir: Path) -> li
         ("backtest wall incl. model load", f"{best:.2f} s (best of {args.repeats})"),
         ("backtest wall with risk limits", f"{gated_best:.2f} s: {gated_best / best:.2f}x unconstrained"),
         ("backtest wall / 5-10 min budget", f"{gated_best / low:.4f} / {gated_best / high:.4f}"),
+        ("report files (write_report)", f"{report['all']:.2f} s: {report['all'] / gated_best:.2f}x the backtest"),
+        *(
+            (f"  of which {part}", f"{report[part]:.2f} s ({report[part] / report['all']:.0%})")
+            for part in ("equity.png", "report.html", "tearsheet.html")
+        ),
     ]
+
+
+def time_report(result: Any, directory: Path) -> dict[str, float]:
+    """Seconds of ``write_report`` (every file of a backtest's folder) and of its three costly parts."""
+    from finrl.backtest import report
+
+    parts: dict[str, float] = {}
+
+    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                parts[name] = time.perf_counter() - started
+
+        return run
+
+    wrapped = {"equity_png": "equity.png", "report_page": "report.html", "write_tearsheet": "tearsheet.html"}
+    originals = {name: getattr(report, name) for name in wrapped}
+    try:
+        for name, part in wrapped.items():
+            setattr(report, name, timed(part, originals[name]))
+        started = time.perf_counter()
+        report.write_report(result, directory)
+        parts["all"] = time.perf_counter() - started
+    finally:
+        for name, function in originals.items():
+            setattr(report, name, function)
+    return parts
 
 
 # ---------------------------------------------------------------------------- entry point
