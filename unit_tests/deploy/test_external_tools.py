@@ -46,10 +46,24 @@ def test_kubernetes_validate_strict() -> None:
     check([tool("kubernetes-validate"), "--strict", "--quiet", *map(str, files)])
 
 
-def test_kubectl_kustomize_builds_valid_resources(tmp_path) -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
+@pytest.fixture
+def kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
         pytest.skip("kubectl is not installed (the kustomize build is checked where it is)")
+    return path
+
+
+def user_overlay(tmp_path: Path, base_dir: Path, component: str) -> Path:
+    """An overlay of the user's own: ``base_dir`` and one of its components (kustomize takes relative paths only)."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    base = os.path.relpath(base_dir, overlay)
+    (overlay / "kustomization.yaml").write_text(f"resources: [{base}]\ncomponents: [{base}/{component}]\n")
+    return overlay
+
+
+def test_kubectl_kustomize_builds_valid_resources(tmp_path, kubectl: str) -> None:
     built = check([kubectl, "kustomize", str(K8S_DIR)]).stdout
     out = tmp_path / "built.yaml"
     out.write_text(built)
@@ -61,10 +75,7 @@ def test_kubectl_kustomize_builds_valid_resources(tmp_path) -> None:
     check([tool("kubernetes-validate"), "--strict", "--quiet", str(out)])
 
 
-def test_kubectl_kustomize_builds_the_tune_stack(tmp_path) -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed (the kustomize build is checked where it is)")
+def test_kubectl_kustomize_builds_the_tune_stack(tmp_path, kubectl: str) -> None:
     built = check([kubectl, "kustomize", str(TUNE_DIR)]).stdout
     docs = [d for d in yaml.safe_load_all(built) if d]
     assert len(docs) == len(tune_resources())
@@ -74,15 +85,9 @@ def test_kubectl_kustomize_builds_the_tune_stack(tmp_path) -> None:
     check([tool("kubernetes-validate"), "--strict", "--quiet", str(tmp_path / "tune.yaml")])
 
 
-def test_kubectl_kustomize_external_db_component(tmp_path) -> None:
+def test_kubectl_kustomize_external_db_component(tmp_path, kubectl: str) -> None:
     """An overlay of the user's own, as the component's comment shows: no StatefulSet, the URL changed."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed (the kustomize build is checked where it is)")
-    overlay = tmp_path / "overlay"
-    overlay.mkdir()
-    base = os.path.relpath(TUNE_DIR, overlay)  # kustomize takes relative paths only
-    (overlay / "kustomization.yaml").write_text(f"resources: [{base}]\ncomponents: [{base}/external-db]\n")
+    overlay = user_overlay(tmp_path, TUNE_DIR, "external-db")
     built = check([kubectl, "kustomize", str(overlay)]).stdout
     docs = [d for d in yaml.safe_load_all(built) if d]
     kinds = sorted(d["kind"] for d in docs)
@@ -95,17 +100,11 @@ def test_kubectl_kustomize_external_db_component(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(components()))
-def test_kubectl_kustomize_every_component(tmp_path, name: str) -> None:
+def test_kubectl_kustomize_every_component(tmp_path, kubectl: str, name: str) -> None:
     """Each component in an overlay of the user's own (as its comment shows), and enabled in a copy of
     k8s/Kustomization (the commented switch): the same objects as the unit test's strategic merge,
     the images retagged as the base's `images:` says, valid for the API server."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed (the kustomize build is checked where it is)")
-    overlay = tmp_path / "overlay"
-    overlay.mkdir()
-    base = os.path.relpath(K8S_DIR, overlay)  # kustomize takes relative paths only
-    (overlay / "kustomization.yaml").write_text(f"resources: [{base}]\ncomponents: [{base}/components/{name}]\n")
+    overlay = user_overlay(tmp_path, K8S_DIR, f"components/{name}")
     switched = tmp_path / "k8s"
     shutil.copytree(K8S_DIR, switched)
     text = (switched / "Kustomization").read_text()
