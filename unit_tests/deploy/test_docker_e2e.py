@@ -165,13 +165,18 @@ print(json.dumps(out))
 """
 
 
-def engine_ready_for_builds() -> None:
-    """Skip without an engine (fail where FINRL_DOCKER_REQUIRED=1); fetch the CPU torch wheel for builds."""
+def require_engine() -> None:
+    """Skip without an engine; fail where FINRL_DOCKER_REQUIRED=1 (.ci/run started one)."""
     problem = _engine_problem()
     if problem:
         if os.environ.get("FINRL_DOCKER_REQUIRED") == "1":
             pytest.fail(f"FINRL_DOCKER_REQUIRED=1 but {problem}")
         pytest.skip(problem)
+
+
+def engine_ready_for_builds() -> None:
+    """An engine (see :func:`require_engine`) and the CPU torch wheel for builds."""
+    require_engine()
     if not os.environ.get("TORCH_INDEX_URL"):  # a no-op when the wheel is there already
         subprocess.run(["make", "wheelhouse", f"PYTHON={sys.executable}"], cwd=REPO_ROOT, check=True, timeout=900)
 
@@ -539,11 +544,7 @@ def _arm64_problem() -> tuple[str | None, str]:
 
 
 def test_arm64_inference_image_builds_and_runs_under_emulation() -> None:
-    problem = _engine_problem()
-    if problem:
-        if os.environ.get("FINRL_DOCKER_REQUIRED") == "1":
-            pytest.fail(f"FINRL_DOCKER_REQUIRED=1 but {problem}")
-        pytest.skip(problem)
+    require_engine()
     problem, base = _arm64_problem()
     if problem:
         pytest.skip(f"linux/arm64 not checked here: {problem}")
