@@ -34,6 +34,10 @@ METRIC_NAMES: tuple[str, ...] = (
     "alpha",
     "beta",
 )
+# the metrics that are fractions, shown as percentages (alpha: an annual excess return)
+PERCENT_METRICS = frozenset(
+    {"total_return", "annual_return", "annual_volatility", "max_drawdown", "win_rate", "exposure", "alpha"}
+)
 
 
 def daily_returns(nav: pd.Series) -> pd.Series:

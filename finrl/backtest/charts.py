@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from finrl.backtest.engine import AGENT, BacktestResult
-from finrl.backtest.tables import ROLLING_DAYS, agent_trades, exposure, rolling_risk
+from finrl.backtest.tables import ROLLING_DAYS, exposure, rolling_risk
 from finrl.performance import daily_returns, drawdown
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def _values(series: pd.Series, scale: float = 1.0) -> list[float | None]:
     return [None if not np.isfinite(v) else float(f"{v * scale:.6g}") for v in series.to_numpy(dtype=float)]
 
 
-def equity_figure(result: BacktestResult) -> Figure:
+def equity_figure(result: BacktestResult, trades: pd.DataFrame) -> Figure:
     """Equity of every strategy, the agent's position as a band, its fills as markers, drawdowns below.
 
     A button switches the equity axis between linear and log scale.
@@ -76,11 +76,10 @@ def equity_figure(result: BacktestResult) -> Figure:
             ),
             row=1, col=1,
         )  # fmt: skip
-    trades = agent_trades(result)
     for side, symbol, colour in (("buy", "triangle-up", "#1a9641"), ("sell", "triangle-down", "#d7191c")):
         fills = trades[trades["side"] == side]
         custom = [
-            [share_count(p), share_count(s), f"{f:,.2f}", f"{c:,.2f}", _pnl_text(r), _pnl_text(t)]
+            [share_count(p), share_count(s), f"{f:,.2f}", f"{c:,.2f}", dollars(r), dollars(t)]
             for p, s, f, c, r, t in zip(
                 fills["position_shares"], fills["shares"], fills["fill_price"], fills["costs"],
                 fills["realized_pnl"], fills["round_trip_pnl"], strict=True,
@@ -141,7 +140,8 @@ def share_count(value: float) -> str:
     return f"{value:,.4f}".rstrip("0")
 
 
-def _pnl_text(value: float) -> str:
+def dollars(value: float) -> str:
+    """-$75.57, not $-75.57; a dash for no value (a fill that realised nothing)."""
     if not np.isfinite(value):
         return "\N{EM DASH}"
     return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"

@@ -23,12 +23,11 @@ from finrl.backtest.tables import agent_trades
 from finrl.backtest.tearsheet import write_tearsheet
 from finrl.fileio import replace_directory
 from finrl.meta.env.execution import COST_COMPONENTS
-from finrl.performance import COST_METRICS
+from finrl.performance import COST_METRICS, PERCENT_METRICS
 from finrl.trade.risk import RiskOutcome
 
 ACTION_NAMES = {0: "sell", 1: "hold", 2: "buy"}
 REPORT_FILES = ("metrics.json", "nav.csv", "trades.csv", "equity.png", "report.html", "tearsheet.html")
-PERCENT_METRICS = {"total_return", "annual_return", "annual_volatility", "max_drawdown", "win_rate", "exposure"}
 
 
 def action_names(actions: pd.Series, action_space: str) -> pd.Series:
@@ -59,11 +58,12 @@ def nav_table(result: BacktestResult) -> pd.DataFrame:
     return table
 
 
-def trades_table(result: BacktestResult) -> pd.DataFrame:
+def trades_table(result: BacktestResult, trades: pd.DataFrame | None = None) -> pd.DataFrame:
+    """trades.csv: every fill with its costs and P&L (``trades``: :func:`agent_trades` of ``result``, if at hand)."""
     agent = result.ledgers[AGENT].frame
     delta = agent["shares"].diff()
     filled = agent[agent["fill_price"].notna()]
-    pnl = agent_trades(result).reindex(filled.index)
+    pnl = (agent_trades(result) if trades is None else trades).reindex(filled.index)
     return pd.DataFrame(
         {
             "side": np.where(delta[filled.index] > 0, "buy", "sell"),
@@ -94,22 +94,21 @@ def risk_sentence(risk: dict[str, Any]) -> str:
     )
 
 
-def report_html(result: BacktestResult) -> str:
-    return report_page(result, risk_sentence(result.meta()["risk"]))
-
-
 def write_report(result: BacktestResult, directory: Path) -> Path:
     """Write every artifact for ``result`` into ``directory`` (replaced whole, atomically)."""
     png = equity_png(result)
-    document = {**result.metrics, "meta": result.meta()}
+    meta = result.meta()
+    document = {**result.metrics, "meta": meta}
+    trades = agent_trades(result)  # trades.csv, the chart's markers and the trades section
 
     def fill(staging: Path) -> None:
         (staging / "metrics.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         nav_table(result).to_csv(staging / "nav.csv", index_label="date")  # shortest exact (round-trip) floats
-        trades_table(result).to_csv(staging / "trades.csv", index_label="date")
+        trades_table(result, trades).to_csv(staging / "trades.csv", index_label="date")
         (staging / "equity.png").write_bytes(png)
-        (staging / "report.html").write_text(report_html(result), encoding="utf-8")
-        tearsheet_html(result, staging / "tearsheet.html")
+        page = report_page(result, risk_sentence(meta["risk"]), trades)
+        (staging / "report.html").write_text(page, encoding="utf-8")
+        write_tearsheet(result, staging / "tearsheet.html")
 
     return replace_directory(directory, fill)
 
@@ -122,10 +121,6 @@ def _format(name: str, value: float) -> str:
     if name == "total_costs" or name in COST_METRICS:
         return f"{value:,.2f}"
     return f"{value:.3f}"
-
-
-def tearsheet_html(result: BacktestResult, path: Path) -> None:
-    write_tearsheet(result, path)
 
 
 def summary_rows(metrics: dict[str, dict[str, float]]) -> list[list[str]]:

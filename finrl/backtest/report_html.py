@@ -19,6 +19,7 @@ import pandas as pd
 
 from finrl.backtest.charts import (
     distribution_figure,
+    dollars,
     equity_figure,
     figure_html,
     label,
@@ -30,21 +31,17 @@ from finrl.backtest.engine import AGENT, BacktestResult
 from finrl.backtest.tables import (
     ROLLING_DAYS,
     WORST_DRAWDOWNS,
-    agent_trades,
     monthly_table,
     return_stats,
     worst_drawdowns,
     yearly_table,
 )
 from finrl.meta.env.execution import COST_COMPONENTS
-from finrl.performance import METRIC_NAMES
+from finrl.performance import COST_METRICS, METRIC_NAMES, PERCENT_METRICS
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 COMPARED = (AGENT, "buy_and_hold")
 COST_LABELS = {"sec_fee": "SEC fee", "taf": "FINRA TAF"}
-PERCENT_METRICS = {
-    "total_return", "annual_return", "annual_volatility", "max_drawdown", "win_rate", "exposure", "alpha"
-}  # fmt: skip
 
 
 def metric_label(name: str, risk_free_rate: float) -> str:
@@ -78,14 +75,9 @@ def format_metric(name: str, value: float) -> str:
         return f"{value * 100:,.2f}"
     if name == "n_trades":
         return f"{int(value):,d}"
-    if name == "total_costs" or name.startswith("costs_"):
+    if name == "total_costs" or name in COST_METRICS:
         return f"{value:,.2f}"
     return f"{value:,.3f}"
-
-
-def dollars(value: float) -> str:
-    """-$75.57, not $-75.57."""
-    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def _percent(value: float, digits: int = 2) -> str:
@@ -182,8 +174,8 @@ def distribution_stats_section(result: BacktestResult) -> str:
     return _table(["Daily returns", *(label(n) for n in COMPARED)], rows, "metrics")
 
 
-def trades_section(result: BacktestResult) -> str:
-    trades = agent_trades(result)
+def trades_section(trades: pd.DataFrame) -> str:
+    """The agent's fills (:func:`agent_trades`) as a table, with a round-trip summary."""
     if trades.empty:
         return "<p>The agent made no trade.</p>"
     closed = trades["round_trip_pnl"].dropna()
@@ -239,8 +231,8 @@ def header_section(result: BacktestResult, risk_sentence: str) -> str:
     return f'<table class="terms">{rows}</table><p>{html.escape(risk_sentence)}</p>{warnings}'
 
 
-def report_page(result: BacktestResult, risk_sentence: str) -> str:
-    """The whole page."""
+def report_page(result: BacktestResult, risk_sentence: str, trades: pd.DataFrame) -> str:
+    """The whole page; ``trades``: :func:`agent_trades` of ``result``."""
     name = html.escape(result.bundle.run_name)
     rolling = rolling_figure(result)
     rolling_html = (
@@ -251,14 +243,14 @@ def report_page(result: BacktestResult, risk_sentence: str) -> str:
     sections = [
         ("terms", "Terms of the run", header_section(result, risk_sentence)),
         ("metrics", "Metrics", metrics_section(result)),
-        ("equity", "Equity, position, trades and drawdown", figure_html(equity_figure(result), "equity-chart")),
+        ("equity", "Equity, position, trades and drawdown", figure_html(equity_figure(result, trades), "equity-chart")),
         ("rolling", f"Rolling {ROLLING_DAYS}-day Sharpe ratio and volatility", rolling_html),
         ("yearly", "Yearly returns", yearly_section(result)),
         ("monthly", "Monthly returns", monthly_section(result)),
         ("drawdowns", f"Worst {WORST_DRAWDOWNS} drawdowns", drawdown_section(result)),
         ("distribution", "Distribution of daily returns",
          figure_html(distribution_figure(result), "return-distribution") + distribution_stats_section(result)),
-        ("trades", "Trades (the agent's fills)", trades_section(result)),
+        ("trades", "Trades (the agent's fills)", trades_section(trades)),
     ]  # fmt: skip
     toc = " · ".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title, _ in sections)
     body = "\n".join(

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from finrl.backtest.engine import AGENT, BacktestResult
-from finrl.performance import TRADING_DAYS, daily_returns
+from finrl.performance import TRADING_DAYS, daily_returns, drawdown
 
 PRICE_COSTS = ("spread", "slippage", "impact")  # in the fill price; the other components are paid in cash
 ROLLING_DAYS = 126  # about six months of trading days
@@ -153,11 +153,10 @@ def worst_drawdowns(nav: pd.Series, top: int = WORST_DRAWDOWNS) -> pd.DataFrame:
     unrecovered drawdown said as such. (empyrical has no drawdown table.) Length counts trading days
     from the peak to the recovery, or to the window's last day when not recovered.
     """
-    values = nav.to_numpy(dtype=float)
-    peak_values = np.maximum.accumulate(values)
-    under = values < peak_values
+    below = drawdown(nav).to_numpy(dtype=float)
+    under = below < 0
     rows: list[dict[str, Any]] = []
-    i, n = 0, len(values)
+    i, n = 0, len(below)
     while i < n:
         if not under[i]:
             i += 1
@@ -166,14 +165,14 @@ def worst_drawdowns(nav: pd.Series, top: int = WORST_DRAWDOWNS) -> pd.DataFrame:
         end = i
         while end < n and under[end]:
             end += 1
-        trough = i + int(np.argmin(values[i:end]))
+        trough = i + int(np.argmin(below[i:end]))  # one peak for the whole span: the lowest NAV
         recovered = end < n
         rows.append(
             {
                 "peak": nav.index[start],
                 "trough": nav.index[trough],
                 "recovery": nav.index[end] if recovered else pd.NaT,
-                "depth": values[trough] / peak_values[trough] - 1.0,
+                "depth": below[trough],
                 "length_days": (end if recovered else n - 1) - start,
                 "recovered": recovered,
             }

@@ -392,7 +392,7 @@ def test_rerun_replaces_the_folder_whole(result: BacktestResult, tmp_path: Path)
 # ------------------------------------------------------------------ failures while writing
 
 
-@pytest.mark.parametrize("failing", ["equity_png", "report_html", "tearsheet_html"])
+@pytest.mark.parametrize("failing", ["equity_png", "report_page", "write_tearsheet"])
 def test_failure_keeps_the_previous_report(
     failing: str, result: BacktestResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -416,7 +416,7 @@ def test_failure_keeps_the_previous_report(
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["run"]
 
 
-@pytest.mark.parametrize("failing", ["equity_png", "report_html", "tearsheet_html"])
+@pytest.mark.parametrize("failing", ["equity_png", "report_page", "write_tearsheet"])
 def test_failure_without_a_previous_report_leaves_nothing_complete(
     failing: str, result: BacktestResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
