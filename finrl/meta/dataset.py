@@ -9,6 +9,7 @@ were not cached (a partial bar was dropped, a provider lagged) leave no features
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ FEATURES_FILE = "features.csv"
 FEATURES_META_FILE = "features.json"
 
 
+@functools.cache  # the code does not change while the process runs; each features load asks
 def feature_code_digest() -> str:
     """What computed the features: the feature module's source and stockstats' version. An upgrade that
     changes an indicator's formula must not reuse features cached by the old code (a shared volume)."""

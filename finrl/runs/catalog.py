@@ -183,10 +183,17 @@ def list_runs(models_dir: Path, results_dir: Path) -> Catalog:
     )
 
 
-def find_run(reference: str | Path, models_dir: Path, results_dir: Path) -> Run:
-    """One run by name, path or ``latest``; a missing one names the runs there (as ``--model`` does)."""
+def find_run(
+    reference: str | Path,
+    models_dir: Path,
+    results_dir: Path,
+    reports: Mapping[str, list[BacktestReport]] | None = None,
+) -> Run:
+    """One run by name, path or ``latest``; a missing one names the runs there (as ``--model`` does).
+
+    ``reports``: :func:`scan_reports` of ``results_dir`` when the caller has it (several runs, one scan)."""
     path = resolve_bundle(reference, models_dir)
-    run = read_run(path, scan_reports(results_dir))
+    run = read_run(path, scan_reports(results_dir) if reports is None else reports)
     if run.problem:
         raise BundleError(f"{path}: unreadable: {run.problem}")
     return run

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,10 +125,10 @@ def comparison_html(comparison: Comparison, folder: Path) -> str:
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    for run in comparison.backtested:
-        nav = _nav(_report(run))
-        figure.add_trace(go.Scatter(x=nav.index, y=nav[AGENT], mode="lines", name=run.name))
-    for label, series in _buy_and_hold_curves(comparison.backtested):
+    navs = {run.name: _nav(_report(run)) for run in comparison.backtested}  # each nav.csv read once
+    for name, nav in navs.items():
+        figure.add_trace(go.Scatter(x=nav.index, y=nav[AGENT], mode="lines", name=name))
+    for label, series in _buy_and_hold_curves(comparison.backtested, navs):
         figure.add_trace(go.Scatter(x=series.index, y=series, mode="lines", name=label, line={"dash": "dot"}))
     figure.update_layout(
         title="Equity on each run's latest test window (NAV / starting NAV)",
@@ -240,14 +240,15 @@ def _nav(report: BacktestReport) -> Any:
     return navs
 
 
-def _buy_and_hold_curves(runs: Sequence[Run]) -> list[tuple[str, Any]]:
-    """Buy-and-hold once per test window; once per run where the same window's curves differ (other costs)."""
+def _buy_and_hold_curves(runs: Sequence[Run], navs: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Buy-and-hold once per test window; once per run where the same window's curves differ (other costs).
+
+    ``navs``: each run's nav.csv as :func:`_nav` reads it."""
     import numpy as np
 
     by_window: dict[Span, list[tuple[str, Any]]] = {}
     for run in runs:
-        report = _report(run)
-        by_window.setdefault(report.test, []).append((run.name, _nav(report)[BUY_AND_HOLD]))
+        by_window.setdefault(_report(run).test, []).append((run.name, navs[run.name][BUY_AND_HOLD]))
     curves = []
     several = len(by_window) > 1
     for window, series in by_window.items():

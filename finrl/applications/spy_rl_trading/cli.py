@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from finrl.applications.spy_rl_trading.cli_support import error_line, format_examples, format_options, plain_help
+from finrl.applications.spy_rl_trading.cli_support import PlainHelpLayout, error_line, plain_help
 from finrl.applications.spy_rl_trading.commands import (
     backtest,
     data,
@@ -45,7 +45,7 @@ def _usage_errors() -> Iterator[None]:
         raise typer.Exit(exc.exit_code) from None
 
 
-class SpyRlGroup(TyperGroup):
+class SpyRlGroup(PlainHelpLayout, TyperGroup):
     """The root command: usage errors of it and of every subcommand end in one ``error:`` line."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
@@ -55,12 +55,6 @@ class SpyRlGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         with _usage_errors():
             return super().invoke(ctx)
-
-    def format_options(self, ctx: Any, formatter: Any) -> None:
-        format_options(self, ctx, formatter)
-
-    def format_epilog(self, ctx: Any, formatter: Any) -> None:
-        format_examples(self, ctx, formatter)
 
 
 app = typer.Typer(

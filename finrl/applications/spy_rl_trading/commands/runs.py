@@ -87,10 +87,11 @@ def compare_command(
 ) -> None:
     """Two or more runs side by side: a table of their setup and latest backtest (total return, Sharpe, max
     drawdown, against buy-and-hold), and an HTML page overlaying their equity curves (offline, one file)."""
-    from finrl.runs.catalog import find_run
+    from finrl.runs.catalog import find_run, scan_reports
     from finrl.runs.compare import compare_runs, default_output, write_comparison
 
-    runs = [find_run(name, settings.trained_models_dir, settings.results_dir) for name in names]
+    reports = scan_reports(settings.results_dir)  # once for every run named
+    runs = [find_run(name, settings.trained_models_dir, settings.results_dir, reports) for name in names]
     comparison = compare_runs(runs)
     target = output or default_output(settings.results_dir, [run.name for run in runs])
     print_comparison(comparison)
