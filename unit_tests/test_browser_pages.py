@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from finrl.applications.spy_rl_trading.cli import app
 from unit_tests.browser import Chromium, PageVisit, find_chromium
+from unit_tests.conftest import isolated_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,9 +57,11 @@ def backtested(tmp_path_factory: pytest.TempPathFactory, sample_bundles: dict[st
     for name, path in sample_bundles.items():
         shutil.copytree(path, models / name)
     folders = ["--models-dir", models, "--results-dir", root / "results", "--datasets-dir", root / "datasets"]
-    env = {"SPY_ENV_FILE": str(root / "absent.env"), "SPY_SECRETS_DIR": str(root / "absent-secrets")}
     result = CliRunner().invoke(
-        app, [str(a) for a in ["backtest", "--model", "r1", "--model", "r2", *folders]], env=env, catch_exceptions=False
+        app,
+        [str(a) for a in ["backtest", "--model", "r1", "--model", "r2", *folders]],
+        env=isolated_env(root),  # a module fixture runs before the per-test isolation
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output + result.stderr
     return {"root": root, "models": models, "results": root / "results", **{

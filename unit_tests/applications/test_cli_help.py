@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import typer
@@ -14,10 +13,10 @@ from typer.testing import CliRunner
 
 from finrl.applications.spy_rl_trading.cli import app
 from finrl.applications.spy_rl_trading.settings import Settings
+from unit_tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 runner = CliRunner()
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _commands(command: object, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from finrl.agents.bundle import MANIFEST_FILE, POLICY_FILE, load_bundle, point_latest, sha256_file
 from finrl.applications.spy_rl_trading.cli import app
 from unit_tests.applications.test_startup import TRAINING_ONLY, run_cli
+from unit_tests.conftest import isolated_env
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,7 @@ def catalog(sample_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFa
         ["backtest", "--model", "r1", "--test-start", "2018-06-01", *folders],
     ]  # fmt: skip
     for args in commands:
-        result = CliRunner().invoke(app, args)
+        result = CliRunner().invoke(app, args, env=isolated_env(root))  # before the per-test isolation
         assert result.exit_code == 0, result.output
     (models / "broken").mkdir()
     (models / "broken" / MANIFEST_FILE).write_text("{not json")
